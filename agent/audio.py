@@ -1,0 +1,99 @@
+"""Audio plumbing: PCM chunks, resampling and file I/O, all through PyAV (FFmpeg's swresample)."""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+PIPELINE_RATE = 16000  # what VAD and STT consume
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Mono int16 PCM at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+class StreamResampler:
+    """Resamples a stream of chunks, keeping filter state between them (no clicks at chunk edges)."""
+
+    def __init__(self, in_rate: int, out_rate: int, in_layout: str = "mono") -> None:
+        self.in_rate, self.out_rate, self.in_layout = in_rate, out_rate, in_layout
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Resample interleaved int16 ``samples``; returns what is ready (may be empty)."""
+        if self.in_rate == self.out_rate and self.in_layout == "mono":
+            return samples.astype(np.int16, copy=False)
+        channels = 2 if self.in_layout == "stereo" else 1
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1), format="s16", layout=self.in_layout
+        )
+        frame.sample_rate = self.in_rate
+        assert frame.samples * channels == samples.size
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames: list[av.AudioFrame]) -> np.ndarray:
+        if not frames:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([frame.to_ndarray().reshape(-1) for frame in frames])
+
+
+def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """Resample a whole mono int16 buffer."""
+    if in_rate == out_rate:
+        return samples
+    resampler = StreamResampler(in_rate, out_rate)
+    return np.concatenate([resampler.push(samples), resampler.flush()])
+
+
+def read_audio(path: str | Path, sample_rate: int = PIPELINE_RATE) -> np.ndarray:
+    """Decode any audio file FFmpeg reads into mono int16 at ``sample_rate``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+    parts: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            for frame in container.decode(audio=0):
+                parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise ValueError(f"cannot decode audio file {path}: {exc}") from exc
+    parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono int16 PCM as a WAV file."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+
+
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    return samples.astype(np.float32) / 32768.0
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """Loudness in dBFS; -inf-safe for silence."""
+    if samples.size == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(to_float32(samples) ** 2)))
+    return 20.0 * np.log10(max(rms, 1e-6))

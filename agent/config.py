@@ -1,0 +1,184 @@
+"""Tara's configuration: one validated tree loaded from YAML, overridable from the environment.
+
+A value in YAML is overridden by ``TARA_<SECTION>__<KEY>`` (for example ``TARA_LLM__MODEL=fast``).
+Every error names the offending key, so a bad value fails at start rather than mid-conversation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person who runs Tara."""
+
+
+def bundled_or_existing_path(value: str) -> str:
+    """Accept a bundled model name (``bundled:NAME``) or a path that exists."""
+    if value.startswith("bundled:"):
+        return value
+    path = Path(os.path.expanduser(value))
+    if not path.exists():
+        raise ValueError(f"path does not exist: {path}")
+    return str(path)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class VADConfig(Section):
+    backend: str = "silero"
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_silence_ms: int = Field(400, ge=50, le=5000)
+    speech_pad_ms: int = Field(100, ge=0, le=1000)
+    min_speech_ms: int = Field(150, ge=0, le=5000)
+
+
+class STTConfig(Section):
+    backend: str = "faster-whisper"
+    model: str = "bundled:whisper-base"
+    device: Device = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = Field(2, ge=1)
+    beam_size: int = Field(1, ge=1, le=10)
+    language: str | None = "en"
+    partial_interval_ms: int = Field(800, ge=100)
+    hotwords_from_kb: bool = True
+
+    _check_model = field_validator("model")(bundled_or_existing_path)
+
+
+class RAGConfig(Section):
+    backend: str = "llama-index-faiss"
+    kb_dir: str = str(PROJECT_ROOT / "knowledge_base")
+    embed_model: str = "bundled:all-minilm-l6-v2"
+    chunk_size: int = Field(160, ge=32, le=2048)
+    chunk_overlap: int = Field(20, ge=0, le=512)
+    top_k: int = Field(3, ge=1, le=20)
+    score_threshold: float = Field(0.3, ge=-1.0, le=1.0)
+    inline_max_tokens: int = Field(1500, ge=0)
+
+    _check_embed = field_validator("embed_model")(bundled_or_existing_path)
+
+    @field_validator("kb_dir")
+    @classmethod
+    def _absolute_kb_dir(cls, value: str) -> str:
+        """Relative folders are taken from the project root, wherever Tara is started."""
+        path = Path(os.path.expanduser(value))
+        return str(path if path.is_absolute() else PROJECT_ROOT / path)
+
+
+class LLMConfig(Section):
+    backend: str = "llama-cpp"
+    model: str = "bundled:qwen2.5-coder-0.5b"
+    n_ctx: int = Field(4096, ge=512)
+    threads: int = Field(2, ge=1)
+    prefix_contexts: int = Field(2, ge=1, le=8)  # llama.cpp contexts, one per cached system prompt
+    temperature: float = Field(0.2, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_tokens: int = Field(160, ge=1)
+    history_tokens: int = Field(1024, ge=0)
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: str = ""
+    model_name: str = "default"
+    system_prompt: str = (
+        "You are Tara, a friendly voice assistant. Your replies are spoken aloud, so answer in one to "
+        "three short sentences of plain text: no lists, no markdown, no emojis."
+    )
+
+    _check_model = field_validator("model")(bundled_or_existing_path)
+
+
+class TTSConfig(Section):
+    backend: str = "piper"
+    voice: str = "bundled:joe"
+
+    _check_voice = field_validator("voice")(bundled_or_existing_path)
+
+
+class EmotionConfig(Section):
+    preset: str = "neutral"
+
+
+class TaraConfig(BaseSettings):
+    """The whole configuration tree."""
+
+    model_config = SettingsConfigDict(env_prefix="TARA_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "tara")
+    server: ServerConfig = ServerConfig()
+    vad: VADConfig = VADConfig()
+    stt: STTConfig = STTConfig()
+    rag: RAGConfig = RAGConfig()
+    llm: LLMConfig = LLMConfig()
+    tts: TTSConfig = TTSConfig()
+    emotion: EmotionConfig = EmotionConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the YAML file, which arrives as init kwargs.
+        return env_settings, init_settings
+
+    @property
+    def data_path(self) -> Path:
+        path = Path(os.path.expanduser(self.data_dir))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _format_error(error: ValidationError, source: Path) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"  {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TaraConfig:
+    """Load ``path`` (default ``config/default.yaml``), apply env and keyword overrides, validate.
+
+    ``overrides`` are dotted keys, e.g. ``load_config(**{"rag.kb_dir": "docs"})``.
+    """
+    source = Path(path or os.environ.get("TARA_CONFIG") or DEFAULT_CONFIG)
+    try:
+        data = yaml.safe_load(source.read_text()) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {source}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {source} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {source} must hold a mapping at the top level")
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return TaraConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from exc

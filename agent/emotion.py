@@ -1,0 +1,81 @@
+"""Emotion: one settings object that steers both what the LLM says and how the TTS says it.
+
+Sliders run from 0 to 1 with 0.5 as neutral. Presets are named slider positions; moving a slider
+keeps the preset's name only while the values still match it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+
+class EmotionSettings(BaseModel):
+    preset: str = "neutral"
+    warmth: float = Field(0.5, ge=0.0, le=1.0)
+    energy: float = Field(0.5, ge=0.0, le=1.0)
+    rate: float = Field(0.5, ge=0.0, le=1.0)
+
+    @classmethod
+    def from_preset(cls, name: str) -> EmotionSettings:
+        if name not in PRESETS:
+            raise ValueError(f"unknown emotion preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return PRESETS[name].model_copy()
+
+    def with_sliders(self, **sliders: float) -> EmotionSettings:
+        """Return a copy with some sliders moved (validated)."""
+        values = self.model_dump() | sliders
+        values["preset"] = "custom"
+        updated = EmotionSettings(**values)
+        for name, preset in PRESETS.items():
+            if preset.sliders() == updated.sliders():
+                return preset.model_copy()
+        return updated
+
+    def sliders(self) -> tuple[float, float, float]:
+        return (self.warmth, self.energy, self.rate)
+
+    def style_instruction(self) -> str:
+        """A short style note for the LLM; empty when neutral, so neutral prompts stay minimal."""
+        traits: list[str] = []
+        if self.warmth >= 0.7:
+            traits.append("warm and caring")
+        elif self.warmth <= 0.3:
+            traits.append("matter-of-fact and serious")
+        if self.energy >= 0.8:
+            traits.append("excited and enthusiastic")
+        elif self.energy >= 0.65:
+            traits.append("upbeat and cheerful")
+        elif self.energy <= 0.3:
+            traits.append("calm and soothing")
+        if self.rate >= 0.7:
+            traits.append("brief")
+        return f"Speak in a tone that is {' and '.join(traits)}." if traits else ""
+
+    def piper(self) -> PiperStyle:
+        """Piper synthesis parameters (defaults at neutral: 1.0, 0.667, 0.8)."""
+        return PiperStyle(
+            length_scale=round(2 ** ((0.5 - self.rate) * 0.8), 3),  # 1.32 (slow) .. 0.76 (fast)
+            noise_scale=round(0.42 + 0.5 * self.energy, 3),  # flatter .. livelier intonation
+            noise_w_scale=round(0.5 + 0.6 * self.energy, 3),  # more even .. more varied timing
+            volume=round(min(1.0, 0.6 + 0.5 * self.energy), 3),
+        )
+
+
+@dataclass(frozen=True)
+class PiperStyle:
+    length_scale: float
+    noise_scale: float
+    noise_w_scale: float
+    volume: float
+
+
+PRESETS: dict[str, EmotionSettings] = {
+    "neutral": EmotionSettings(preset="neutral", warmth=0.5, energy=0.5, rate=0.5),
+    "calm": EmotionSettings(preset="calm", warmth=0.6, energy=0.2, rate=0.35),
+    "warm": EmotionSettings(preset="warm", warmth=0.9, energy=0.45, rate=0.45),
+    "cheerful": EmotionSettings(preset="cheerful", warmth=0.75, energy=0.7, rate=0.55),
+    "excited": EmotionSettings(preset="excited", warmth=0.7, energy=0.95, rate=0.7),
+    "serious": EmotionSettings(preset="serious", warmth=0.2, energy=0.4, rate=0.45),
+}

@@ -1,0 +1,41 @@
+"""Streaming chat LLMs: one small async interface, backends picked by ``llm.backend``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from agent.registry import Registry
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.2
+    top_p: float = 0.9
+    max_tokens: int = 160
+
+
+class LLM(ABC):
+    @abstractmethod
+    def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
+        """Yield text deltas. Closing the iterator (or cancelling its consumer) aborts generation."""
+
+    def count_tokens(self, text: str) -> int:
+        """Token estimate for the history budget; backends with a tokenizer count exactly."""
+        return len(text) // 4 + 1
+
+    async def warm_up(self, prefixes: list[list[ChatMessage]]) -> None:
+        """Process prompt prefixes ahead of the first turn (prefix caching); optional."""
+
+
+LLM_BACKENDS: Registry[LLM] = Registry(
+    "llm.backend",
+    {"llama-cpp": "agent.llm.llamacpp:LlamaCppLLM", "openai": "agent.llm.openai:OpenAICompatibleLLM"},
+)

@@ -1,0 +1,83 @@
+"""Building the LLM prompt so that llama.cpp's prefix cache hits as often as possible.
+
+Layout: ``[system prompt + knowledge] [history ...] [this question]``. The system part never changes
+between turns, and only the new question (plus a style note) is appended, so each turn's prompt
+processing covers a few dozen new tokens. A small knowledge base is placed whole in the system
+prompt (processed once, at warm-up); a large one contributes retrieved passages to the question.
+When nothing relevant is retrieved, a system prompt *without* documents is used, so the model
+cannot borrow facts from unrelated documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.config import LLMConfig, RAGConfig
+from agent.llm import ChatMessage
+from agent.rag import Document, Passage
+
+GROUNDED_RULES = (
+    "Answer the user's question using only the facts in the documents below. If they do not contain "
+    "the answer, say you don't know."
+)
+NO_CONTEXT_RULES = (
+    "You have no documents that cover this message. Small talk and greetings are fine. If the user asks "
+    "for facts, products, numbers or instructions, say plainly that you don't know that; never guess or "
+    "make up an answer."
+)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[ChatMessage]
+    grounded: bool
+
+
+class PromptBuilder:
+    def __init__(self, llm_config: LLMConfig, rag_config: RAGConfig, documents: list[Document],
+                 count_tokens: Callable[[str], int]) -> None:
+        self.llm_config, self.rag_config = llm_config, rag_config
+        self.count_tokens = count_tokens
+        knowledge = "\n\n".join(f"[{d.source}]\n{d.text}" for d in documents if d.text)
+        self.inline = bool(knowledge) and count_tokens(knowledge) <= rag_config.inline_max_tokens
+        base = llm_config.system_prompt
+        if self.inline:
+            self.grounded_system = f"{base}\n{GROUNDED_RULES}\n\nDocuments:\n{knowledge}"
+        else:
+            self.grounded_system = f"{base}\n{GROUNDED_RULES}"
+        self.no_context_system = f"{base}\n{NO_CONTEXT_RULES}"
+
+    def warm_up_prefixes(self) -> list[list[ChatMessage]]:
+        """The two stable prefixes, each with a throwaway question, to prime the cache at start."""
+        return [[ChatMessage("system", system), ChatMessage("user", "Hello.")]
+                for system in (self.grounded_system, self.no_context_system)]
+
+    def is_relevant(self, passages: list[Passage]) -> bool:
+        return bool(passages) and passages[0].score >= self.rag_config.score_threshold
+
+    def build(self, history: list[ChatMessage], question: str, passages: list[Passage], style: str) -> Prompt:
+        grounded = self.is_relevant(passages)
+        user = question
+        if grounded and not self.inline:
+            relevant = [p for p in passages if p.score >= self.rag_config.score_threshold]
+            context = "\n".join(f"[{p.source}] {p.text}" for p in relevant)
+            user = f"Documents:\n{context}\n\nQuestion: {question}"
+        if style:
+            user = f"{user}\n({style})"
+        system = self.grounded_system if grounded else self.no_context_system
+        return Prompt([ChatMessage("system", system), *self.trim(history), ChatMessage("user", user)], grounded)
+
+    def trim(self, history: list[ChatMessage]) -> list[ChatMessage]:
+        """Keep the most recent exchanges that fit the ``llm.history_tokens`` budget."""
+        kept: list[ChatMessage] = []
+        used = 0
+        for message in reversed(history):
+            used += self.count_tokens(message.content) + 4
+            if used > self.llm_config.history_tokens:
+                break
+            kept.append(message)
+        kept.reverse()
+        while kept and kept[0].role != "user":  # never start the history mid-exchange
+            kept.pop(0)
+        return kept

@@ -1,0 +1,94 @@
+"""llama-index + FAISS retriever, embedding with the packaged MiniLM model, fully offline.
+
+The index is persisted under the data dir, keyed by the knowledge-base folder, and rebuilt only when
+a document or an index setting changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from agent.assets import EMBED_MODELS, resolve_model
+from agent.config import RAGConfig
+from agent.rag import Document, Passage, Retriever
+from agent.rag.documents import fingerprint, kb_files, read_document
+
+log = logging.getLogger(__name__)
+MANIFEST = "tara-manifest.json"
+
+
+class LlamaIndexRetriever(Retriever):
+    def __init__(self, config: RAGConfig, data_dir: Path, kb_dir: Path | None = None, show_progress: bool = True) -> None:
+        from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+        self.config = config
+        self.kb_dir = Path(kb_dir or config.kb_dir).expanduser().resolve()
+        embed_path = resolve_model(config.embed_model, EMBED_MODELS, "rag.embed_model", data_dir)
+        self._embed = HuggingFaceEmbedding(model_name=str(embed_path), device="cpu")
+        key = hashlib.sha256(str(self.kb_dir).encode()).hexdigest()[:16]
+        self.index_dir = data_dir / "index" / key
+        self.documents: list[Document] = []
+        self.rebuilt = False
+        self._retriever = None
+        self.load_or_build(show_progress)
+
+    def _settings(self) -> str:
+        return json.dumps({"embed": self.config.embed_model, "chunk": self.config.chunk_size,
+                           "overlap": self.config.chunk_overlap, "version": 1})
+
+    def load_or_build(self, show_progress: bool = True) -> None:
+        """Load the persisted index, or (re)build it when the documents changed."""
+        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+        from llama_index.vector_stores.faiss import FaissVectorStore
+
+        files = kb_files(self.kb_dir)
+        self.documents = [read_document(path, self.kb_dir) for path in files]
+        print_ = fingerprint(files, self.kb_dir, self._settings())
+        manifest = self.index_dir / MANIFEST
+        if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") == print_:
+            store = FaissVectorStore.from_persist_dir(str(self.index_dir))
+            context = StorageContext.from_defaults(vector_store=store, persist_dir=str(self.index_dir))
+            index = load_index_from_storage(context, embed_model=self._embed)
+            self.rebuilt = False
+        else:
+            index = self._build(show_progress)
+            manifest.write_text(json.dumps({"fingerprint": print_, "kb_dir": str(self.kb_dir),
+                                            "documents": [d.source for d in self.documents]}))
+            self.rebuilt = True
+        self._retriever = index.as_retriever(similarity_top_k=self.config.top_k)
+
+    def _build(self, show_progress: bool):
+        import faiss
+        from llama_index.core import Document as LIDocument
+        from llama_index.core import StorageContext, VectorStoreIndex
+        from llama_index.core.node_parser import SentenceSplitter
+        from llama_index.vector_stores.faiss import FaissVectorStore
+
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        dimension = len(self._embed.get_text_embedding("dimension probe"))
+        store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(dimension))  # normalised vectors: IP = cosine
+        context = StorageContext.from_defaults(vector_store=store)
+        splitter = SentenceSplitter(chunk_size=self.config.chunk_size, chunk_overlap=self.config.chunk_overlap)
+        documents = [LIDocument(text=d.text, metadata={"source": d.source}) for d in self.documents if d.text]
+        index = VectorStoreIndex.from_documents(
+            documents, storage_context=context, embed_model=self._embed,
+            transformations=[splitter], show_progress=show_progress,
+        )
+        index.storage_context.persist(persist_dir=str(self.index_dir))
+        log.info("indexed %d documents from %s into %s", len(documents), self.kb_dir, self.index_dir)
+        return index
+
+    async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
+        return await asyncio.to_thread(self._retrieve, query, k)
+
+    def _retrieve(self, query: str, k: int | None) -> list[Passage]:
+        if not query.strip() or not self.documents:
+            return []
+        assert self._retriever is not None
+        nodes = self._retriever.retrieve(query)
+        passages = [Passage(n.node.get_content(), n.node.metadata.get("source", "?"), float(n.score or 0.0)) for n in nodes]
+        return passages[: k or self.config.top_k]

@@ -1,0 +1,339 @@
+"""One conversation: the turn engine between a microphone stream and a speaker.
+
+A ``Session`` owns everything of one peer: its VAD, the turn state machine
+(listening → thinking → speaking), the history, the emotion settings and every task it starts, so
+barge-in and close cancel everything in one place. Models are shared (``AgentStack``).
+
+Data path of one turn::
+
+    push_audio ─▶ VAD ──pause──▶ STT (speculative final, overlaps the end-of-turn silence)
+                    └──end────▶ retrieve ─▶ LLM deltas ─▶ SentenceChunker ─▶ TTS ─▶ AudioSink
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from agent.audio import PIPELINE_RATE, AudioChunk
+from agent.emotion import EmotionSettings
+from agent.events import (
+    AgentState,
+    AgentText,
+    AgentTurnDone,
+    ErrorEvent,
+    Event,
+    Sources,
+    StateChanged,
+    TurnMetrics,
+    UserSpeechStarted,
+    UserTranscript,
+)
+from agent.llm import ChatMessage, GenerationParams
+from agent.stack import AgentStack
+from agent.stt import Transcript
+from agent.text import SentenceChunker
+from agent.vad import VADEvent, VADKind
+
+log = logging.getLogger(__name__)
+PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
+
+
+class AudioSink(Protocol):
+    """Where agent speech goes: the WebRTC outbound track, or a buffer for files."""
+
+    def write(self, chunk: AudioChunk) -> None: ...
+
+    def clear(self) -> None:
+        """Drop everything queued and not yet played (barge-in)."""
+
+    async def drain(self) -> None:
+        """Return once everything written has been played."""
+
+
+class BufferSink:
+    """Collects agent audio in memory (files, tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[AudioChunk] = []
+        self.first_write: float | None = None
+
+    def write(self, chunk: AudioChunk) -> None:
+        if self.first_write is None:
+            self.first_write = time.perf_counter()
+        self.chunks.append(chunk)
+
+    def clear(self) -> None:
+        self.chunks.clear()
+
+    async def drain(self) -> None:
+        return None
+
+    def audio(self) -> AudioChunk | None:
+        if not self.chunks:
+            return None
+        return AudioChunk(np.concatenate([c.samples for c in self.chunks]), self.chunks[0].sample_rate)
+
+
+@dataclass
+class Utterance:
+    """The user's current utterance: its audio and the transcripts made of it."""
+
+    start_sample: int
+    pause_sample: int | None = None
+    paused_at: float | None = None
+    final_job: asyncio.Task[Transcript] | None = None
+    final_job_end: int | None = None
+    partial_job: asyncio.Task[None] | None = None
+    partial_audio_seconds: float = 0.0
+
+
+@dataclass
+class TurnClock:
+    """Stage timestamps of one turn (perf_counter seconds)."""
+
+    speech_paused: float | None = None
+    speech_end: float = field(default_factory=time.perf_counter)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, stage: str, at: float | None = None) -> None:
+        self.marks.setdefault(stage, at if at is not None else time.perf_counter())
+
+    def report(self) -> dict[str, float]:
+        """Milliseconds from the end-of-turn decision; ``endpointing`` is pause → decision."""
+        stages = {name: round((at - self.speech_end) * 1000, 1) for name, at in self.marks.items()}
+        if self.speech_paused is not None:
+            stages["endpointing"] = round((self.speech_end - self.speech_paused) * 1000, 1)
+            if "first_audio" in self.marks:
+                stages["voice_to_first_audio"] = round((self.marks["first_audio"] - self.speech_paused) * 1000, 1)
+        return stages
+
+
+EventHandler = Callable[[Event], Awaitable[None] | None]
+
+
+class Session:
+    def __init__(self, stack: AgentStack, sink: AudioSink, emotion: EmotionSettings | None = None) -> None:
+        self.stack = stack
+        self.config = stack.config
+        self.sink = sink
+        self.emotion = emotion or EmotionSettings.from_preset(self.config.emotion.preset)
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.history: list[ChatMessage] = []
+        self.state = AgentState.LISTENING
+        self._vad = stack.new_vad()
+        self._audio = np.zeros(0, dtype=np.int16)  # audio since ``_audio_offset`` (stream samples)
+        self._audio_offset = 0
+        self._utterance: Utterance | None = None
+        self._turn_id = 0
+        self._turn: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ inputs
+
+    def push_audio(self, pcm16k: np.ndarray) -> None:
+        """Feed mono int16 microphone audio at 16 kHz, in chunks of any size."""
+        if self._closed:
+            return
+        self._audio = np.concatenate([self._audio, pcm16k.astype(np.int16, copy=False)])
+        for event in self._vad.feed(pcm16k):
+            self._on_vad(event)
+        if self._utterance is None:  # keep only a short pre-roll while nobody speaks
+            keep = PIPELINE_RATE
+            if len(self._audio) > 2 * keep:
+                self._audio_offset += len(self._audio) - keep
+                self._audio = self._audio[-keep:]
+
+    def say_text(self, text: str) -> None:
+        """A typed message, answered by voice like a spoken one."""
+        text = text.strip()
+        if not text:
+            self._emit(ErrorEvent("empty text message", stage="input"))
+            return
+        self._turn_id += 1
+        self._emit(UserTranscript(text, final=True, turn_id=self._turn_id))
+        self._start_turn(text, TurnClock())
+
+    def interrupt(self) -> bool:
+        """Barge-in: stop generating and speaking at once. Returns whether anything was stopped."""
+        active = self._turn is not None and not self._turn.done()
+        if active:
+            assert self._turn is not None
+            self._turn.cancel()
+        self.sink.clear()
+        return active
+
+    def set_emotion(self, emotion: EmotionSettings) -> None:
+        self.emotion = emotion
+
+    async def close(self) -> None:
+        """Cancel every task this session started."""
+        self._closed = True
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.sink.clear()
+
+    # ------------------------------------------------------------------ VAD → STT
+
+    def _on_vad(self, event: VADEvent) -> None:
+        if event.kind is VADKind.START:
+            self._utterance = Utterance(start_sample=max(event.sample, self._audio_offset))
+            self._emit(UserSpeechStarted())
+            if self.state is not AgentState.LISTENING:
+                self.interrupt()
+        utterance = self._utterance
+        if utterance is None:
+            return
+        if event.kind is VADKind.PAUSE:
+            utterance.pause_sample, utterance.paused_at = event.sample, time.perf_counter()
+            self._start_final_transcription(utterance, event.sample)
+        elif event.kind is VADKind.RESUME:
+            utterance.pause_sample = utterance.paused_at = None
+        elif event.kind is VADKind.END:
+            self._utterance = None
+            self._turn_id += 1
+            clock = TurnClock(speech_paused=utterance.paused_at)
+            self._spawn(self._finish_utterance(utterance, event.sample, clock, self._turn_id))
+        if event.kind in (VADKind.START, VADKind.RESUME):
+            self._maybe_partial(utterance)
+
+    def _clip(self, start: int, end: int) -> np.ndarray:
+        return self._audio[max(0, start - self._audio_offset) : max(0, end - self._audio_offset)].copy()
+
+    def _start_final_transcription(self, utterance: Utterance, end: int) -> None:
+        """Transcribe as soon as speech pauses, while the end-of-turn silence is still running."""
+        utterance.final_job = self._spawn(self.stack.stt.transcribe(self._clip(utterance.start_sample, end)))
+        utterance.final_job_end = end
+
+    def _maybe_partial(self, utterance: Utterance) -> None:
+        if utterance.partial_job is None or utterance.partial_job.done():
+            utterance.partial_job = self._spawn(self._partials(utterance))
+
+    async def _partials(self, utterance: Utterance) -> None:
+        """Partial transcripts while the user is still talking."""
+        interval = self.config.stt.partial_interval_ms / 1000
+        while self._utterance is utterance:
+            await asyncio.sleep(interval)
+            if self._utterance is not utterance or utterance.pause_sample is not None:
+                return
+            end = self._audio_offset + len(self._audio)
+            seconds = (end - utterance.start_sample) / PIPELINE_RATE
+            if seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO:
+                continue
+            utterance.partial_audio_seconds = seconds
+            transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+            if self._utterance is utterance and transcript.text:
+                self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
+
+    async def _finish_utterance(self, utterance: Utterance, end: int, clock: TurnClock, turn_id: int) -> None:
+        try:
+            if utterance.final_job is not None and utterance.final_job_end == end:
+                transcript = await utterance.final_job
+            else:
+                transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+        except Exception as exc:  # a failed transcription loses this utterance, not the session
+            log.exception("transcription failed")
+            self._emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))
+            return
+        clock.mark("transcript")
+        text = transcript.text.strip()
+        if not text:
+            return
+        self._emit(UserTranscript(text, final=True, turn_id=turn_id))
+        self._start_turn(text, clock, turn_id)
+
+    # ------------------------------------------------------------------ the agent's turn
+
+    def _start_turn(self, text: str, clock: TurnClock, turn_id: int | None = None) -> None:
+        previous = self._turn
+        self.interrupt()
+        self._turn = self._spawn(self._run_turn(turn_id or self._turn_id, text, clock, previous))
+
+    async def _run_turn(self, turn_id: int, question: str, clock: TurnClock, previous: asyncio.Task | None) -> None:
+        if previous is not None:  # let an interrupted turn record its history first
+            await asyncio.gather(previous, return_exceptions=True)
+        spoken: list[str] = []
+        interrupted = False
+        self._set_state(AgentState.THINKING)
+        try:
+            await self._respond(turn_id, question, clock, spoken)
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
+        except Exception as exc:
+            log.exception("turn %d failed", turn_id)
+            self._emit(ErrorEvent(f"the agent could not answer: {exc}", stage="turn"))
+        finally:
+            reply = " ".join(spoken)
+            self.history += [ChatMessage("user", question), ChatMessage("assistant", reply or "...")]
+            self._emit(AgentTurnDone(turn_id, reply, interrupted))
+            self._emit(TurnMetrics(turn_id, clock.report()))
+            self._set_state(AgentState.LISTENING)
+
+    async def _respond(self, turn_id: int, question: str, clock: TurnClock, spoken: list[str]) -> None:
+        stack = self.stack
+        passages = await stack.retriever.retrieve(question)
+        clock.mark("retrieval")
+        prompt = stack.prompts.build(self.history, question, passages, self.emotion.style_instruction())
+        self._emit(Sources(turn_id, [p.to_dict() for p in passages], prompt.grounded))
+
+        llm_config = self.config.llm
+        params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+
+        async def think() -> None:
+            chunker = SentenceChunker()
+            try:
+                async for delta in stack.llm.stream(prompt.messages, params):
+                    clock.mark("first_token")
+                    for piece in chunker.push(delta):
+                        clock.mark("first_sentence")
+                        sentences.put_nowait(piece)
+                for piece in chunker.flush():
+                    clock.mark("first_sentence")
+                    sentences.put_nowait(piece)
+            finally:
+                sentences.put_nowait(None)
+
+        async def speak() -> None:
+            emotion = self.emotion
+            while (piece := await sentences.get()) is not None:
+                announced = False
+                async for chunk in stack.tts.stream(piece, emotion):
+                    clock.mark("first_audio")
+                    if not announced:
+                        self._set_state(AgentState.SPEAKING)
+                        self._emit(AgentText(piece, turn_id))
+                        spoken.append(piece)
+                        announced = True
+                    self.sink.write(chunk)
+            await self.sink.drain()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(think())
+            group.create_task(speak())
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _set_state(self, state: AgentState) -> None:
+        if state is not self.state:
+            self.state = state
+            self._emit(StateChanged(state))
+
+    def _emit(self, event: Event) -> None:
+        self.events.put_nowait(event)
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,0 +1,66 @@
+"""The models a process loads once and every session shares."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from agent.config import TaraConfig
+from agent.llm import LLM, LLM_BACKENDS
+from agent.prompt import PromptBuilder
+from agent.rag import RETRIEVERS, Retriever
+from agent.rag.documents import vocabulary
+from agent.stt import STT, STT_BACKENDS
+from agent.tts import TTS, TTS_BACKENDS
+from agent.vad import VAD_BACKENDS, SileroVAD
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentStack:
+    config: TaraConfig
+    stt: STT
+    retriever: Retriever
+    llm: LLM
+    tts: TTS
+    prompts: PromptBuilder
+    load_seconds: dict[str, float] = field(default_factory=dict)
+
+    def new_vad(self) -> SileroVAD:
+        """VADs are per stream: Silero keeps recurrent state."""
+        return VAD_BACKENDS.create(self.config.vad.backend, self.config.vad)
+
+
+async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Console | None = None) -> AgentStack:
+    """Load every stage named by ``config``, index the knowledge base and warm the LLM's prompt cache."""
+    console = console or Console(stderr=True)
+    timings: dict[str, float] = {}
+    data_dir = config.data_path
+
+    def timed(label: str, build):
+        started = time.perf_counter()
+        with console.status(f"loading {label}..."):
+            value = build()
+        timings[label] = round(time.perf_counter() - started, 2)
+        console.log(f"{label} ready in {timings[label]:.1f}s")
+        return value
+
+    VAD_BACKENDS.resolve(config.vad.backend)  # fail at start on an unknown name
+    stt = timed("speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir))
+    retriever = timed("knowledge base", lambda: RETRIEVERS.create(config.rag.backend, config.rag, data_dir, kb_dir))
+    llm = timed("language model", lambda: LLM_BACKENDS.create(config.llm.backend, config.llm, data_dir))
+    tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir))
+    if config.stt.hotwords_from_kb:
+        stt.set_vocabulary(vocabulary(retriever.documents))
+    prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
+    started = time.perf_counter()
+    with console.status("warming up the language model (prompt cache)..."):
+        await llm.warm_up(prompts.warm_up_prefixes())
+    timings["warm-up"] = round(time.perf_counter() - started, 2)
+    console.log(f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})")
+    return AgentStack(config, stt, retriever, llm, tts, prompts, timings)

@@ -1,0 +1,29 @@
+"""Speech to text: one small async interface, backends picked by ``stt.backend``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.registry import Registry
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    audio_seconds: float
+    elapsed_seconds: float
+
+
+class STT(ABC):
+    @abstractmethod
+    async def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far)."""
+
+    def set_vocabulary(self, terms: list[str]) -> None:
+        """Bias recognition toward these terms (names, products); backends may ignore it."""
+
+
+STT_BACKENDS: Registry[STT] = Registry("stt.backend", {"faster-whisper": "agent.stt.whisper:FasterWhisperSTT"})

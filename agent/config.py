@@ -47,6 +47,7 @@ class VADConfig(Section):
     backend: str = "silero"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     min_silence_ms: int = Field(400, ge=50, le=5000)
+    pause_ms: int = Field(120, ge=32, le=5000)  # silence after which a transcript is started speculatively
     speech_pad_ms: int = Field(100, ge=0, le=1000)
     min_speech_ms: int = Field(150, ge=0, le=5000)
 

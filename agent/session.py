@@ -88,7 +88,7 @@ class Utterance:
     start_sample: int
     pause_sample: int | None = None
     paused_at: float | None = None
-    final_job: asyncio.Task[Transcript] | None = None
+    final_job: asyncio.Task[Transcript | None] | None = None
     final_job_end: int | None = None
     partial_job: asyncio.Task[None] | None = None
     partial_audio_seconds: float = 0.0
@@ -133,6 +133,7 @@ class Session:
         self._utterance: Utterance | None = None
         self._turn_id = 0
         self._turn: asyncio.Task[None] | None = None
+        self._stt_lock = asyncio.Lock()  # one transcription at a time per session
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
 
@@ -169,6 +170,11 @@ class Session:
             self._turn.cancel()
         self.sink.clear()
         return active
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is still in flight: a transcription, a turn, or speech being heard."""
+        return self._utterance is not None or any(not task.done() for task in self._tasks)
 
     def set_emotion(self, emotion: EmotionSettings) -> None:
         self.emotion = emotion
@@ -211,15 +217,21 @@ class Session:
 
     def _start_final_transcription(self, utterance: Utterance, end: int) -> None:
         """Transcribe as soon as speech pauses, while the end-of-turn silence is still running."""
-        utterance.final_job = self._spawn(self.stack.stt.transcribe(self._clip(utterance.start_sample, end)))
+        utterance.final_job = self._spawn(self._speculative_final(utterance, end))
         utterance.final_job_end = end
+
+    async def _speculative_final(self, utterance: Utterance, end: int) -> Transcript | None:
+        async with self._stt_lock:
+            if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
+                return None
+            return await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
 
     def _maybe_partial(self, utterance: Utterance) -> None:
         if utterance.partial_job is None or utterance.partial_job.done():
             utterance.partial_job = self._spawn(self._partials(utterance))
 
     async def _partials(self, utterance: Utterance) -> None:
-        """Partial transcripts while the user is still talking."""
+        """Partial transcripts while the user is still talking; never delays a final one."""
         interval = self.config.stt.partial_interval_ms / 1000
         while self._utterance is utterance:
             await asyncio.sleep(interval)
@@ -227,19 +239,22 @@ class Session:
                 return
             end = self._audio_offset + len(self._audio)
             seconds = (end - utterance.start_sample) / PIPELINE_RATE
-            if seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO:
+            if seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO or self._stt_lock.locked():
                 continue
             utterance.partial_audio_seconds = seconds
-            transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
-            if self._utterance is utterance and transcript.text:
+            async with self._stt_lock:
+                transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+            if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
 
     async def _finish_utterance(self, utterance: Utterance, end: int, clock: TurnClock, turn_id: int) -> None:
         try:
+            transcript = None
             if utterance.final_job is not None and utterance.final_job_end == end:
                 transcript = await utterance.final_job
-            else:
-                transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+            if transcript is None:
+                async with self._stt_lock:
+                    transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
             self._emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))

@@ -7,7 +7,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
+
+from agent.audio import PIPELINE_RATE
 
 from agent.config import TaraConfig
 from agent.llm import LLM, LLM_BACKENDS
@@ -59,7 +62,8 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         stt.set_vocabulary(vocabulary(retriever.documents))
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
     started = time.perf_counter()
-    with console.status("warming up the language model (prompt cache)..."):
+    with console.status("warming up (speech recognition, prompt cache)..."):
+        await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
         await llm.warm_up(prompts.warm_up_prefixes())
     timings["warm-up"] = round(time.perf_counter() - started, 2)
     console.log(f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})")

@@ -1,7 +1,7 @@
 """Voice activity detection: Silero (ONNX) turned into a streaming endpointer.
 
-Besides speech start and end, the endpointer reports a *pause* the moment speech stops and a *resume*
-if it comes back before ``min_silence_ms``. The session transcribes on the pause, so by the time the
+Besides speech start and end, the endpointer reports a *pause* once speech has stopped for
+``pause_ms`` and a *resume* if it comes back before ``min_silence_ms``. The session transcribes on the pause, so by the time the
 silence has lasted long enough to call the turn over, the transcript is usually ready.
 """
 
@@ -49,6 +49,7 @@ class SileroVAD:
         self._in_speech = False
         self._speech_run = 0
         self._silence_start: int | None = None
+        self._paused = False
         self.last_probability = 0.0
 
     def reset(self) -> None:
@@ -87,17 +88,21 @@ class SileroVAD:
                 return [VADEvent(VADKind.START, max(0, begin))]
             return []
         if prob >= cfg.threshold:
-            if self._silence_start is not None:
-                self._silence_start = None
-                return [VADEvent(VADKind.RESUME, start_of_window)]
-            return []
+            resumed = self._silence_start is not None and self._paused
+            self._silence_start, self._paused = None, False
+            return [VADEvent(VADKind.RESUME, start_of_window)] if resumed else []
         if prob < cfg.threshold - 0.15 and self._silence_start is None:
-            self._silence_start = start_of_window
-            return [VADEvent(VADKind.PAUSE, start_of_window + self._ms(cfg.speech_pad_ms))]
-        if self._silence_start is not None and self._position - self._silence_start >= self._ms(cfg.min_silence_ms):
-            end = self._silence_start + self._ms(cfg.speech_pad_ms)
+            self._silence_start, self._paused = start_of_window, False
+        if self._silence_start is None:
+            return []
+        silence = self._position - self._silence_start
+        end = self._silence_start + self._ms(cfg.speech_pad_ms)
+        if silence >= self._ms(cfg.min_silence_ms):
             self._in_speech, self._speech_run, self._silence_start = False, 0, None
             return [VADEvent(VADKind.END, end)]
+        if silence >= self._ms(cfg.pause_ms) and not self._paused:
+            self._paused = True
+            return [VADEvent(VADKind.PAUSE, end)]
         return []
 
 

@@ -37,17 +37,25 @@ def read_document(path: Path, kb_dir: Path) -> Document:
     return Document(source=str(path.relative_to(kb_dir)), text=text.strip())
 
 
-_TERM = re.compile(r"\b(?:[A-Z][a-zA-Z0-9-]+(?:\s+[A-Z][a-zA-Z0-9-]+)*|[A-Za-z]*\d[\w-]*)\b")
-_COMMON = {"The", "This", "That", "These", "Those", "It", "If", "In", "On", "For", "To", "A", "An", "And", "Or",
-           "You", "Your", "We", "Our", "Do", "Does", "Is", "Are", "When", "What", "How", "Why", "Yes", "No", "I"}
+_NAME = re.compile(r"[A-Z][\w-]*(?: [A-Z0-9][\w-]*)*")
+_ARTICLES = {"The", "A", "An", "Our", "Your", "This", "That"}
+_SENTENCE_START = re.compile(r"(?:^|[.!?:#\n]\s*|\A)$")
 
 
-def vocabulary(documents: list[Document], limit: int = 60) -> list[str]:
-    """Names, products and numbers from the documents, most frequent first (speech-recognition hints)."""
+def vocabulary(documents: list[Document], limit: int = 30) -> list[str]:
+    """Names from the documents, most frequent first: speech-recognition hints.
+
+    A name is a run of capitalised words (minus a leading article), or a single capitalised word
+    in mid-sentence; a sentence's first word alone says nothing.
+    """
     counts: Counter[str] = Counter()
     for document in documents:
-        for match in _TERM.finditer(document.text):
-            term = match.group(0)
-            if term not in _COMMON and len(term) > 1:
-                counts[term] += 1
+        for match in _NAME.finditer(document.text):
+            words = match.group(0).split(" ")
+            if words[0] in _ARTICLES:
+                words = words[1:]
+            before = document.text[max(0, match.start() - 3) : match.start()]
+            if not words or (len(words) == 1 and (_SENTENCE_START.search(before) or len(words[0]) < 3)):
+                continue
+            counts[" ".join(words)] += 1
     return [term for term, _ in counts.most_common(limit)]

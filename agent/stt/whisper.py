@@ -1,4 +1,10 @@
-"""faster-whisper (CTranslate2): the bundled multilingual base model on CPU, or any local CT2 dir."""
+"""faster-whisper (CTranslate2): the bundled multilingual base model on CPU, or any local CT2 dir.
+
+Whisper pads every input to a 30 s window, so a 3 s question costs as much as 30 s of audio. Short
+utterances are instead padded to a window just long enough (at least 10 s, which keeps Whisper's
+end-of-text behaviour intact) and decoded greedily in one CTranslate2 call: about 4x faster on CPU.
+Longer audio takes faster-whisper's regular path.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ from agent.config import ConfigError, STTConfig
 from agent.stt import STT, Transcript
 
 MAX_HOTWORDS_CHARS = 400  # whisper's prompt holds ~220 tokens; leave room for the audio's own text
+FRAMES_PER_SECOND = 100  # log-mel frames
+MIN_WINDOW_FRAMES = 1000  # 10 s
+TAIL_FRAMES = 200  # at least 2 s of padding after the speech
+FULL_WINDOW_FRAMES = 3000
 
 
 class FasterWhisperSTT(STT):
@@ -38,23 +48,51 @@ class FasterWhisperSTT(STT):
         self._hotwords: str | None = None
 
     def set_vocabulary(self, terms: list[str]) -> None:
+        # A sentence, not a bare list: a list makes Whisper transcribe short questions as more list items.
         text = ", ".join(terms)
-        self._hotwords = text[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0] if len(text) > MAX_HOTWORDS_CHARS else text or None
+        if len(text) > MAX_HOTWORDS_CHARS:
+            text = text[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0]
+        self._hotwords = f"The conversation mentions {text}." if text else None
 
     async def transcribe(self, audio: np.ndarray) -> Transcript:
         return await asyncio.to_thread(self._transcribe, audio)
 
     def _transcribe(self, audio: np.ndarray) -> Transcript:
         started = time.perf_counter()
+        samples = to_float32(audio)
         with self._lock:  # one decode at a time: the model already uses every core
-            segments, _info = self._model.transcribe(
-                to_float32(audio),
-                language=self.config.language,
-                beam_size=self.config.beam_size,
-                vad_filter=False,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-                hotwords=self._hotwords,
-            )
-            text = " ".join(segment.text.strip() for segment in segments).strip()
+            frames = len(samples) * FRAMES_PER_SECOND // PIPELINE_RATE
+            if self.config.language and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES:
+                text = self._decode_short(samples, frames)
+            else:
+                text = self._decode_long(samples)
         return Transcript(text, len(audio) / PIPELINE_RATE, time.perf_counter() - started)
+
+    def _decode_short(self, samples: np.ndarray, frames: int) -> str:
+        from faster_whisper.tokenizer import Tokenizer
+
+        window = max(MIN_WINDOW_FRAMES, frames + TAIL_FRAMES)
+        padded_audio = np.pad(samples, (0, window * PIPELINE_RATE // FRAMES_PER_SECOND - len(samples)))
+        features = self._model.feature_extractor(padded_audio)
+        features = features[:, : features.shape[1] - features.shape[1] % 2]  # the encoder halves the frames
+        tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
+                              task="transcribe", language=self.config.language)
+        prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=self._hotwords)
+        max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
+        result = self._model.model.generate(
+            self._model.encode(features), [prompt], beam_size=self.config.beam_size,
+            max_length=min(448, len(prompt) + max_new_tokens), suppress_blank=True,
+        )
+        return tokenizer.decode(result[0].sequences_ids[0]).strip()
+
+    def _decode_long(self, samples: np.ndarray) -> str:
+        segments, _info = self._model.transcribe(
+            samples,
+            language=self.config.language,
+            beam_size=self.config.beam_size,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            hotwords=self._hotwords,
+        )
+        return " ".join(segment.text.strip() for segment in segments).strip()

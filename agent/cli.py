@@ -1,0 +1,148 @@
+"""The ``tara`` command: index, say, chat, doctor and serve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default profile never reaches a model hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+from agent.config import ConfigError, TaraConfig, load_config  # noqa: E402
+
+console = Console(stderr=True)
+
+
+def _config(args: argparse.Namespace) -> TaraConfig:
+    overrides = {"rag.kb_dir": str(Path(args.kb).resolve())} if getattr(args, "kb", None) else {}
+    return load_config(args.config, **overrides)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from agent.rag import RETRIEVERS
+
+    config = _config(args)
+    started = time.perf_counter()
+    retriever = RETRIEVERS.create(config.rag.backend, config.rag, config.data_path)
+    state = "rebuilt" if retriever.rebuilt else "up to date"
+    console.print(f"index {state}: {len(retriever.documents)} documents from {retriever.kb_dir} "
+                  f"-> {retriever.index_dir} ({time.perf_counter() - started:.1f}s)")
+    for document in retriever.documents:
+        console.print(f"  {document.source}: {len(document.text)} characters")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from agent.audio import write_wav
+    from agent.emotion import EmotionSettings
+    from agent.tts import TTS_BACKENDS
+
+    config = _config(args)
+    emotion = EmotionSettings.from_preset(args.emotion)
+    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
+
+    async def speak() -> list:
+        return [chunk async for chunk in tts.stream(args.text, emotion)]
+
+    chunks = asyncio.run(speak())
+    samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, dtype=np.int16)
+    write_wav(args.output, samples, tts.sample_rate)
+    console.print(f"wrote {args.output}: {len(samples) / tts.sample_rate:.2f}s at {tts.sample_rate} Hz ({args.emotion})")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from agent.audio import read_audio, write_wav
+    from agent.emotion import EmotionSettings
+    from agent.filechat import converse
+    from agent.stack import load_stack
+
+    config = _config(args)
+    audio = read_audio(args.input)
+
+    async def run():
+        stack = await load_stack(config, console=console)
+        return await converse(stack, audio, realtime=args.realtime, emotion=EmotionSettings.from_preset(args.emotion))
+
+    turn = asyncio.run(run())
+    if args.output and turn.reply is not None:
+        write_wav(args.output, turn.reply.samples, turn.reply.sample_rate)
+    if args.json:
+        print(json.dumps(turn.to_json() | {"reply_wav": args.output}, indent=2))
+        return 0
+    console.print(f"[bold]you[/]: {turn.transcript}")
+    for source in turn.sources:
+        console.print(f"  source {source['source']} (score {source['score']:.2f})")
+    console.print(f"[bold]tara[/] ({'grounded' if turn.grounded else 'no context'}): {turn.answer}")
+    console.print("timings (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in turn.timings_ms.items()))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import run_doctor
+
+    return run_doctor(_config(args), console)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import serve
+
+    config = _config(args)
+    serve(config, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tara", description="Tara, a local real-time voice agent.")
+    parser.add_argument("--config", help="config YAML (default: config/default.yaml or $TARA_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="build or refresh the knowledge-base index")
+    index.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
+    index.set_defaults(run=cmd_index)
+
+    say = commands.add_parser("say", help="speak TEXT into a wav file")
+    say.add_argument("text")
+    say.add_argument("-o", "--output", required=True)
+    say.add_argument("--emotion", default="neutral")
+    say.set_defaults(run=cmd_say)
+
+    chat = commands.add_parser("chat", help="answer a spoken question from a file, end to end")
+    chat.add_argument("--in", dest="input", required=True, help="question audio (wav or anything FFmpeg reads)")
+    chat.add_argument("--out", dest="output", help="write the spoken reply here (wav)")
+    chat.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
+    chat.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    chat.add_argument("--emotion", default="neutral")
+    chat.add_argument("--realtime", action="store_true", help="feed the audio at live-microphone pace")
+    chat.set_defaults(run=cmd_chat)
+
+    doctor = commands.add_parser("doctor", help="check models, versions and devices")
+    doctor.set_defaults(run=cmd_doctor)
+
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
+    serve.set_defaults(run=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

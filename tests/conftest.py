@@ -1,0 +1,65 @@
+"""Shared fixtures: real models loaded once per test run, spoken test audio, and a network guard."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import socket
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.audio import read_audio
+from agent.config import TaraConfig, load_config
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_KB = FIXTURES / "kb"
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address) -> None:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if not (host.startswith("127.") or host in ("localhost", "::1")):
+            raise OSError(f"test blocked a network connection to {address!r}: Tara must work offline")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def offline() -> None:
+    """Any attempt to reach beyond loopback fails the test that made it."""
+    socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+def speak(text: str, path: Path, *, speed: int = 160, lead_silence: float = 0.5) -> np.ndarray:
+    """Synthesise ``text`` with espeak-ng; returns 16 kHz mono int16 with leading silence."""
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(path), text], check=True)
+    audio = read_audio(path)
+    return np.concatenate([np.zeros(int(lead_silence * 16000), dtype=np.int16), audio])
+
+
+@pytest.fixture(scope="session")
+def config() -> TaraConfig:
+    return load_config(**{"rag.kb_dir": str(TEST_KB)})
+
+
+@pytest.fixture(scope="session")
+async def stack(config: TaraConfig):
+    """Every real model, loaded once: Silero, whisper-base, MiniLM + FAISS, Qwen 0.5B, Piper."""
+    from agent.stack import load_stack
+
+    return await load_stack(config)
+
+
+@pytest.fixture
+def voice(tmp_path: Path):
+    """``voice("text")`` -> spoken audio (16 kHz int16)."""
+    counter = iter(range(1000))
+    return lambda text, **kw: speak(text, tmp_path / f"speech{next(counter)}.wav", **kw)

@@ -28,6 +28,20 @@ NO_CONTEXT_RULES = (
 )
 
 
+# Example exchanges after the system prompt (cached with it): small models follow shown behaviour
+# far better than described behaviour.
+NO_CONTEXT_EXAMPLES = (
+    ChatMessage("user", "What is the phone number of the post office?"),
+    ChatMessage("assistant", "Sorry, I don't know that. It isn't in my documents."),
+    ChatMessage("user", "Hi! How are you?"),
+    ChatMessage("assistant", "I'm great, thanks for asking! What can I do for you?"),
+    ChatMessage("user", "Who is the manager of the city museum?"),
+    ChatMessage("assistant", "Sorry, I don't know that. It isn't in my documents."),
+    ChatMessage("user", "How much does a bus ticket to the airport cost?"),
+    ChatMessage("assistant", "Sorry, I don't know that. It isn't in my documents."),
+)
+
+
 @dataclass(frozen=True)
 class Prompt:
     messages: list[ChatMessage]
@@ -50,8 +64,12 @@ class PromptBuilder:
 
     def warm_up_prefixes(self) -> list[list[ChatMessage]]:
         """The two stable prefixes, each with a throwaway question, to prime the cache at start."""
-        return [[ChatMessage("system", system), ChatMessage("user", "Hello.")]
-                for system in (self.grounded_system, self.no_context_system)]
+        return [[*self._prefix(grounded), ChatMessage("user", "Hello.")] for grounded in (True, False)]
+
+    def _prefix(self, grounded: bool) -> list[ChatMessage]:
+        if grounded:  # (examples here made small models refuse answerable questions)
+            return [ChatMessage("system", self.grounded_system)]
+        return [ChatMessage("system", self.no_context_system), *NO_CONTEXT_EXAMPLES]
 
     def is_relevant(self, passages: list[Passage]) -> bool:
         return bool(passages) and passages[0].score >= self.rag_config.score_threshold
@@ -65,8 +83,7 @@ class PromptBuilder:
             user = f"Documents:\n{context}\n\nQuestion: {question}"
         if style:
             user = f"{user}\n({style})"
-        system = self.grounded_system if grounded else self.no_context_system
-        return Prompt([ChatMessage("system", system), *self.trim(history), ChatMessage("user", user)], grounded)
+        return Prompt([*self._prefix(grounded), *self.trim(history), ChatMessage("user", user)], grounded)
 
     def trim(self, history: list[ChatMessage]) -> list[ChatMessage]:
         """Keep the most recent exchanges that fit the ``llm.history_tokens`` budget."""

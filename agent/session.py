@@ -208,7 +208,8 @@ class Session:
             self._utterance = None
             self._turn_id += 1
             clock = TurnClock(speech_paused=utterance.paused_at)
-            self._spawn(self._finish_utterance(utterance, event.sample, clock, self._turn_id))
+            audio = self._clip(utterance.start_sample, event.sample)
+            self._spawn(self._finish_utterance(utterance, event.sample, audio, clock, self._turn_id))
         if event.kind in (VADKind.START, VADKind.RESUME):
             self._maybe_partial(utterance)
 
@@ -217,14 +218,15 @@ class Session:
 
     def _start_final_transcription(self, utterance: Utterance, end: int) -> None:
         """Transcribe as soon as speech pauses, while the end-of-turn silence is still running."""
-        utterance.final_job = self._spawn(self._speculative_final(utterance, end))
+        audio = self._clip(utterance.start_sample, end)  # now: the buffer may be trimmed before the job runs
+        utterance.final_job = self._spawn(self._speculative_final(utterance, end, audio))
         utterance.final_job_end = end
 
-    async def _speculative_final(self, utterance: Utterance, end: int) -> Transcript | None:
+    async def _speculative_final(self, utterance: Utterance, end: int, audio: np.ndarray) -> Transcript | None:
         async with self._stt_lock:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
-            return await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+            return await self.stack.stt.transcribe(audio)
 
     def _maybe_partial(self, utterance: Utterance) -> None:
         if utterance.partial_job is None or utterance.partial_job.done():
@@ -247,14 +249,15 @@ class Session:
             if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
 
-    async def _finish_utterance(self, utterance: Utterance, end: int, clock: TurnClock, turn_id: int) -> None:
+    async def _finish_utterance(self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock,
+                                turn_id: int) -> None:
         try:
             transcript = None
             if utterance.final_job is not None and utterance.final_job_end == end:
                 transcript = await utterance.final_job
             if transcript is None:
                 async with self._stt_lock:
-                    transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+                    transcript = await self.stack.stt.transcribe(audio)
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
             self._emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))
@@ -286,13 +289,15 @@ class Session:
             raise
         except Exception as exc:
             log.exception("turn %d failed", turn_id)
+            while isinstance(exc, ExceptionGroup):  # report the stage's own error, not the TaskGroup's
+                exc = exc.exceptions[0]
             self._emit(ErrorEvent(f"the agent could not answer: {exc}", stage="turn"))
         finally:
             reply = " ".join(spoken)
             self.history += [ChatMessage("user", question), ChatMessage("assistant", reply or "...")]
             self._emit(AgentTurnDone(turn_id, reply, interrupted))
-            self._emit(TurnMetrics(turn_id, clock.report()))
             self._set_state(AgentState.LISTENING)
+            self._emit(TurnMetrics(turn_id, clock.report()))  # last event of a turn
 
     async def _respond(self, turn_id: int, question: str, clock: TurnClock, spoken: list[str]) -> None:
         stack = self.stack

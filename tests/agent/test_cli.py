@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+from agent.audio import read_audio, rms_dbfs
+
+
+def tara(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_say_writes_speech_and_emotion_changes_it(tmp_path):
+    neutral, calm = tmp_path / "neutral.wav", tmp_path / "calm.wav"
+    assert tara("say", "Good morning, how can I help?", "-o", str(neutral)).returncode == 0
+    assert tara("say", "Good morning, how can I help?", "-o", str(calm), "--emotion", "calm").returncode == 0
+    a, b = read_audio(neutral, 22050), read_audio(calm, 22050)
+    assert len(a) / 22050 > 1.0 and rms_dbfs(a) > -35
+    assert len(b) > len(a)  # calm speaks slower
+
+
+def test_index_reports_documents(tmp_path):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    (kb / "notes.md").write_text("The garden gate code is 4471.")
+    run = tara("index", "--kb", str(kb))
+    assert run.returncode == 0, run.stderr
+    assert "1 documents" in run.stderr and "notes.md" in run.stderr
+
+
+def test_doctor_lists_models_and_passes():
+    run = tara("doctor")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for key in ("stt.model", "llm.model", "tts.voice", "rag.embed_model", "llama-cpp-python"):
+        assert key in run.stderr
+
+
+def test_doctor_names_the_key_for_a_missing_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("TARA_LLM__MODEL", "bundled:no-such-model")
+    run = tara("doctor")
+    assert run.returncode == 1
+    assert "llm.model" in run.stderr and "no-such-model" in run.stderr

@@ -1,0 +1,116 @@
+import shutil
+
+import pytest
+
+from agent.config import RAGConfig
+from agent.prompt import PromptBuilder
+from agent.rag.documents import vocabulary
+from agent.rag.llamaindex import LlamaIndexRetriever
+from tests.conftest import TEST_KB
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF with one line of text, built by hand (no PDF writer in the dependencies)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+@pytest.fixture
+def kb(tmp_path):
+    folder = tmp_path / "kb"
+    shutil.copytree(TEST_KB, folder)
+    (folder / "parking.pdf").write_bytes(minimal_pdf("Visitors park for free in the Heron Hill car park behind the dome."))
+    return folder
+
+
+@pytest.fixture
+def retriever_for(config, tmp_path):
+    def make(kb_dir):
+        return LlamaIndexRetriever(config.rag, tmp_path / "data", kb_dir, show_progress=False)
+    return make
+
+
+async def test_retrieves_the_right_passage_with_source_and_score(kb, retriever_for):
+    retriever = retriever_for(kb)
+    assert {d.source for d in retriever.documents} == {"orchid-valley-observatory.md", "ferry-timetable.txt", "parking.pdf"}
+    passages = await retriever.retrieve("How much is a ticket for the ferry?")
+    assert passages[0].source == "ferry-timetable.txt" and "nine dollars" in passages[0].text
+    assert passages[0].score >= passages[-1].score
+    pdf = await retriever.retrieve("Where can visitors park their car?")
+    assert pdf[0].source == "parking.pdf"
+
+
+async def test_unrelated_questions_fall_below_the_threshold(kb, retriever_for, config):
+    retriever = retriever_for(kb)
+    related = await retriever.retrieve("What is the name of the observatory telescope?")
+    unrelated = await retriever.retrieve("What is the best recipe for lasagne?")
+    assert related[0].score >= config.rag.score_threshold > unrelated[0].score
+
+
+async def test_index_is_persisted_and_rebuilt_only_when_documents_change(kb, retriever_for):
+    first = retriever_for(kb)
+    assert first.rebuilt
+    assert not retriever_for(kb).rebuilt  # loaded from the data dir
+    (kb / "ferry-timetable.txt").write_text("The ferry was replaced by a bridge in 2024. Walking across takes an hour.")
+    changed = retriever_for(kb)
+    assert changed.rebuilt
+    passages = await changed.retrieve("How long does it take to walk across the bridge?")
+    assert "bridge" in passages[0].text
+
+
+def test_missing_folder_is_a_clear_error(config, tmp_path):
+    with pytest.raises(FileNotFoundError, match="knowledge-base folder not found"):
+        LlamaIndexRetriever(config.rag, tmp_path, tmp_path / "absent", show_progress=False)
+
+
+def test_vocabulary_finds_names():
+    from agent.rag import Document
+
+    terms = vocabulary([Document("a.md", "The Orchid Valley Observatory has Big Maple. Tickets are sold at Stardust Corner.")])
+    assert "Orchid Valley Observatory" in terms and "Big Maple" in terms and "Stardust Corner" in terms
+    assert "Tickets" not in terms
+
+
+def test_prompt_inlines_a_small_kb_and_switches_to_no_context(config):
+    from agent.llm import ChatMessage
+    from agent.rag import Document, Passage
+
+    docs = [Document("a.md", "The ferry costs nine dollars.")]
+    builder = PromptBuilder(config.llm, config.rag, docs, lambda text: len(text) // 4)
+    assert builder.inline and "nine dollars" in builder.grounded_system
+    good = [Passage("The ferry costs nine dollars.", "a.md", 0.8)]
+    grounded = builder.build([], "What does the ferry cost?", good, "")
+    assert grounded.grounded and grounded.messages[0].content == builder.grounded_system
+    weak = [Passage("The ferry costs nine dollars.", "a.md", 0.05)]
+    off_topic = builder.build([], "Tell me a recipe.", weak, "Speak in a calm tone.")
+    assert not off_topic.grounded and "nine dollars" not in off_topic.messages[0].content
+    assert off_topic.messages[-1].content.endswith("(Speak in a calm tone.)")
+    history = [ChatMessage("user", "x" * 4000), ChatMessage("assistant", "y" * 4000),
+               ChatMessage("user", "hi"), ChatMessage("assistant", "hello")]
+    assert builder.trim(history) == history[2:]  # the oldest exchange falls out of the token budget
+
+
+def test_prompt_puts_retrieved_passages_in_the_question_for_a_large_kb(config):
+    from agent.rag import Document, Passage
+
+    rag = RAGConfig(**(config.rag.model_dump() | {"inline_max_tokens": 10}))
+    builder = PromptBuilder(config.llm, rag, [Document("big.md", "word " * 500)], lambda text: len(text) // 4)
+    assert not builder.inline
+    prompt = builder.build([], "What does the ferry cost?", [Passage("Nine dollars.", "f.txt", 0.7)], "")
+    assert "Nine dollars." in prompt.messages[-1].content and "Nine dollars." not in prompt.messages[0].content

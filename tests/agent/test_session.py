@@ -1,0 +1,165 @@
+"""The turn engine with every real model: typed and spoken turns, barge-in, failures, loop health."""
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from agent.events import AgentState, AgentText, AgentTurnDone, ErrorEvent, StateChanged, TurnMetrics, UserTranscript
+from agent.session import BufferSink, Session
+
+
+class CountingSink(BufferSink):
+    """Remembers when each chunk arrived, to check that nothing plays after a barge-in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write_times: list[float] = []
+
+    def write(self, chunk) -> None:
+        self.write_times.append(time.perf_counter())
+        super().write(chunk)
+
+
+async def events_until(session: Session, kind: type, timeout: float = 60.0) -> list:
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await session.events.get()
+            seen.append(event)
+            if isinstance(event, kind):
+                return seen
+
+
+async def test_a_typed_turn_goes_through_every_stage(stack):
+    sink = BufferSink()
+    session = Session(stack, sink)
+    session.say_text("What is the name of the observatory's main telescope?")
+    events = await events_until(session, TurnMetrics)
+    states = [e.state for e in events if isinstance(e, StateChanged)]
+    assert states == [AgentState.THINKING, AgentState.SPEAKING, AgentState.LISTENING]
+    said = " ".join(e.text for e in events if isinstance(e, AgentText))
+    assert "Big Maple" in said
+    metrics = events[-1].stages
+    assert {"retrieval", "first_token", "first_sentence", "first_audio"} <= set(metrics)
+    assert metrics["retrieval"] <= metrics["first_token"] <= metrics["first_sentence"] <= metrics["first_audio"]
+    assert sink.audio() is not None and sink.audio().duration > 0.5
+    assert [m.role for m in session.history] == ["user", "assistant"]
+    await session.close()
+
+
+async def test_a_spoken_turn_gives_partial_and_final_transcripts(stack, voice):
+    session = Session(stack, BufferSink())
+    audio = voice("Hello Tara. I would like to know when the observatory opens for visitors, please.", speed=140)
+    audio = np.concatenate([audio, np.zeros(24000, dtype=np.int16)])
+    for offset in range(0, len(audio), 320):  # live pace: 20 ms frames
+        session.push_audio(audio[offset : offset + 320])
+        await asyncio.sleep(0.02)
+    events = await events_until(session, TurnMetrics)
+    transcripts = [e for e in events if isinstance(e, UserTranscript)]
+    assert any(not t.final for t in transcripts), "no partial transcript while the user spoke"
+    final = [t for t in transcripts if t.final]
+    assert len(final) == 1 and "observatory" in final[0].text.lower()
+    said = " ".join(e.text for e in events if isinstance(e, AgentText)).lower()
+    assert "friday" in said or "saturday" in said or "seven" in said or "7" in said
+    metrics = events[-1].stages
+    assert {"transcript", "endpointing", "voice_to_first_audio"} <= set(metrics)
+    await session.close()
+
+
+async def test_barge_in_stops_llm_and_tts_at_once_and_the_next_turn_works(stack):
+    sink = CountingSink()
+    session = Session(stack, sink)
+    session.say_text("Tell me everything about the observatory and the ferry, in as much detail as you can.")
+    async with asyncio.timeout(60):
+        while not sink.write_times:
+            await asyncio.sleep(0.01)
+    interrupted_at = time.perf_counter()
+    assert session.interrupt()
+    events = await events_until(session, AgentTurnDone)
+    assert events[-1].interrupted
+    await asyncio.sleep(1.0)  # anything still coming from LLM or TTS would arrive now
+    late = [t for t in sink.write_times if t > interrupted_at]
+    assert len(late) <= 1, f"{len(late)} audio chunks arrived after the barge-in"
+    assert not session.busy
+    session.say_text("How much does an adult ticket cost?")
+    events = await events_until(session, AgentTurnDone)
+    assert not events[-1].interrupted
+    assert "twelve" in events[-1].text.lower() or "12" in events[-1].text
+    assert session.history[-2].content == "How much does an adult ticket cost?"
+    await session.close()
+
+
+async def test_user_speech_while_the_agent_talks_interrupts_it(stack, voice):
+    session = Session(stack, BufferSink())
+    session.say_text("Tell me everything about the ferry, in great detail.")
+    events = await events_until(session, AgentText)
+    speech = voice("Wait, stop please.")
+    for offset in range(0, len(speech), 320):
+        session.push_audio(speech[offset : offset + 320])
+        await asyncio.sleep(0)
+    events = await events_until(session, AgentTurnDone)
+    assert events[-1].interrupted
+    await session.close()
+
+
+async def test_a_failing_stage_reports_an_error_and_the_session_lives_on(stack, monkeypatch):
+    session = Session(stack, BufferSink())
+
+    def broken_stream(text, emotion):
+        raise RuntimeError("voice model crashed")
+
+    monkeypatch.setattr(stack.tts, "stream", broken_stream)
+    session.say_text("What does a return ferry ticket cost?")
+    events = await events_until(session, TurnMetrics)
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert errors and "voice model crashed" in errors[0].message
+    assert session.state is AgentState.LISTENING
+    monkeypatch.undo()
+    session.say_text("What does a return ferry ticket cost?")
+    events = await events_until(session, AgentTurnDone)
+    assert "nine" in events[-1].text.lower() or "9" in events[-1].text
+    await session.close()
+
+
+async def test_the_event_loop_never_stalls_during_a_turn(stack, voice):
+    """A stalled loop means choppy audio for every peer: CPU-heavy stages must run off the loop."""
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        while not stop.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - before - 0.005)
+
+    probe_task = asyncio.create_task(probe())
+    session = Session(stack, BufferSink())
+    audio = np.concatenate([voice("How long does the ferry crossing take?"), np.zeros(16000, dtype=np.int16)])
+    for offset in range(0, len(audio), 320):
+        session.push_audio(audio[offset : offset + 320])
+        await asyncio.sleep(0.02)
+    await events_until(session, TurnMetrics)
+    stop.set()
+    await probe_task
+    await session.close()
+    assert len(lags) > 100
+    assert max(lags) < 0.05, f"event loop stalled for {max(lags) * 1000:.0f} ms"
+
+
+async def test_close_cancels_everything(stack):
+    session = Session(stack, BufferSink())
+    session.say_text("Tell me a long story about the ferry.")
+    await asyncio.sleep(0.3)
+    await session.close()
+    assert not session.busy
+    session.push_audio(np.zeros(320, dtype=np.int16))  # ignored after close, no error
+
+
+async def test_empty_text_is_an_error_event(stack):
+    session = Session(stack, BufferSink())
+    session.say_text("   ")
+    event = await asyncio.wait_for(session.events.get(), 1)
+    assert isinstance(event, ErrorEvent)
+    await session.close()

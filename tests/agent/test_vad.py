@@ -1,0 +1,55 @@
+import numpy as np
+
+from agent.config import VADConfig
+from agent.vad import WINDOW, SileroVAD, VADKind
+
+
+def feed_in_frames(vad: SileroVAD, audio: np.ndarray, frame: int = 320):
+    events = []
+    for offset in range(0, len(audio), frame):
+        events += vad.feed(audio[offset : offset + frame])
+    return events
+
+
+def test_speech_start_pause_and_end_are_found(voice):
+    speech = voice("The kettle holds one point seven litres of water.", lead_silence=1.0)
+    audio = np.concatenate([speech, np.zeros(16000, dtype=np.int16)])
+    vad = SileroVAD(VADConfig(min_silence_ms=400, pause_ms=120, speech_pad_ms=100))
+    events = feed_in_frames(vad, audio)
+    kinds = [e.kind for e in events]
+    assert kinds[0] is VADKind.START and kinds[-1] is VADKind.END
+    assert kinds.count(VADKind.START) == 1 and kinds.count(VADKind.END) == 1
+    start, end = events[0].sample, events[-1].sample
+    voiced = np.flatnonzero(np.abs(speech) > 500)
+    assert abs(start - voiced[0]) < 0.25 * 16000
+    assert abs(end - voiced[-1]) < 0.3 * 16000
+    pause = [e for e in events if e.kind is VADKind.PAUSE][-1]
+    assert pause.sample == end  # the final pause covers exactly the audio the turn ends with
+
+
+def test_silence_and_noise_blips_are_not_speech():
+    rng = np.random.default_rng(0)
+    vad = SileroVAD(VADConfig())
+    quiet = (rng.standard_normal(3 * 16000) * 30).astype(np.int16)
+    assert feed_in_frames(vad, quiet) == []
+    click = np.zeros(16000, dtype=np.int16)
+    click[8000:8080] = 20000
+    assert feed_in_frames(vad, click) == []
+
+
+def test_short_pause_inside_speech_resumes(voice):
+    first = voice("Tell me about the kettle.", lead_silence=0.5)
+    second = voice("And the library.", lead_silence=0.0)
+    gap = np.zeros(int(0.3 * 16000), dtype=np.int16)
+    audio = np.concatenate([first, gap, second, np.zeros(16000, dtype=np.int16)])
+    events = feed_in_frames(SileroVAD(VADConfig(min_silence_ms=600, pause_ms=120)), audio)
+    kinds = [e.kind for e in events]
+    assert kinds.count(VADKind.START) == 1 and kinds.count(VADKind.END) == 1
+    assert VADKind.RESUME in kinds
+
+
+def test_any_chunk_size_is_accepted(voice):
+    audio = np.concatenate([voice("Hello there, how are you?"), np.zeros(16000, dtype=np.int16)])
+    for frame in (100, WINDOW, 1234):
+        kinds = [e.kind for e in feed_in_frames(SileroVAD(VADConfig()), audio, frame)]
+        assert kinds[0] is VADKind.START and kinds[-1] is VADKind.END

@@ -294,7 +294,8 @@ class Session:
             self._emit(ErrorEvent(f"the agent could not answer: {exc}", stage="turn"))
         finally:
             reply = " ".join(spoken)
-            self.history += [ChatMessage("user", question), ChatMessage("assistant", reply or "...")]
+            if reply:  # the history holds what the user actually heard; an unheard turn leaves no trace
+                self.history += [ChatMessage("user", question), ChatMessage("assistant", reply)]
             self._emit(AgentTurnDone(turn_id, reply, interrupted))
             self._set_state(AgentState.LISTENING)
             self._emit(TurnMetrics(turn_id, clock.report()))  # last event of a turn

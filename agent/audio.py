@@ -35,12 +35,10 @@ class StreamResampler:
         """Resample interleaved int16 ``samples``; returns what is ready (may be empty)."""
         if self.in_rate == self.out_rate and self.in_layout == "mono":
             return samples.astype(np.int16, copy=False)
-        channels = 2 if self.in_layout == "stereo" else 1
         frame = av.AudioFrame.from_ndarray(
             np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1), format="s16", layout=self.in_layout
         )
         frame.sample_rate = self.in_rate
-        assert frame.samples * channels == samples.size
         return self._collect(self._resampler.resample(frame))
 
     def flush(self) -> np.ndarray:

@@ -37,6 +37,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                   f"-> {retriever.index_dir} ({time.perf_counter() - started:.1f}s)")
     for document in retriever.documents:
         console.print(f"  {document.source}: {len(document.text)} characters")
+    for problem in retriever.skipped:
+        console.print(f"  [yellow]skipped[/] {problem}")
     return 0
 
 

@@ -32,8 +32,9 @@ class LlamaIndexRetriever(Retriever):
         key = hashlib.sha256(str(self.kb_dir).encode()).hexdigest()[:16]
         self.index_dir = data_dir / "index" / key
         self.documents: list[Document] = []
+        self.skipped: list[str] = []
         self.rebuilt = False
-        self._retriever = None
+        self._index = None
         self.load_or_build(show_progress)
 
     def _settings(self) -> str:
@@ -42,24 +43,30 @@ class LlamaIndexRetriever(Retriever):
 
     def load_or_build(self, show_progress: bool = True) -> None:
         """Load the persisted index, or (re)build it when the documents changed."""
-        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+        from llama_index.core import StorageContext, load_index_from_storage
         from llama_index.vector_stores.faiss import FaissVectorStore
 
         files = kb_files(self.kb_dir)
-        self.documents = [read_document(path, self.kb_dir) for path in files]
-        print_ = fingerprint(files, self.kb_dir, self._settings())
+        self.documents, self.skipped = [], []
+        for path in files:
+            try:
+                self.documents.append(read_document(path, self.kb_dir))
+            except Exception as exc:  # one unreadable file must not take the knowledge base down
+                log.warning("skipping %s: %s", path, exc)
+                self.skipped.append(f"{path.name}: {exc}")
+        current = fingerprint(files, self.kb_dir, self._settings())
         manifest = self.index_dir / MANIFEST
-        if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") == print_:
+        if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") == current:
             store = FaissVectorStore.from_persist_dir(str(self.index_dir))
             context = StorageContext.from_defaults(vector_store=store, persist_dir=str(self.index_dir))
             index = load_index_from_storage(context, embed_model=self._embed)
             self.rebuilt = False
         else:
             index = self._build(show_progress)
-            manifest.write_text(json.dumps({"fingerprint": print_, "kb_dir": str(self.kb_dir),
+            manifest.write_text(json.dumps({"fingerprint": current, "kb_dir": str(self.kb_dir),
                                             "documents": [d.source for d in self.documents]}))
             self.rebuilt = True
-        self._retriever = index.as_retriever(similarity_top_k=self.config.top_k)
+        self._index = index if self.documents else None
 
     def _build(self, show_progress: bool):
         import faiss
@@ -83,12 +90,10 @@ class LlamaIndexRetriever(Retriever):
         return index
 
     async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
-        return await asyncio.to_thread(self._retrieve, query, k)
+        return await asyncio.to_thread(self._retrieve, query, k or self.config.top_k)
 
-    def _retrieve(self, query: str, k: int | None) -> list[Passage]:
-        if not query.strip() or not self.documents:
+    def _retrieve(self, query: str, k: int) -> list[Passage]:
+        if not query.strip() or self._index is None:
             return []
-        assert self._retriever is not None
-        nodes = self._retriever.retrieve(query)
-        passages = [Passage(n.node.get_content(), n.node.metadata.get("source", "?"), float(n.score or 0.0)) for n in nodes]
-        return passages[: k or self.config.top_k]
+        nodes = self._index.as_retriever(similarity_top_k=k).retrieve(query)
+        return [Passage(n.node.get_content(), n.node.metadata.get("source", "?"), float(n.score or 0.0)) for n in nodes]

@@ -74,6 +74,17 @@ async def test_index_is_persisted_and_rebuilt_only_when_documents_change(kb, ret
     assert "bridge" in passages[0].text
 
 
+async def test_broken_files_are_skipped_and_an_empty_folder_works(config, tmp_path, retriever_for):
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    assert await retriever_for(kb).retrieve("anything") == []
+    (kb / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (kb / "ok.txt").write_text("The boathouse opens at dawn.")
+    retriever = retriever_for(kb)
+    assert [d.source for d in retriever.documents] == ["ok.txt"] and "broken.pdf" in retriever.skipped[0]
+    assert (await retriever.retrieve("When does the boathouse open?"))[0].source == "ok.txt"
+
+
 def test_missing_folder_is_a_clear_error(config, tmp_path):
     with pytest.raises(FileNotFoundError, match="knowledge-base folder not found"):
         LlamaIndexRetriever(config.rag, tmp_path, tmp_path / "absent", show_progress=False)

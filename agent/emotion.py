@@ -56,9 +56,9 @@ class EmotionSettings(BaseModel):
     def piper(self) -> PiperStyle:
         """Piper synthesis parameters (defaults at neutral: 1.0, 0.667, 0.8)."""
         return PiperStyle(
-            length_scale=round(2 ** ((0.5 - self.rate) * 1.2), 3),  # 1.52 (slow) .. 0.66 (fast)
+            length_scale=round(2 ** ((0.5 - self.rate) * 1.6), 3),  # 1.74 (slow) .. 0.57 (fast)
             noise_scale=round(0.42 + 0.5 * self.energy, 3),  # flatter .. livelier intonation
-            noise_w_scale=round(0.5 + 0.6 * self.energy, 3),  # more even .. more varied timing
+            noise_w_scale=round(0.7 + 0.2 * self.energy, 3),  # timing variation; kept narrow, it is random
             volume=round(min(1.0, 0.6 + 0.5 * self.energy), 3),
         )
 
@@ -73,7 +73,7 @@ class PiperStyle:
 
 PRESETS: dict[str, EmotionSettings] = {
     "neutral": EmotionSettings(preset="neutral", warmth=0.5, energy=0.5, rate=0.5),
-    "calm": EmotionSettings(preset="calm", warmth=0.6, energy=0.2, rate=0.3),
+    "calm": EmotionSettings(preset="calm", warmth=0.6, energy=0.2, rate=0.25),
     "warm": EmotionSettings(preset="warm", warmth=0.9, energy=0.45, rate=0.45),
     "cheerful": EmotionSettings(preset="cheerful", warmth=0.75, energy=0.7, rate=0.55),
     "excited": EmotionSettings(preset="excited", warmth=0.7, energy=0.95, rate=0.75),

@@ -98,20 +98,21 @@ class Utterance:
 class TurnClock:
     """Stage timestamps of one turn (perf_counter seconds)."""
 
-    speech_paused: float | None = None
-    speech_end: float = field(default_factory=time.perf_counter)
+    speech_stopped: float | None = None  # when the user's voice actually stopped (spoken turns only)
+    speech_end: float = field(default_factory=time.perf_counter)  # when the turn was declared over
     marks: dict[str, float] = field(default_factory=dict)
 
     def mark(self, stage: str, at: float | None = None) -> None:
         self.marks.setdefault(stage, at if at is not None else time.perf_counter())
 
     def report(self) -> dict[str, float]:
-        """Milliseconds from the end-of-turn decision; ``endpointing`` is pause → decision."""
+        """Milliseconds from the end-of-turn decision; ``endpointing`` is the silence waited for it, and
+        ``voice_to_first_audio`` counts from the moment the user's voice stopped."""
         stages = {name: round((at - self.speech_end) * 1000, 1) for name, at in self.marks.items()}
-        if self.speech_paused is not None:
-            stages["endpointing"] = round((self.speech_end - self.speech_paused) * 1000, 1)
+        if self.speech_stopped is not None:
+            stages["endpointing"] = round((self.speech_end - self.speech_stopped) * 1000, 1)
             if "first_audio" in self.marks:
-                stages["voice_to_first_audio"] = round((self.marks["first_audio"] - self.speech_paused) * 1000, 1)
+                stages["voice_to_first_audio"] = round((self.marks["first_audio"] - self.speech_stopped) * 1000, 1)
         return stages
 
 
@@ -207,7 +208,9 @@ class Session:
         elif event.kind is VADKind.END:
             self._utterance = None
             self._turn_id += 1
-            clock = TurnClock(speech_paused=utterance.paused_at)
+            # the pause was reported pause_ms into the silence: count from where the voice stopped
+            stopped = utterance.paused_at and utterance.paused_at - self.config.vad.pause_ms / 1000
+            clock = TurnClock(speech_stopped=stopped)
             audio = self._clip(utterance.start_sample, event.sample)
             self._spawn(self._finish_utterance(utterance, event.sample, audio, clock, self._turn_id))
         if event.kind in (VADKind.START, VADKind.RESUME):

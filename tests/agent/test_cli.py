@@ -14,7 +14,7 @@ def test_say_writes_speech_and_emotion_changes_it(tmp_path):
     assert tara("say", "Good morning, how can I help?", "-o", str(calm), "--emotion", "calm").returncode == 0
     a, b = read_audio(neutral, 22050), read_audio(calm, 22050)
     assert len(a) / 22050 > 1.0 and rms_dbfs(a) > -35
-    assert len(b) > len(a)  # calm speaks slower
+    assert len(b) > len(a) * 1.1  # calm speaks slower
 
 
 def test_index_reports_documents(tmp_path):

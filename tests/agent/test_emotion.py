@@ -30,7 +30,7 @@ def test_sliders_are_monotonic_and_validated():
     assert slow.piper().length_scale > fast.piper().length_scale
     assert base.with_sliders(energy=0.0).piper().volume < base.with_sliders(energy=1.0).piper().volume <= 1.0
     assert slow.preset == "custom"
-    assert base.with_sliders(warmth=0.6, energy=0.2, rate=0.3).preset == "calm"
+    assert base.with_sliders(warmth=0.6, energy=0.2, rate=0.25).preset == "calm"
     with pytest.raises(ValueError):
         base.with_sliders(rate=1.5)
 

@@ -27,5 +27,5 @@ async def test_speaks_a_sentence(tts):
 async def test_emotion_changes_rate_and_energy(tts):
     text = "The library opens at nine in the morning on weekdays."
     calm, neutral, excited = [await synthesize(tts, text, p) for p in ("calm", "neutral", "excited")]
-    assert len(calm) > len(neutral) * 1.04 > len(excited) * 1.08  # slower .. faster
+    assert len(calm) > len(neutral) * 1.08 and len(neutral) > len(excited) * 1.1  # slower .. faster
     assert rms_dbfs(calm) < rms_dbfs(excited)

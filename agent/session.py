@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -116,7 +115,26 @@ class TurnClock:
         return stages
 
 
-EventHandler = Callable[[Event], Awaitable[None] | None]
+@dataclass
+class Turn:
+    """One reply of the agent: a single cancellable unit, from retrieval to the last audio chunk.
+
+    A turn may start *speculatively* on a pause in the user's speech, before the end-of-turn silence
+    has run out: it retrieves, thinks and synthesises, but nothing is heard or shown until it is
+    committed. If the user goes on talking it is cancelled without a trace.
+    """
+
+    id: int
+    question: str
+    clock: TurnClock
+    committed: asyncio.Event = field(default_factory=asyncio.Event)
+    speculative_end: int | None = None  # the pause (stream sample) a speculative turn answers
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.task is not None and not self.task.done()
+
 
 
 class Session:
@@ -133,7 +151,7 @@ class Session:
         self._audio_offset = 0
         self._utterance: Utterance | None = None
         self._turn_id = 0
-        self._turn: asyncio.Task[None] | None = None
+        self._turn: Turn | None = None
         self._stt_lock = asyncio.Lock()  # one transcription at a time per session
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
@@ -161,14 +179,14 @@ class Session:
             return
         self._turn_id += 1
         self._emit(UserTranscript(text, final=True, turn_id=self._turn_id))
-        self._start_turn(text, TurnClock())
+        self._start_turn(Turn(self._turn_id, text, TurnClock())).committed.set()
 
     def interrupt(self) -> bool:
         """Barge-in: stop generating and speaking at once. Returns whether anything was stopped."""
-        active = self._turn is not None and not self._turn.done()
+        active = self._turn is not None and self._turn.active
         if active:
-            assert self._turn is not None
-            self._turn.cancel()
+            assert self._turn is not None and self._turn.task is not None
+            self._turn.task.cancel()
         self.sink.clear()
         return active
 
@@ -205,14 +223,19 @@ class Session:
             self._start_final_transcription(utterance, event.sample)
         elif event.kind is VADKind.RESUME:
             utterance.pause_sample = utterance.paused_at = None
+            if self._speculating():
+                self.interrupt()  # the user went on: the speculative reply answered half a question
         elif event.kind is VADKind.END:
             self._utterance = None
             self._turn_id += 1
             # the pause was reported pause_ms into the silence: count from where the voice stopped
             stopped = utterance.paused_at and utterance.paused_at - self.config.vad.pause_ms / 1000
-            clock = TurnClock(speech_stopped=stopped)
-            audio = self._clip(utterance.start_sample, event.sample)
-            self._spawn(self._finish_utterance(utterance, event.sample, audio, clock, self._turn_id))
+            if self._speculating(event.sample):
+                self._commit(stopped)
+            else:
+                audio = self._clip(utterance.start_sample, event.sample)
+                clock = TurnClock(speech_stopped=stopped)
+                self._spawn(self._finish_utterance(utterance, event.sample, audio, clock, self._turn_id))
         if event.kind in (VADKind.START, VADKind.RESUME):
             self._maybe_partial(utterance)
 
@@ -229,7 +252,28 @@ class Session:
         async with self._stt_lock:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
-            return await self.stack.stt.transcribe(audio)
+            transcript = await self.stack.stt.transcribe(audio)
+        text = transcript.text.strip()
+        if text and self._utterance is utterance and utterance.pause_sample == end:
+            # still silent: start answering now, heard only once the silence confirms the turn is over
+            clock = TurnClock()
+            clock.mark("transcript")
+            self._start_turn(Turn(self._turn_id + 1, text, clock, speculative_end=end))
+        return transcript
+
+    def _speculating(self, end: int | None = None) -> bool:
+        """Whether a not-yet-committed speculative turn is running (for the pause at ``end``)."""
+        turn = self._turn
+        return (turn is not None and turn.active and not turn.committed.is_set()
+                and turn.speculative_end is not None and (end is None or turn.speculative_end == end))
+
+    def _commit(self, speech_stopped: float | None) -> None:
+        """The silence confirmed the speculative turn: let it be heard."""
+        turn = self._turn
+        assert turn is not None
+        turn.clock.speech_end, turn.clock.speech_stopped = time.perf_counter(), speech_stopped
+        self._emit(UserTranscript(turn.question, final=True, turn_id=turn.id))
+        turn.committed.set()
 
     def _maybe_partial(self, utterance: Utterance) -> None:
         if utterance.partial_job is None or utterance.partial_job.done():
@@ -270,45 +314,49 @@ class Session:
         if not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
-        self._start_turn(text, clock, turn_id)
+        self._start_turn(Turn(turn_id, text, clock)).committed.set()
 
     # ------------------------------------------------------------------ the agent's turn
 
-    def _start_turn(self, text: str, clock: TurnClock, turn_id: int | None = None) -> None:
+    def _start_turn(self, turn: Turn) -> Turn:
         previous = self._turn
         self.interrupt()
-        self._turn = self._spawn(self._run_turn(turn_id or self._turn_id, text, clock, previous))
+        self._turn = turn
+        turn.task = self._spawn(self._run_turn(turn, previous.task if previous else None))
+        return turn
 
-    async def _run_turn(self, turn_id: int, question: str, clock: TurnClock, previous: asyncio.Task | None) -> None:
+    async def _run_turn(self, turn: Turn, previous: asyncio.Task | None) -> None:
         if previous is not None:  # let an interrupted turn record its history first
             await asyncio.gather(previous, return_exceptions=True)
         spoken: list[str] = []
         interrupted = False
-        self._set_state(AgentState.THINKING)
         try:
-            await self._respond(turn_id, question, clock, spoken)
+            await self._respond(turn, spoken)
         except asyncio.CancelledError:
             interrupted = True
             raise
         except Exception as exc:
-            log.exception("turn %d failed", turn_id)
+            log.exception("turn %d failed", turn.id)
             while isinstance(exc, ExceptionGroup):  # report the stage's own error, not the TaskGroup's
                 exc = exc.exceptions[0]
+            await turn.committed.wait()  # a speculative turn reports only once it is real
             self._emit(ErrorEvent(f"the agent could not answer: {exc}", stage="turn"))
         finally:
-            reply = " ".join(spoken)
-            if reply:  # the history holds what the user actually heard; an unheard turn leaves no trace
-                self.history += [ChatMessage("user", question), ChatMessage("assistant", reply)]
-            self._emit(AgentTurnDone(turn_id, reply, interrupted))
-            self._set_state(AgentState.LISTENING)
-            self._emit(TurnMetrics(turn_id, clock.report()))  # last event of a turn
+            if turn.committed.is_set():  # an uncommitted speculative turn leaves no trace
+                reply = " ".join(spoken)
+                if reply:  # the history holds what the user actually heard
+                    self.history += [ChatMessage("user", turn.question), ChatMessage("assistant", reply)]
+                self._emit(AgentTurnDone(turn.id, reply, interrupted))
+                self._set_state(AgentState.LISTENING)
+                self._emit(TurnMetrics(turn.id, turn.clock.report()))  # last event of a turn
 
-    async def _respond(self, turn_id: int, question: str, clock: TurnClock, spoken: list[str]) -> None:
-        stack = self.stack
-        passages = await stack.retriever.retrieve(question)
+    async def _respond(self, turn: Turn, spoken: list[str]) -> None:
+        stack, clock = self.stack, turn.clock
+        if turn.committed.is_set():
+            self._set_state(AgentState.THINKING)
+        passages = await stack.retriever.retrieve(turn.question)
         clock.mark("retrieval")
-        prompt = stack.prompts.build(self.history, question, passages, self.emotion.style_instruction())
-        self._emit(Sources(turn_id, [p.to_dict() for p in passages], prompt.grounded))
+        prompt = stack.prompts.build(self.history, turn.question, passages, self.emotion.style_instruction())
 
         llm_config = self.config.llm
         params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
@@ -333,10 +381,11 @@ class Session:
             while (piece := await sentences.get()) is not None:
                 announced = False
                 async for chunk in stack.tts.stream(piece, emotion):
+                    await turn.committed.wait()  # a speculative turn stays silent until committed
                     clock.mark("first_audio")
                     if not announced:
                         self._set_state(AgentState.SPEAKING)
-                        self._emit(AgentText(piece, turn_id))
+                        self._emit(AgentText(piece, turn.id))
                         spoken.append(piece)
                         announced = True
                     self.sink.write(chunk)
@@ -345,6 +394,9 @@ class Session:
         async with asyncio.TaskGroup() as group:
             group.create_task(think())
             group.create_task(speak())
+            await turn.committed.wait()
+            self._set_state(AgentState.THINKING)
+            self._emit(Sources(turn.id, [p.to_dict() for p in passages], prompt.grounded))
 
     # ------------------------------------------------------------------ plumbing
 

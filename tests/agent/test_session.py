@@ -164,3 +164,33 @@ async def test_empty_text_is_an_error_event(stack):
     event = await asyncio.wait_for(session.events.get(), 1)
     assert isinstance(event, ErrorEvent)
     await session.close()
+
+
+async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack, voice):
+    """Speculation: the reply starts during the end-of-turn silence, but is heard only if the turn ends."""
+    from dataclasses import replace
+
+    patient = stack.config.model_copy(update={"vad": stack.config.vad.model_copy(update={"min_silence_ms": 1500})})
+    sink = CountingSink()
+    session = Session(replace(stack, config=patient), sink)
+    started = []
+    original = session._start_turn
+    session._start_turn = lambda turn: started.append(turn) or original(turn)
+    first = voice("Tell me about the ferry.")
+    second = voice("No wait, what is the observatory telescope called?", lead_silence=0.0)
+    gap = np.zeros(int(1.0 * 16000), dtype=np.int16)  # long enough to start a reply, short of ending the turn
+    audio = np.concatenate([first, gap, second, np.zeros(2 * 16000, dtype=np.int16)])
+    for offset in range(0, len(audio), 320):
+        session.push_audio(audio[offset : offset + 320])
+        await asyncio.sleep(0.02)
+    events = await events_until(session, TurnMetrics)
+    finals = [e for e in events if isinstance(e, UserTranscript) and e.final]
+    assert len(finals) == 1 and "ferry" in finals[0].text.lower() and "telescope" in finals[0].text.lower()
+    said = [e for e in events if isinstance(e, AgentText)]
+    assert events.index(finals[0]) < events.index(said[0]), "the agent spoke before the user had finished"
+    assert len([e for e in events if isinstance(e, AgentTurnDone)]) == 1
+    assert "big maple" in " ".join(e.text for e in said).lower()
+    dropped = [t for t in started if not t.committed.is_set()]
+    assert dropped and "ferry" in dropped[0].question.lower(), "no reply was started on the pause"
+    assert started[-1].committed.is_set() and started[-1].speculative_end is not None  # the answer was speculative too
+    await session.close()

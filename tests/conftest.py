@@ -38,6 +38,16 @@ def offline() -> None:
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
 
 
+def without_network(command: list[str]) -> list[str]:
+    """Run ``command`` in a fresh network namespace (loopback only) when this machine allows it."""
+    import shutil
+
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        return command
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh", *command]
+
+
 def speak(text: str, path: Path, *, speed: int = 160, lead_silence: float = 0.5) -> np.ndarray:
     """Synthesise ``text`` with espeak-ng; returns 16 kHz mono int16 with leading silence."""
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-w", str(path), text], check=True)

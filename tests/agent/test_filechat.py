@@ -9,7 +9,7 @@ import pytest
 
 from agent.audio import read_audio, resample
 from agent.filechat import NoSpeechError, converse
-from tests.conftest import TEST_KB, speak
+from tests.conftest import TEST_KB, speak, without_network
 
 DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|cannot|can't|unable|sorry|not (?:have|know))\b", re.I)
 
@@ -18,9 +18,9 @@ def test_tara_chat_json_answers_from_an_unseen_kb_and_speaks_the_answer(tmp_path
     question = tmp_path / "question.wav"
     reply = tmp_path / "reply.wav"
     speak("What is the name of the main telescope at the observatory?", question)
-    run = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "chat", "--in", str(question), "--out", str(reply),
-         "--kb", str(TEST_KB), "--json"],
+    run = subprocess.run(  # with no network at all: the default profile must not need one
+        without_network([sys.executable, "-m", "agent.cli", "chat", "--in", str(question), "--out", str(reply),
+                         "--kb", str(TEST_KB), "--json"]),
         capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]

@@ -1,31 +1,41 @@
-"""``tara serve`` (what ``make run`` starts) comes up offline, loads the models and answers."""
+"""``tara serve`` (what ``make run`` starts) comes up with no network, loads the models and answers."""
 
 import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
+
+from tests.conftest import without_network
+
+# Runs inside the (network-less) namespace: start the server, poll its health, report, stop it.
+PROBE = r"""
+import os, subprocess, sys, time, urllib.request
+port = sys.argv[1]
+server = subprocess.Popen([sys.executable, "-m", "server", "--port", port], stdout=subprocess.DEVNULL,
+                          stderr=open(os.environ["SERVE_LOG"], "w"))
+try:
+    for _ in range(360):
+        if server.poll() is not None:
+            sys.exit(f"server exited with {server.returncode}")
+        try:
+            print(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read().decode())
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        sys.exit("server did not answer within 180 s")
+finally:
+    server.terminate()
+    server.wait(15)
+"""
 
 
-def test_tara_serve_starts_and_answers_health(tmp_path):
+def test_tara_serve_starts_offline_and_answers_health(tmp_path):
+    log = tmp_path / "serve.log"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    log = (tmp_path / "serve.log").open("w+")
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TARA_SERVER__PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "-m", "server"], stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert process.poll() is None, f"server exited: {log.seek(0) or log.read()[-2000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
-                    assert b'"ok": true' in response.read()
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise AssertionError("server did not answer within 180 s")
-    finally:
-        process.terminate()
-        process.wait(15)
+    run = subprocess.run(without_network([sys.executable, "-c", PROBE, str(port)]), capture_output=True, text=True,
+                         timeout=240, env=os.environ | {"SERVE_LOG": str(log), "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr + log.read_text()[-2000:]
+    assert '"ok": true' in run.stdout

@@ -6,8 +6,11 @@ barge-in and close cancel everything in one place. Models are shared (``AgentSta
 
 Data path of one turn::
 
-    push_audio ─▶ VAD ──pause──▶ STT (speculative final, overlaps the end-of-turn silence)
-                    └──end────▶ retrieve ─▶ LLM deltas ─▶ SentenceChunker ─▶ TTS ─▶ AudioSink
+    push_audio ─▶ VAD ──pause──▶ STT ─▶ Turn: retrieve ─▶ LLM deltas ─▶ SentenceChunker ─▶ TTS ─┐
+                     ├──resume─▶ cancel the uncommitted Turn                                      │
+                     └──end────▶ commit the Turn: its held audio goes to the AudioSink ◀──────────┘
+
+Typed text starts a committed Turn directly.
 """
 
 from __future__ import annotations

@@ -125,3 +125,14 @@ def test_prompt_puts_retrieved_passages_in_the_question_for_a_large_kb(config):
     assert not builder.inline
     prompt = builder.build([], "What does the ferry cost?", [Passage("Nine dollars.", "f.txt", 0.7)], "")
     assert "Nine dollars." in prompt.messages[-1].content and "Nine dollars." not in prompt.messages[0].content
+
+
+async def test_the_shipped_knowledge_base_reads_every_format(tmp_path):
+    from agent.config import load_config
+
+    config = load_config()
+    retriever = LlamaIndexRetriever(config.rag, tmp_path, show_progress=False)
+    sources = {d.source for d in retriever.documents}
+    assert {"tara-privacy.pdf", "greenfield-library.txt", "brightline-kettle.md"} <= sources and not retriever.skipped
+    passages = await retriever.retrieve("Is my microphone audio saved to disk?")
+    assert passages[0].source == "tara-privacy.pdf"

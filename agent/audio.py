@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import wave
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,34 @@ class AudioChunk:
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
+
+
+class RollingAudio:
+    """A mono stream kept as the chunks it arrived in, addressed by absolute sample position.
+
+    Appending is O(1) on the audio path; only ``clip`` copies, and only what it returns.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self.start = 0  # stream position of the first kept sample
+        self.end = 0  # stream position after the last sample
+
+    def append(self, samples: np.ndarray) -> None:
+        self._chunks.append(samples)
+        self.end += len(samples)
+
+    def trim(self, keep: int) -> None:
+        """Forget whole chunks older than the last ``keep`` samples."""
+        while self._chunks and self.end - (self.start + len(self._chunks[0])) >= keep:
+            self.start += len(self._chunks.popleft())
+
+    def clip(self, begin: int, stop: int) -> np.ndarray:
+        """Samples ``[begin, stop)`` of the stream (clamped to what is kept)."""
+        if not self._chunks:
+            return np.zeros(0, dtype=np.int16)
+        joined = np.concatenate(self._chunks)
+        return joined[max(0, begin - self.start) : max(0, stop - self.start)].copy()
 
 
 class StreamResampler:

@@ -23,7 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
-from agent.audio import PIPELINE_RATE, AudioChunk
+from agent.audio import PIPELINE_RATE, AudioChunk, RollingAudio
 from agent.emotion import EmotionSettings
 from agent.events import (
     AgentState,
@@ -150,8 +150,7 @@ class Session:
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
         self._vad = stack.new_vad()
-        self._audio = np.zeros(0, dtype=np.int16)  # audio since ``_audio_offset`` (stream samples)
-        self._audio_offset = 0
+        self._audio = RollingAudio()  # the utterance being heard, or a short pre-roll
         self._utterance: Utterance | None = None
         self._turn_id = 0
         self._turn: Turn | None = None
@@ -165,14 +164,11 @@ class Session:
         """Feed mono int16 microphone audio at 16 kHz, in chunks of any size."""
         if self._closed:
             return
-        self._audio = np.concatenate([self._audio, pcm16k.astype(np.int16, copy=False)])
+        self._audio.append(np.array(pcm16k, dtype=np.int16))  # a copy: callers may reuse their buffer
         for event in self._vad.feed(pcm16k):
             self._on_vad(event)
         if self._utterance is None:  # keep only a short pre-roll while nobody speaks
-            keep = PIPELINE_RATE
-            if len(self._audio) > 2 * keep:
-                self._audio_offset += len(self._audio) - keep
-                self._audio = self._audio[-keep:]
+            self._audio.trim(PIPELINE_RATE)
 
     def say_text(self, text: str) -> None:
         """A typed message, answered by voice like a spoken one."""
@@ -214,7 +210,7 @@ class Session:
 
     def _on_vad(self, event: VADEvent) -> None:
         if event.kind is VADKind.START:
-            self._utterance = Utterance(start_sample=max(event.sample, self._audio_offset))
+            self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
             self._emit(UserSpeechStarted())
             if self.state is not AgentState.LISTENING:
                 self.interrupt()
@@ -236,18 +232,15 @@ class Session:
             if self._speculating(event.sample):
                 self._commit(stopped)
             else:
-                audio = self._clip(utterance.start_sample, event.sample)
+                audio = self._audio.clip(utterance.start_sample, event.sample)
                 clock = TurnClock(speech_stopped=stopped)
                 self._spawn(self._finish_utterance(utterance, event.sample, audio, clock, self._turn_id))
         if event.kind in (VADKind.START, VADKind.RESUME):
             self._maybe_partial(utterance)
 
-    def _clip(self, start: int, end: int) -> np.ndarray:
-        return self._audio[max(0, start - self._audio_offset) : max(0, end - self._audio_offset)].copy()
-
     def _start_final_transcription(self, utterance: Utterance, end: int) -> None:
         """Transcribe as soon as speech pauses, while the end-of-turn silence is still running."""
-        audio = self._clip(utterance.start_sample, end)  # now: the buffer may be trimmed before the job runs
+        audio = self._audio.clip(utterance.start_sample, end)  # now: the buffer may be trimmed before the job runs
         utterance.final_job = self._spawn(self._speculative_final(utterance, end, audio))
         utterance.final_job_end = end
 
@@ -289,13 +282,13 @@ class Session:
             await asyncio.sleep(interval)
             if self._utterance is not utterance or utterance.pause_sample is not None:
                 return
-            end = self._audio_offset + len(self._audio)
+            end = self._audio.end
             seconds = (end - utterance.start_sample) / PIPELINE_RATE
             if seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO or self._stt_lock.locked():
                 continue
             utterance.partial_audio_seconds = seconds
             async with self._stt_lock:
-                transcript = await self.stack.stt.transcribe(self._clip(utterance.start_sample, end))
+                transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end))
             if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
 

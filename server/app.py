@@ -33,13 +33,13 @@ async def health(request: web.Request) -> web.Response:
     })
 
 
-def create_app(config: TaraConfig, stack: AgentStack | None = None, load_models: bool = True) -> web.Application:
-    """Build the app. With ``load_models`` the models load at startup unless a ``stack`` is given."""
+def create_app(config: TaraConfig, stack: AgentStack | None = None) -> web.Application:
+    """Build the app; the models load at startup unless an already loaded ``stack`` is given."""
     app = web.Application(client_max_size=1 << 20)
     app[STARTED] = time.monotonic()
     if stack is not None:
         app[STACK] = stack
-    elif load_models:
+    else:
         async def load(app: web.Application) -> None:
             app[STACK] = await load_stack(config)
 

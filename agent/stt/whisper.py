@@ -29,13 +29,17 @@ FULL_WINDOW_FRAMES = 3000
 
 class FasterWhisperSTT(STT):
     def __init__(self, config: STTConfig, data_dir: Path) -> None:
+        import ctranslate2
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
 
         model_file = resolve_model(config.model, {"whisper-base": WHISPER_BASE}, "stt.model", data_dir)
         model_dir = model_file.parent if model_file.is_file() else model_file
         if not (model_dir / "model.bin").exists():
             raise ConfigError(f"stt.model: {model_dir} is not a CTranslate2 whisper directory (no model.bin)")
-        device = "cpu" if config.device == "auto" else config.device
+        device = config.device
+        if device == "auto":
+            device = "cuda" if ctranslate2.get_cuda_device_count() else "cpu"
         self.config = config
         self._model = WhisperModel(
             str(model_dir),
@@ -45,7 +49,9 @@ class FasterWhisperSTT(STT):
             local_files_only=True,
         )
         self._lock = threading.Lock()
-        self._hotwords: str | None = None
+        self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
+                                    task="transcribe", language=config.language) if config.language else None
+        self.set_vocabulary([])
 
     def set_vocabulary(self, terms: list[str]) -> None:
         # A sentence, not a bare list: a list makes Whisper transcribe short questions as more list items.
@@ -53,6 +59,8 @@ class FasterWhisperSTT(STT):
         if len(text) > MAX_HOTWORDS_CHARS:
             text = text[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0]
         self._hotwords = f"The conversation mentions {text}." if text else None
+        self._prompt = (self._model.get_prompt(self._tokenizer, [], without_timestamps=True, hotwords=self._hotwords)
+                        if self._tokenizer else [])
 
     async def transcribe(self, audio: np.ndarray) -> Transcript:
         return await asyncio.to_thread(self._transcribe, audio)
@@ -62,28 +70,24 @@ class FasterWhisperSTT(STT):
         samples = to_float32(audio)
         with self._lock:  # one decode at a time: the model already uses every core
             frames = len(samples) * FRAMES_PER_SECOND // PIPELINE_RATE
-            if self.config.language and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES:
+            if self._tokenizer is not None and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES:
                 text = self._decode_short(samples, frames)
             else:
                 text = self._decode_long(samples)
         return Transcript(text, len(audio) / PIPELINE_RATE, time.perf_counter() - started)
 
     def _decode_short(self, samples: np.ndarray, frames: int) -> str:
-        from faster_whisper.tokenizer import Tokenizer
-
         window = max(MIN_WINDOW_FRAMES, frames + TAIL_FRAMES)
         padded_audio = np.pad(samples, (0, window * PIPELINE_RATE // FRAMES_PER_SECOND - len(samples)))
         features = self._model.feature_extractor(padded_audio)
         features = features[:, : features.shape[1] - features.shape[1] % 2]  # the encoder halves the frames
-        tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
-                              task="transcribe", language=self.config.language)
-        prompt = self._model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=self._hotwords)
+        prompt = self._prompt
         max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
         result = self._model.model.generate(
             self._model.encode(features), [prompt], beam_size=self.config.beam_size,
             max_length=min(448, len(prompt) + max_new_tokens), suppress_blank=True,
         )
-        return tokenizer.decode(result[0].sequences_ids[0]).strip()
+        return self._tokenizer.decode(result[0].sequences_ids[0]).strip()
 
     def _decode_long(self, samples: np.ndarray) -> str:
         segments, _info = self._model.transcribe(

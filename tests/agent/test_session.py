@@ -194,3 +194,19 @@ async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack
     assert dropped and "ferry" in dropped[0].question.lower(), "no reply was started on the pause"
     assert started[-1].committed.is_set() and started[-1].speculative_end is not None  # the answer was speculative too
     await session.close()
+
+
+async def test_a_large_knowledge_base_answers_from_retrieved_passages(stack):
+    """Past ``rag.inline_max_tokens`` the documents leave the system prompt; passages join the question."""
+    from dataclasses import replace
+
+    from agent.prompt import PromptBuilder
+
+    rag = stack.config.rag.model_copy(update={"inline_max_tokens": 0})
+    prompts = PromptBuilder(stack.config.llm, rag, stack.retriever.documents, stack.llm.count_tokens)
+    assert not prompts.inline
+    session = Session(replace(stack, prompts=prompts), BufferSink())
+    session.say_text("How long does the ferry crossing take?")
+    events = await events_until(session, AgentTurnDone)
+    assert "forty" in events[-1].text.lower() or "40" in events[-1].text
+    await session.close()

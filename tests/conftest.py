@@ -42,10 +42,11 @@ def without_network(command: list[str]) -> list[str]:
     """Run ``command`` in a fresh network namespace (loopback only) when this machine allows it."""
     import shutil
 
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True) if shutil.which("unshare") else None
-    if probe is None or probe.returncode != 0:
+    if not (shutil.which("unshare") and shutil.which("ip")):
         return command
-    return ["unshare", "-n", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh", *command]
+    if subprocess.run(["unshare", "-n", "ip", "link", "set", "lo", "up"], capture_output=True).returncode != 0:
+        return command  # not allowed here (not root): the in-process socket guard still applies
+    return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
 
 
 def speak(text: str, path: Path, *, speed: int = 160, lead_silence: float = 0.5) -> np.ndarray:

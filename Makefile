@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python scripts/bench_file_latency.py
+	$(BIN)/python scripts/bench_file_latency.py --runs 10
 
 doctor: setup
 	$(BIN)/tara doctor

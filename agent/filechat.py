@@ -49,9 +49,9 @@ class FileTurn:
         }
 
 
-async def feed(session: Session, audio: np.ndarray, realtime: bool) -> None:
+async def feed(session: Session, audio: np.ndarray, realtime: bool, trailing_silence: float = TRAILING_SILENCE_S) -> None:
     """Push audio plus trailing silence in 20 ms frames, optionally paced to the wall clock."""
-    padded = np.concatenate([audio, np.zeros(int(TRAILING_SILENCE_S * PIPELINE_RATE), dtype=np.int16)])
+    padded = np.concatenate([audio, np.zeros(int(trailing_silence * PIPELINE_RATE), dtype=np.int16)])
     started = time.perf_counter()
     for index, offset in enumerate(range(0, len(padded), FRAME)):
         session.push_audio(padded[offset : offset + FRAME])

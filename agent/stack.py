@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,6 @@ import numpy as np
 from rich.console import Console
 
 from agent.audio import PIPELINE_RATE
-
 from agent.config import TaraConfig
 from agent.llm import LLM, LLM_BACKENDS
 from agent.prompt import PromptBuilder
@@ -20,8 +18,6 @@ from agent.rag.documents import vocabulary
 from agent.stt import STT, STT_BACKENDS
 from agent.tts import TTS, TTS_BACKENDS
 from agent.vad import VAD_BACKENDS, SileroVAD
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -38,6 +38,12 @@ def offline() -> None:
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def without_network(command: list[str]) -> list[str]:
     """Run ``command`` in a fresh network namespace (loopback only) when this machine allows it."""
     import shutil

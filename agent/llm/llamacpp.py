@@ -19,7 +19,6 @@ from agent.config import LLMConfig
 from agent.llm import LLM, ChatMessage, GenerationParams
 
 
-
 class LlamaCppLLM(LLM):
     def __init__(self, config: LLMConfig, data_dir: Path) -> None:
         from llama_cpp import Llama

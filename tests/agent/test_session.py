@@ -4,9 +4,9 @@ import asyncio
 import time
 
 import numpy as np
-import pytest
 
 from agent.events import AgentState, AgentText, AgentTurnDone, ErrorEvent, StateChanged, TurnMetrics, UserTranscript
+from agent.filechat import feed
 from agent.session import BufferSink, Session
 
 
@@ -52,10 +52,7 @@ async def test_a_typed_turn_goes_through_every_stage(stack):
 async def test_a_spoken_turn_gives_partial_and_final_transcripts(stack, voice):
     session = Session(stack, BufferSink())
     audio = voice("Hello Tara. I would like to know when the observatory opens for visitors, please.", speed=140)
-    audio = np.concatenate([audio, np.zeros(24000, dtype=np.int16)])
-    for offset in range(0, len(audio), 320):  # live pace: 20 ms frames
-        session.push_audio(audio[offset : offset + 320])
-        await asyncio.sleep(0.02)
+    await feed(session, audio, realtime=True)
     events = await events_until(session, TurnMetrics)
     transcripts = [e for e in events if isinstance(e, UserTranscript)]
     assert any(not t.final for t in transcripts), "no partial transcript while the user spoke"
@@ -95,10 +92,7 @@ async def test_user_speech_while_the_agent_talks_interrupts_it(stack, voice):
     session = Session(stack, BufferSink())
     session.say_text("Tell me everything about the ferry, in great detail.")
     events = await events_until(session, AgentText)
-    speech = voice("Wait, stop please.")
-    for offset in range(0, len(speech), 320):
-        session.push_audio(speech[offset : offset + 320])
-        await asyncio.sleep(0)
+    await feed(session, voice("Wait, stop please."), realtime=False, trailing_silence=0)
     events = await events_until(session, AgentTurnDone)
     assert events[-1].interrupted
     await session.close()
@@ -136,10 +130,7 @@ async def test_the_event_loop_never_stalls_during_a_turn(stack, voice):
 
     probe_task = asyncio.create_task(probe())
     session = Session(stack, BufferSink())
-    audio = np.concatenate([voice("How long does the ferry crossing take?"), np.zeros(16000, dtype=np.int16)])
-    for offset in range(0, len(audio), 320):
-        session.push_audio(audio[offset : offset + 320])
-        await asyncio.sleep(0.02)
+    await feed(session, voice("How long does the ferry crossing take?"), realtime=True, trailing_silence=1.0)
     await events_until(session, TurnMetrics)
     stop.set()
     await probe_task
@@ -179,10 +170,7 @@ async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack
     first = voice("Tell me about the ferry.")
     second = voice("No wait, what is the observatory telescope called?", lead_silence=0.0)
     gap = np.zeros(int(1.0 * 16000), dtype=np.int16)  # long enough to start a reply, short of ending the turn
-    audio = np.concatenate([first, gap, second, np.zeros(2 * 16000, dtype=np.int16)])
-    for offset in range(0, len(audio), 320):
-        session.push_audio(audio[offset : offset + 320])
-        await asyncio.sleep(0.02)
+    await feed(session, np.concatenate([first, gap, second]), realtime=True, trailing_silence=2.0)
     events = await events_until(session, TurnMetrics)
     finals = [e for e in events if isinstance(e, UserTranscript) and e.final]
     assert len(finals) == 1 and "ferry" in finals[0].text.lower() and "telescope" in finals[0].text.lower()

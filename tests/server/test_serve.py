@@ -1,11 +1,10 @@
 """``tara serve`` (what ``make run`` starts) comes up with no network, loads the models and answers."""
 
 import os
-import socket
 import subprocess
 import sys
 
-from tests.conftest import without_network
+from tests.conftest import free_port, without_network
 
 # Runs inside the (network-less) namespace: start the server, poll its health, report, stop it.
 PROBE = r"""
@@ -32,10 +31,7 @@ finally:
 
 def test_tara_serve_starts_offline_and_answers_health(tmp_path):
     log = tmp_path / "serve.log"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    run = subprocess.run(without_network([sys.executable, "-c", PROBE, str(port)]), capture_output=True, text=True,
+    run = subprocess.run(without_network([sys.executable, "-c", PROBE, str(free_port())]), capture_output=True, text=True,
                          timeout=240, env=os.environ | {"SERVE_LOG": str(log), "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 0, run.stderr + log.read_text()[-2000:]
     assert '"ok": true' in run.stdout

@@ -1,7 +1,6 @@
 """The OpenAI-compatible backend against a real llama.cpp server (``python -m llama_cpp.server``)."""
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ import pytest
 from agent.config import LLMConfig
 from agent.llm import ChatMessage, GenerationParams
 from agent.llm.openai import LLMServerError, OpenAICompatibleLLM
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")

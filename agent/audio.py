@@ -70,6 +70,11 @@ class StreamResampler:
         frame.sample_rate = self.in_rate
         return self._collect(self._resampler.resample(frame))
 
+    def push_frame(self, frame: av.AudioFrame) -> np.ndarray:
+        """Resample a decoded frame (any rate, layout and format, e.g. WebRTC's 48 kHz stereo)."""
+        frame.pts = None  # a gap in the sender's timestamps must not make swresample pad or drop
+        return self._collect(self._resampler.resample(frame))
+
     def flush(self) -> np.ndarray:
         return self._collect(self._resampler.resample(None))
 

@@ -95,7 +95,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import serve
+    from server.serve import serve
 
     config = _config(args)
     serve(config, host=args.host, port=args.port)

@@ -38,9 +38,24 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class IceServer(Section):
+    """A STUN or TURN server, as the browser's RTCIceServer takes it."""
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
 class ServerConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    host: str = "0.0.0.0"  # a loopback host serves plain HTTP; any other serves HTTPS + access token
+    port: int = Field(8443, ge=1, le=65535)
+    local_http_port: int = Field(8080, ge=0, le=65535)  # plain HTTP on 127.0.0.1 as well (0 = off)
+    tls: Literal["auto", "on", "off"] = "auto"  # auto: HTTPS unless the host is loopback
+    cert_file: str = ""  # your own certificate and key; empty: self-signed, made in data_dir/tls
+    key_file: str = ""
+    access_token: str = ""  # empty: generated at first start and kept in data_dir/access_token
+    max_sessions: int = Field(4, ge=1, le=64)
+    ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
 
 
 class VADConfig(Section):
@@ -109,13 +124,31 @@ class LLMConfig(Section):
 
 class TTSConfig(Section):
     backend: str = "piper"
-    voice: str = "bundled:joe"
+    voice: str = "bundled:joe"  # the default voice
+    voices: dict[str, str] = {}  # more voices the page can pick, by name: {name: bundled:NAME or a path}
 
     _check_voice = field_validator("voice")(bundled_or_existing_path)
+
+    @field_validator("voices")
+    @classmethod
+    def _check_voices(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: bundled_or_existing_path(path) for name, path in value.items()}
 
 
 class EmotionConfig(Section):
     preset: str = "neutral"
+
+
+class BargeInConfig(Section):
+    """How user speech over the agent is told apart from the agent's own echo and from backchannels."""
+
+    threshold: float = Field(0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
+    min_speech_ms: int = Field(200, ge=32, le=5000)  # speech needed before the agent pauses to listen
+    backchannel_max_ms: int = Field(1200, ge=0, le=10000)  # longer speech over the agent always interrupts
+    backchannels: list[str] = [
+        "yeah", "yes", "yep", "yup", "mm", "mhm", "mm-hm", "mm-hmm", "uh-huh", "hmm", "ok", "okay",
+        "right", "sure", "i see", "got it", "cool", "nice", "alright", "oh", "ah",
+    ]
 
 
 class TaraConfig(BaseSettings):
@@ -131,6 +164,7 @@ class TaraConfig(BaseSettings):
     llm: LLMConfig = LLMConfig()
     tts: TTSConfig = TTSConfig()
     emotion: EmotionConfig = EmotionConfig()
+    barge_in: BargeInConfig = BargeInConfig()
 
     @classmethod
     def settings_customise_sources(

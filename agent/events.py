@@ -82,6 +82,16 @@ class TurnMetrics(Event):
 
 
 @dataclass
+class SettingsChanged(Event):
+    """The session's voice, mute and emotion, sent whenever one of them changes."""
+
+    type: ClassVar[str] = "settings"
+    voice: str
+    muted: bool
+    emotion: dict[str, Any]
+
+
+@dataclass
 class ErrorEvent(Event):
     type: ClassVar[str] = "error"
     message: str

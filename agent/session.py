@@ -11,6 +11,11 @@ Data path of one turn::
                      └──end────▶ commit the Turn: its held audio goes to the AudioSink ◀──────────┘
 
 Typed text starts a committed Turn directly.
+
+Speech over the agent (barge-in): while the agent talks the VAD demands more (``barge_in.threshold``,
+``barge_in.min_speech_ms``) so its own echo is not taken for the user. Speech that passes pauses the
+agent's audio at once; its transcript then decides: a backchannel ("yeah", "mm-hm") resumes the agent
+where it stopped, anything else (or speech longer than ``barge_in.backchannel_max_ms``) interrupts it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from agent.events import (
     AgentTurnDone,
     ErrorEvent,
     Event,
+    SettingsChanged,
     Sources,
     StateChanged,
     TurnMetrics,
@@ -53,7 +59,13 @@ class AudioSink(Protocol):
     def write(self, chunk: AudioChunk) -> None: ...
 
     def clear(self) -> None:
-        """Drop everything queued and not yet played (barge-in)."""
+        """Drop everything queued and not yet played (barge-in); also ends a pause."""
+
+    def pause(self) -> None:
+        """Stop playing but keep the queue (the user may only be saying "mm-hm")."""
+
+    def resume(self) -> None:
+        """Play on from where ``pause`` stopped."""
 
     async def drain(self) -> None:
         """Return once everything written has been played."""
@@ -65,6 +77,7 @@ class BufferSink:
     def __init__(self) -> None:
         self.chunks: list[AudioChunk] = []
         self.first_write: float | None = None
+        self.paused = False
 
     def write(self, chunk: AudioChunk) -> None:
         if self.first_write is None:
@@ -73,6 +86,13 @@ class BufferSink:
 
     def clear(self) -> None:
         self.chunks.clear()
+        self.paused = False
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
 
     async def drain(self) -> None:
         return None
@@ -94,6 +114,8 @@ class Utterance:
     final_job_end: int | None = None
     partial_job: asyncio.Task[None] | None = None
     partial_audio_seconds: float = 0.0
+    over_agent: bool = False  # started while the agent spoke; the agent is paused until we know what it is
+    dismissed: bool = False  # a backchannel: the agent spoke on and this utterance is not a turn
 
 
 @dataclass
@@ -146,6 +168,9 @@ class Session:
         self.config = stack.config
         self.sink = sink
         self.emotion = emotion or EmotionSettings.from_preset(self.config.emotion.preset)
+        self.voice = stack.tts.default_voice
+        self.muted = False
+        self._backchannels = {_normalise(phrase) for phrase in self.config.barge_in.backchannels}
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
@@ -164,11 +189,16 @@ class Session:
         """Feed mono int16 microphone audio at 16 kHz, in chunks of any size."""
         if self._closed:
             return
-        self._audio.append(np.array(pcm16k, dtype=np.int16))  # a copy: callers may reuse their buffer
+        # a copy (callers may reuse their buffer); muted, the mic is heard as silence so turns still end
+        pcm16k = np.zeros(len(pcm16k), dtype=np.int16) if self.muted else np.array(pcm16k, dtype=np.int16)
+        self._audio.append(pcm16k)
         for event in self._vad.feed(pcm16k):
             self._on_vad(event)
-        if self._utterance is None:  # keep only a short pre-roll while nobody speaks
+        utterance = self._utterance
+        if utterance is None:  # keep only a short pre-roll while nobody speaks
             self._audio.trim(PIPELINE_RATE)
+        elif utterance.over_agent and self._audio.end - utterance.start_sample > self._backchannel_max:
+            self._barge_in(utterance)  # too long for a backchannel
 
     def say_text(self, text: str) -> None:
         """A typed message, answered by voice like a spoken one."""
@@ -196,6 +226,19 @@ class Session:
 
     def set_emotion(self, emotion: EmotionSettings) -> None:
         self.emotion = emotion
+        self.announce_settings()
+
+    def set_voice(self, voice: str) -> None:
+        """Speak with ``voice`` from the next sentence on; ``UnknownVoiceError`` if the TTS lacks it."""
+        self.voice = self.stack.tts.check_voice(voice)
+        self.announce_settings()
+
+    def set_muted(self, muted: bool) -> None:
+        self.muted = muted
+        self.announce_settings()
+
+    def announce_settings(self) -> None:
+        self._emit(SettingsChanged(self.voice, self.muted, self.emotion.model_dump()))
 
     async def close(self) -> None:
         """Cancel every task this session started."""
@@ -212,7 +255,10 @@ class Session:
         if event.kind is VADKind.START:
             self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
             self._emit(UserSpeechStarted())
-            if self.state is not AgentState.LISTENING:
+            if self.state is AgentState.SPEAKING:
+                self._utterance.over_agent = True
+                self.sink.pause()
+            elif self.state is AgentState.THINKING:
                 self.interrupt()
         utterance = self._utterance
         if utterance is None:
@@ -222,10 +268,15 @@ class Session:
             self._start_final_transcription(utterance, event.sample)
         elif event.kind is VADKind.RESUME:
             utterance.pause_sample = utterance.paused_at = None
+            if utterance.dismissed:  # "yeah, but ..." — listen again before deciding
+                utterance.dismissed, utterance.over_agent = False, True
+                self.sink.pause()
             if self._speculating():
                 self.interrupt()  # the user went on: the speculative reply answered half a question
         elif event.kind is VADKind.END:
             self._utterance = None
+            if utterance.dismissed:
+                return
             self._turn_id += 1
             # the pause was reported pause_ms into the silence: count from where the voice stopped
             stopped = utterance.paused_at and utterance.paused_at - self.config.vad.pause_ms / 1000
@@ -250,6 +301,8 @@ class Session:
                 return None
             transcript = await self.stack.stt.transcribe(audio)
         text = transcript.text.strip()
+        if self._dismissed_as_backchannel(utterance, text):
+            return transcript
         if text and self._utterance is utterance and utterance.pause_sample == end:
             # still silent: start answering now, heard only once the silence confirms the turn is over
             clock = TurnClock()
@@ -270,6 +323,25 @@ class Session:
         turn.clock.speech_end, turn.clock.speech_stopped = time.perf_counter(), speech_stopped
         self._emit(UserTranscript(turn.question, final=True, turn_id=turn.id))
         turn.committed.set()
+
+    def _dismissed_as_backchannel(self, utterance: Utterance, text: str) -> bool:
+        """For speech over the agent: resume the agent if it was only a backchannel, else interrupt it."""
+        if not utterance.over_agent:
+            return False
+        if not text or self._is_backchannel(text):
+            utterance.over_agent, utterance.dismissed = False, True
+            self.sink.resume()
+            return True
+        self._barge_in(utterance)
+        return False
+
+    def _is_backchannel(self, text: str) -> bool:
+        phrase = _normalise(text)
+        return phrase in self._backchannels or all(word in self._backchannels for word in phrase.split())
+
+    def _barge_in(self, utterance: Utterance) -> None:
+        utterance.over_agent = False
+        self.interrupt()
 
     def _maybe_partial(self, utterance: Utterance) -> None:
         if utterance.partial_job is None or utterance.partial_job.done():
@@ -307,7 +379,7 @@ class Session:
             return
         clock.mark("transcript")
         text = transcript.text.strip()
-        if not text:
+        if self._dismissed_as_backchannel(utterance, text) or not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
         self._start_turn(Turn(turn_id, text, clock)).committed.set()
@@ -376,7 +448,7 @@ class Session:
             emotion = self.emotion
             while (piece := await sentences.get()) is not None:
                 announced = False
-                async for chunk in stack.tts.stream(piece, emotion):
+                async for chunk in stack.tts.stream(piece, emotion, self.voice):
                     await turn.committed.wait()  # a speculative turn stays silent until committed
                     clock.mark("first_audio")
                     if not announced:
@@ -399,13 +471,26 @@ class Session:
     def _set_state(self, state: AgentState) -> None:
         if state is not self.state:
             self.state = state
+            if state is AgentState.SPEAKING:  # its own echo must not pass for the user
+                self._vad.set_sensitivity(self.config.barge_in.threshold, self.config.barge_in.min_speech_ms)
+            else:
+                self._vad.set_sensitivity()
             self._emit(StateChanged(state))
 
     def _emit(self, event: Event) -> None:
         self.events.put_nowait(event)
+
+    @property
+    def _backchannel_max(self) -> int:
+        return self.config.barge_in.backchannel_max_ms * PIPELINE_RATE // 1000
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _normalise(phrase: str) -> str:
+    """Lower case, no punctuation: Whisper writes "Yeah." or "Mm-hmm," for the same sound."""
+    return " ".join("".join(c if c.isalnum() or c in " -" else " " for c in phrase.lower()).split()).strip("-")

@@ -51,6 +51,15 @@ class SileroVAD:
         self._silence_start: int | None = None
         self._paused = False
         self.last_probability = 0.0
+        self.threshold, self.min_speech_ms = config.threshold, config.min_speech_ms
+
+    def set_sensitivity(self, threshold: float | None = None, min_speech_ms: int | None = None) -> None:
+        """Demand more (or, with no arguments, the configured) evidence before speech starts.
+
+        The session raises both while the agent talks, so leaked echo of its own voice is not speech.
+        """
+        self.threshold = threshold if threshold is not None else self.config.threshold
+        self.min_speech_ms = min_speech_ms if min_speech_ms is not None else self.config.min_speech_ms
 
     def reset(self) -> None:
         self._model.reset_states()
@@ -79,19 +88,19 @@ class SileroVAD:
         self.last_probability = prob
         start_of_window = self._position
         self._position += WINDOW
-        cfg = self.config
+        cfg, threshold = self.config, self.threshold
         if not self._in_speech:
-            self._speech_run = self._speech_run + WINDOW if prob >= cfg.threshold else 0
-            if self._speech_run >= max(self._ms(cfg.min_speech_ms), WINDOW):
+            self._speech_run = self._speech_run + WINDOW if prob >= threshold else 0
+            if self._speech_run >= max(self._ms(self.min_speech_ms), WINDOW):
                 self._in_speech, self._silence_start = True, None
                 begin = self._position - self._speech_run - self._ms(cfg.speech_pad_ms)
                 return [VADEvent(VADKind.START, max(0, begin))]
             return []
-        if prob >= cfg.threshold:
+        if prob >= threshold:
             resumed = self._silence_start is not None and self._paused
             self._silence_start, self._paused = None, False
             return [VADEvent(VADKind.RESUME, start_of_window)] if resumed else []
-        if prob < cfg.threshold - 0.15 and self._silence_start is None:
+        if prob < threshold - 0.15 and self._silence_start is None:
             self._silence_start, self._paused = start_of_window, False
         if self._silence_start is None:
             return []

@@ -80,3 +80,34 @@ def voice(tmp_path: Path):
     """``voice("text")`` -> spoken audio (16 kHz int16)."""
     counter = iter(range(1000))
     return lambda text, **kw: speak(text, tmp_path / f"speech{next(counter)}.wav", **kw)
+
+
+@pytest.fixture
+def loopback_ice(monkeypatch):
+    """ICE on 127.0.0.1 only: aioice leaves loopback out, and tests must never use other addresses."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+@pytest.fixture
+async def live_server(config, stack, loopback_ice):
+    """Tara's real app on a loopback port, sharing the loaded models: ``live_server(**server_config)``."""
+    from aiohttp import web
+
+    from server.app import PEERS, create_app
+
+    runners = []
+
+    async def start(**server: object):
+        app_config = config.model_copy(update={"server": config.server.model_copy(update=server)})
+        runner = web.AppRunner(create_app(app_config, stack=stack, access_token="test-token"))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{port}", runner.app[PEERS]
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

@@ -10,12 +10,27 @@ from agent.emotion import EmotionSettings
 from agent.registry import Registry
 
 
+class UnknownVoiceError(ValueError):
+    pass
+
+
 class TTS(ABC):
     sample_rate: int
+    default_voice: str
+
+    @property
+    @abstractmethod
+    def voices(self) -> list[str]:
+        """Names of the voices this backend can speak with; ``default_voice`` is one of them."""
+
+    def check_voice(self, voice: str) -> str:
+        if voice not in self.voices:
+            raise UnknownVoiceError(f"unknown voice {voice!r}; choose one of {', '.join(self.voices)}")
+        return voice
 
     @abstractmethod
-    def stream(self, text: str, emotion: EmotionSettings) -> AsyncIterator[AudioChunk]:
-        """Speak one sentence or clause; yields PCM chunks at the backend's native rate."""
+    def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None) -> AsyncIterator[AudioChunk]:
+        """Speak one sentence or clause (``voice`` or the default); yields PCM chunks at the native rate."""
 
 
 TTS_BACKENDS: Registry[TTS] = Registry("tts.backend", {"piper": "agent.tts.piper:PiperTTS"})

@@ -13,18 +13,34 @@ from agent.emotion import EmotionSettings
 from agent.tts import TTS
 
 
+def voice_name(reference: str) -> str:
+    """``bundled:joe`` → ``joe``; ``/voices/en_GB-alba-medium.onnx`` → ``en_GB-alba-medium``."""
+    return reference.removeprefix("bundled:") if reference.startswith("bundled:") else Path(reference).stem
+
+
 class PiperTTS(TTS):
     def __init__(self, config: TTSConfig, data_dir: Path) -> None:
         from piper import PiperVoice
 
-        model = resolve_model(config.voice, PIPER_VOICES, "tts.voice", data_dir)
-        self._voice = PiperVoice.load(str(model))
-        self.sample_rate = self._voice.config.sample_rate
+        references = {voice_name(config.voice): (config.voice, "tts.voice")}
+        references |= {name: (path, f"tts.voices.{name}") for name, path in config.voices.items()}
+        self._voices = {
+            name: PiperVoice.load(str(resolve_model(reference, PIPER_VOICES, key, data_dir)))
+            for name, (reference, key) in references.items()
+        }
+        self.default_voice = voice_name(config.voice)
+        self.sample_rate = self._voices[self.default_voice].config.sample_rate  # chunks carry their own rate
 
-    def stream(self, text: str, emotion: EmotionSettings) -> AsyncIterator[AudioChunk]:
-        return iterate_in_thread(lambda: self._synthesize(text, emotion))
+    @property
+    def voices(self) -> list[str]:
+        return list(self._voices)
 
-    def _synthesize(self, text: str, emotion: EmotionSettings) -> Iterator[AudioChunk]:
+    def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None) -> AsyncIterator[AudioChunk]:
+        piper_voice = self._voices[self.check_voice(voice or self.default_voice)]
+        return iterate_in_thread(lambda: self._synthesize(piper_voice, text, emotion))
+
+    @staticmethod
+    def _synthesize(piper_voice, text: str, emotion: EmotionSettings) -> Iterator[AudioChunk]:
         from piper import SynthesisConfig
 
         style = emotion.piper()
@@ -34,5 +50,5 @@ class PiperTTS(TTS):
             noise_w_scale=style.noise_w_scale,
             volume=style.volume,
         )
-        for chunk in self._voice.synthesize(text, syn_config=config):
+        for chunk in piper_voice.synthesize(text, syn_config=config):
             yield AudioChunk(chunk.audio_int16_array, chunk.sample_rate)

@@ -1,0 +1,217 @@
+"""A scripted WebRTC caller: plays recorded speech into Tara and times what comes back.
+
+Used by the WebRTC tests and the latency benchmark. It is a real aiortc peer going through
+``POST /offer``, Opus, ICE and the data channel exactly like a browser; it knows to the sample when
+its own speech ended, so "end of speech → first agent audio" is measured where a user hears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from agent.audio import PIPELINE_RATE, StreamResampler, resample, rms_dbfs
+from server.rtc import FRAME_SAMPLES, RTC_RATE
+
+SILENCE_DBFS = -50.0  # quieter received frames count as silence (Opus leaves a little noise)
+
+
+@dataclass
+class Clip:
+    """Speech queued on the mic; the times are perf_counter seconds when those samples were sent."""
+
+    samples: np.ndarray  # 48 kHz mono int16
+    started: float | None = None
+    speech_ended: float | None = None  # the last audible sample (trailing silence excluded)
+    ended: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        window = RTC_RATE // 100
+        levels = [rms_dbfs(self.samples[i : i + window]) for i in range(0, len(self.samples), window)]
+        loud = [i for i, level in enumerate(levels) if level > SILENCE_DBFS]
+        self.speech_end_sample = min(len(self.samples), (loud[-1] + 1) * window) if loud else 0
+
+
+class MicTrack(MediaStreamTrack):
+    """The caller's microphone: queued clips at live pace, silence in between."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clips: deque[Clip] = deque()
+        self._offset = 0
+        self._clock_start: float | None = None
+        self._pts = 0
+
+    def play(self, pcm16k: np.ndarray) -> Clip:
+        clip = Clip(resample(pcm16k.astype(np.int16), PIPELINE_RATE, RTC_RATE))
+        self._clips.append(clip)
+        return clip
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._clock_start is None:
+            self._clock_start = time.monotonic()
+        await asyncio.sleep(max(0.0, self._clock_start + self._pts / RTC_RATE - time.monotonic()))
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        filled = 0
+        while self._clips and filled < FRAME_SAMPLES:
+            clip = self._clips[0]
+            if clip.started is None:
+                clip.started = time.perf_counter()
+            take = min(FRAME_SAMPLES - filled, len(clip.samples) - self._offset)
+            out[filled : filled + take] = clip.samples[self._offset : self._offset + take]
+            if clip.speech_ended is None and self._offset + take >= clip.speech_end_sample:
+                # the frame's send time, plus where in the frame the speech stopped
+                clip.speech_ended = time.perf_counter() + (clip.speech_end_sample - self._offset + filled) / RTC_RATE
+            filled += take
+            self._offset += take
+            if self._offset == len(clip.samples):
+                clip.ended = time.perf_counter()
+                clip.done.set()
+                self._clips.popleft()
+                self._offset = 0
+        frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RTC_RATE, self._pts, Fraction(1, RTC_RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+
+@dataclass
+class Received:
+    """Agent audio as it arrived: 16 kHz PCM plus (arrival time, dBFS) per frame."""
+
+    pcm: list[np.ndarray] = field(default_factory=list)
+    frames: list[tuple[float, float]] = field(default_factory=list)
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.pcm) if self.pcm else np.zeros(0, dtype=np.int16)
+
+    def first_sound_after(self, moment: float) -> float | None:
+        return next((at for at, level in self.frames if at > moment and level > SILENCE_DBFS), None)
+
+    def silent_from(self, moment: float, hold: float = 0.1) -> float | None:
+        """When the agent's audio went quiet after ``moment`` (and stayed so for ``hold`` seconds)."""
+        quiet_since = None
+        for at, level in self.frames:
+            if at <= moment:
+                continue
+            if level > SILENCE_DBFS:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = at
+            elif at - quiet_since >= hold:
+                return quiet_since
+        return None
+
+
+class TaraClient:
+    """``async with TaraClient(url) as client:`` — a connected caller with its events and received audio."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.mic = MicTrack()
+        self.received = Received()
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        self.session_id = ""
+        self._new_event = asyncio.Condition()
+        self._pc = RTCPeerConnection()
+        self._channel = None
+        self._tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self) -> TaraClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, timeout: float = 20.0) -> None:
+        pc = self._pc
+        pc.addTrack(self.mic)
+        self._channel = pc.createDataChannel("events")
+        opened = asyncio.Event()
+        self._channel.on("open", opened.set)
+        self._channel.on("message", self._on_message)
+        pc.on("track", lambda track: self._tasks.append(asyncio.ensure_future(self._record(track))))
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self.post_offer({"sdp": pc.localDescription.sdp, "type": "offer"})
+        self.session_id = answer["session_id"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        async with asyncio.timeout(timeout):
+            await opened.wait()
+            await self.wait_for("hello")
+
+    async def post_offer(self, body: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # Tara's self-signed certificate
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{self.base_url}/offer", json=body, headers=headers,
+                                 ssl=insecure if self.base_url.startswith("https") else None) as response:
+                payload = await response.json()
+                if response.status != 200:
+                    raise RuntimeError(f"offer refused ({response.status}): {payload.get('error')}")
+                return payload
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        self._channel.send(message if isinstance(message, str) else json.dumps(message))
+
+    def say(self, pcm16k: np.ndarray) -> Clip:
+        """Speak ``pcm16k`` into the call at live pace."""
+        return self.mic.play(pcm16k)
+
+    async def wait_for(self, kind: str, after: float = 0.0, timeout: float = 60.0, **fields: Any) -> dict[str, Any]:
+        """The first event of ``kind`` (with ``fields``) that arrived after ``after`` (perf_counter)."""
+        async with asyncio.timeout(timeout):
+            async with self._new_event:
+                while True:
+                    for at, event in self.events:
+                        if at > after and event["type"] == kind and all(event.get(k) == v for k, v in fields.items()):
+                            return event
+                    await self._new_event.wait()
+
+    def events_of(self, kind: str) -> list[dict[str, Any]]:
+        return [event for _, event in self.events if event["type"] == kind]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.mic.stop()
+        await self._pc.close()
+
+    def _on_message(self, raw: str) -> None:
+        self.events.append((time.perf_counter(), json.loads(raw)))
+        asyncio.ensure_future(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._new_event:
+            self._new_event.notify_all()
+
+    async def _record(self, track: MediaStreamTrack) -> None:
+        resampler = StreamResampler(RTC_RATE, PIPELINE_RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            pcm = resampler.push_frame(frame)
+            self.received.pcm.append(pcm)
+            self.received.frames.append((time.perf_counter(), rms_dbfs(pcm)))

@@ -1,0 +1,291 @@
+"""WebRTC peers: the browser's mic feeds a ``Session``; the agent's voice goes back on a paced track.
+
+One ``Peer`` per browser tab owns its ``RTCPeerConnection``, its ``Session`` and the two tasks that
+move data (inbound audio → session, session events → data channel). Closing the peer — on hang-up,
+ICE failure, a connection that never comes up, or an admin — cancels all of it in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
+from agent.emotion import PRESETS, EmotionSettings
+from agent.events import ErrorEvent, Event
+from agent.session import Session
+from agent.stack import AgentStack
+from agent.tts import UnknownVoiceError
+from server.protocol import BadMessage, Hello, Interrupt, Mute, Ping, Pong, SetEmotion, SetVoice, Text, parse_message
+
+log = logging.getLogger(__name__)
+
+RTC_RATE = 48000
+FRAME_SAMPLES = RTC_RATE // 50  # 20 ms
+MAX_LAG_S = 0.2  # further behind the wall clock than this (a stalled loop), restart the clock: no burst
+CONNECT_TIMEOUT_S = 30.0
+
+
+class SpeakerTrack(MediaStreamTrack):
+    """Outbound audio: 20 ms frames at 48 kHz paced to the wall clock, silence when idle.
+
+    It is the session's ``AudioSink``: TTS chunks queue as they arrive; ``clear`` (barge-in) empties
+    the queue so the very next frame is silent.
+    """
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: deque[np.ndarray] = deque()
+        self._paused = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._clock_start: float | None = None
+        self._pts = 0
+
+    # AudioSink
+    def write(self, chunk: AudioChunk) -> None:
+        samples = resample(chunk.samples, chunk.sample_rate, RTC_RATE)  # one sentence: a few ms of work
+        if len(samples):
+            self._queue.append(samples)
+            self._idle.clear()
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._paused = False
+        self._idle.set()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    async def drain(self) -> None:
+        await self._idle.wait()
+
+    @property
+    def queued_seconds(self) -> float:
+        return sum(len(part) for part in self._queue) / RTC_RATE
+
+    # MediaStreamTrack
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._clock_start is None or now - (self._clock_start + self._pts / RTC_RATE) > MAX_LAG_S:
+            self._clock_start, self._pts = now - self._pts / RTC_RATE, self._pts
+        else:
+            await asyncio.sleep(max(0.0, self._clock_start + self._pts / RTC_RATE - now))
+        frame = av.AudioFrame.from_ndarray(self._next_samples().reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RTC_RATE, self._pts, Fraction(1, RTC_RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+    def _next_samples(self) -> np.ndarray:
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        filled = 0
+        while not self._paused and self._queue and filled < FRAME_SAMPLES:
+            head = self._queue[0]
+            take = min(FRAME_SAMPLES - filled, len(head))
+            out[filled : filled + take] = head[:take]
+            filled += take
+            if take == len(head):
+                self._queue.popleft()
+            else:
+                self._queue[0] = head[take:]
+        if not self._queue:
+            self._idle.set()
+        return out
+
+
+def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
+    return RTCConfiguration(iceServers=[RTCIceServer(**server) for server in ice_servers])
+
+
+class OfferError(ValueError):
+    """The offer cannot start a session (bad SDP, no audio)."""
+
+
+class Peer:
+    """One browser tab: its peer connection, its conversation, and every task they run."""
+
+    def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None]):
+        self.id = uuid.uuid4().hex[:12]
+        self.created = time.time()
+        self.stack = stack
+        self.speaker = SpeakerTrack()
+        self.session = Session(stack, self.speaker)
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self._channel = None
+        self._tasks: set[asyncio.Task] = set()
+        self._on_closed = on_closed
+        self._closing: asyncio.Task | None = None
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    async def answer(self, sdp: str) -> RTCSessionDescription:
+        """Accept the browser's offer and return our answer (ICE candidates included, no trickle)."""
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises ValueError, KeyError, … for SDP it cannot use
+            raise OfferError(f"not a usable SDP offer: {exc or type(exc).__name__}") from exc
+        if not any(t.kind == "audio" for t in self.pc.getTransceivers()):
+            raise OfferError("the offer has no audio track: the page must send its microphone")
+        self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._spawn(self._forward_events())
+        self._spawn(self._close_unless_connected())
+        return self.pc.localDescription
+
+    @property
+    def state(self) -> str:
+        return self.session.state.value
+
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState
+
+    def close(self) -> asyncio.Task:
+        """Hang up: cancel every task, close the session and the connection (idempotent)."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        return self._closing
+
+    async def _close(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current and not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.session.close()
+        self.speaker.stop()
+        await self.pc.close()
+        result = self._on_closed(self)
+        if asyncio.iscoroutine(result):
+            await result
+        log.info("session %s closed", self.id)
+
+    # ------------------------------------------------------------------ peer events
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(self._listen(track))
+
+    def _on_datachannel(self, channel) -> None:
+        if channel.label != "events":
+            return
+        self._channel = channel
+        channel.on("message", self._on_message)
+        if channel.readyState == "open":
+            self._greet()
+        else:
+            channel.on("open", self._greet)
+
+    async def _on_connection_state(self) -> None:
+        log.info("session %s: connection %s", self.id, self.pc.connectionState)
+        if self.pc.connectionState in ("failed", "closed"):
+            self.close()
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _listen(self, track: MediaStreamTrack) -> None:
+        """Mic frames (48 kHz, usually stereo) → 16 kHz mono → the session."""
+        resampler = StreamResampler(RTC_RATE, PIPELINE_RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                break
+            pcm = resampler.push_frame(frame)
+            if len(pcm):
+                self.session.push_audio(pcm)
+        self.close()  # the browser hung up
+
+    async def _forward_events(self) -> None:
+        while True:
+            self._send(await self.session.events.get())
+
+    async def _close_unless_connected(self) -> None:
+        await asyncio.sleep(CONNECT_TIMEOUT_S)
+        if self.pc.connectionState != "connected":
+            log.warning("session %s never connected; closing it", self.id)
+            self.close()
+
+    # ------------------------------------------------------------------ data channel
+
+    def _greet(self) -> None:
+        presets = {name: preset.model_dump() for name, preset in PRESETS.items()}
+        self._send(Hello(self.id, self.stack.tts.voices, presets))
+        self.session.announce_settings()
+
+    def _on_message(self, raw: str | bytes) -> None:
+        try:
+            message = parse_message(raw)
+            self._apply(message)
+        except (BadMessage, UnknownVoiceError, ValueError) as exc:
+            self._send(ErrorEvent(str(exc), stage="message"))
+
+    def _apply(self, message) -> None:
+        session = self.session
+        match message:
+            case Interrupt():
+                session.interrupt()
+            case Mute(muted=muted):
+                session.set_muted(muted)
+            case SetEmotion(preset=preset):
+                base = EmotionSettings.from_preset(preset) if preset else session.emotion
+                sliders = message.sliders()
+                session.set_emotion(base.with_sliders(**sliders) if sliders else base)
+            case SetVoice(voice=voice):
+                session.set_voice(voice)
+            case Text(text=text):
+                session.say_text(text)
+            case Ping(t=t):
+                self._send(Pong(t))
+
+    def _send(self, event: Event) -> None:
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(json.dumps(event.to_dict()))
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+class PeerRegistry:
+    """Every live peer of the process, with the ``max_sessions`` limit."""
+
+    def __init__(self, max_sessions: int) -> None:
+        self.max_sessions = max_sessions
+        self.peers: dict[str, Peer] = {}
+
+    @property
+    def full(self) -> bool:
+        return len(self.peers) >= self.max_sessions
+
+    def open(self, stack: AgentStack, ice_servers: list[dict]) -> Peer:
+        peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None))
+        self.peers[peer.id] = peer
+        return peer
+
+    async def close_all(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(peer.close() for peer in list(self.peers.values())))

@@ -1,0 +1,99 @@
+"""``tara serve``: listen on the LAN over HTTPS (self-signed) and on this machine over plain HTTP.
+
+Browsers give a page the microphone only on a secure origin: ``https://`` or ``http://localhost``.
+So a non-loopback host always gets TLS plus the access token, and ``server.local_http_port`` adds a
+plain-HTTP listener on 127.0.0.1 for the browser on this machine (no certificate warning there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+
+import ifaddr
+import segno
+from aiohttp import web
+from rich.console import Console
+
+from agent.config import ConfigError, TaraConfig
+from server.app import create_app
+from server.auth import is_loopback, load_or_create_token
+from server.tls import ensure_certificate, server_context
+
+log = logging.getLogger(__name__)
+
+
+def lan_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback and link-local, from its interfaces."""
+    found = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):
+                address = ipaddress.ip_address(ip.ip)
+                if not (address.is_loopback or address.is_link_local):
+                    found.append(ip.ip)
+    return sorted(set(found))
+
+
+def tls_context(config: TaraConfig, host: str, addresses: list[str]) -> ssl.SSLContext | None:
+    """The TLS context the host needs, or None for plain HTTP (loopback only)."""
+    mode, loopback = config.server.tls, is_loopback(host) or host == "localhost"
+    if mode == "off" and not loopback:
+        raise ConfigError(f"server.tls: plain HTTP is only allowed on a loopback host, not {host!r}")
+    if mode == "off" or (mode == "auto" and loopback):
+        return None
+    if config.server.cert_file or config.server.key_file:
+        return server_context(config.server.cert_file, config.server.key_file)
+    return server_context(*ensure_certificate(config.data_path, addresses))
+
+
+async def run_server(config: TaraConfig, host: str, port: int, console: Console) -> None:
+    addresses = lan_addresses()
+    context = tls_context(config, host, addresses)
+    token = load_or_create_token(config.server.access_token, config.data_path)
+    runner = web.AppRunner(create_app(config, access_token=token), access_log=None)
+    await runner.setup()  # loads the models
+    sites = [web.TCPSite(runner, host, port, ssl_context=context)]
+    local_port = config.server.local_http_port
+    if context is not None and local_port and local_port != port:
+        sites.append(web.TCPSite(runner, "127.0.0.1", local_port))
+    for site in sites:
+        await site.start()
+    print_banner(console, host, port, context is not None, local_port if len(sites) > 1 else 0, addresses, token)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def print_banner(console: Console, host: str, port: int, tls: bool, local_port: int, addresses: list[str], token: str) -> None:
+    scheme = "https" if tls else "http"
+    if local_port:
+        console.print(f"On this machine: [bold]http://127.0.0.1:{local_port}/[/bold]")
+    if host in ("0.0.0.0", "::"):
+        lan_urls = [f"{scheme}://{address}:{port}/?token={token}" for address in addresses]
+    elif is_loopback(host) or host == "localhost":
+        lan_urls = []
+        console.print(f"Tara is listening on [bold]{scheme}://{host}:{port}/[/bold] (this machine only)")
+    else:
+        lan_urls = [f"{scheme}://{host}:{port}/?token={token}"]
+    for url in lan_urls:
+        console.print(f"From a phone or another computer: [bold]{url}[/bold]")
+    if lan_urls:
+        console.print("(the certificate is self-signed: accept the browser's warning once)")
+        qr = segno.make(lan_urls[0], error="l")
+        qr.terminal(compact=True)
+    console.print("Tara is ready.", style="green")
+
+
+def serve(config: TaraConfig, host: str | None = None, port: int | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    console = Console()
+    try:
+        asyncio.run(run_server(config, host or config.server.host, port or config.server.port, console))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,143 @@
+"""Real aiortc calls through ``POST /offer``: a spoken question answered by voice, bad input, teardown."""
+
+import asyncio
+import json
+
+import aiohttp
+import numpy as np
+
+from agent.audio import AudioChunk, rms_dbfs
+from server.client import SILENCE_DBFS, TaraClient
+from server.rtc import FRAME_SAMPLES, RTC_RATE, SpeakerTrack
+
+QUESTION = "What is the name of the observatory's main telescope?"
+
+
+async def test_a_spoken_question_is_answered_over_webrtc(live_server, stack, voice):
+    url, peers = await live_server()
+    async with TaraClient(url) as client:
+        assert len(peers.peers) == 1
+        clip = client.say(voice(QUESTION))
+        metrics = (await client.wait_for("metrics", timeout=90))["stages"]  # a turn's last event
+        done = client.events_of("agent_done")[-1]
+        assert "maple" in done["text"].lower() and not done["interrupted"]
+        finals = [e["text"] for e in client.events_of("user_transcript") if e["final"]]
+        assert "observatory" in finals[-1].lower()
+        states = [e["state"] for e in client.events_of("state")]
+        assert states[:3] == ["thinking", "speaking", "listening"]
+        assert {"transcript", "first_token", "first_audio", "voice_to_first_audio"} <= metrics.keys()
+
+        await asyncio.sleep(0.5)  # the tail of the reply is still on the wire
+        first_sound = client.received.first_sound_after(clip.speech_ended)
+        assert first_sound is not None  # the agent's voice reached the caller
+        reply = client.received.audio()
+        assert rms_dbfs(reply) > SILENCE_DBFS
+        heard = await stack.stt.transcribe(reply[-int(16000 * 20):])
+        assert "maple" in heard.text.lower()
+    await asyncio.sleep(0.5)
+    assert not peers.peers  # hanging up ended the session
+
+
+async def test_bad_offers_get_a_4xx_and_the_server_keeps_serving(live_server):
+    url, peers = await live_server()
+    async with aiohttp.ClientSession() as http:
+        cases = [
+            (b"not json", 400),
+            (b'{"type": "offer"}', 400),
+            (b'["sdp", "offer"]', 400),
+            (json.dumps({"sdp": "v=0", "type": "answer"}).encode(), 400),
+            (json.dumps({"sdp": "this is not SDP", "type": "offer"}).encode(), 400),
+            (json.dumps({"sdp": "x" * 300_000, "type": "offer"}).encode(), 413),
+        ]
+        for body, status in cases:
+            async with http.post(f"{url}/offer", data=body, headers={"Content-Type": "application/json"}) as response:
+                assert response.status == status, body[:40]
+                assert "error" in await response.json()
+
+        # a valid offer without a microphone track
+        from aiortc import RTCPeerConnection
+
+        pc = RTCPeerConnection()
+        pc.createDataChannel("events")
+        await pc.setLocalDescription(await pc.createOffer())
+        async with http.post(f"{url}/offer", json={"sdp": pc.localDescription.sdp, "type": "offer"}) as response:
+            assert response.status == 400 and "audio" in (await response.json())["error"]
+        await pc.close()
+        async with http.get(f"{url}/api/health") as response:
+            assert (await response.json())["ok"]
+    assert not peers.peers
+    async with TaraClient(url) as client:  # and a real call still works
+        assert client.session_id
+
+
+async def test_garbage_on_the_data_channel_gets_error_events_and_the_session_lives_on(live_server):
+    url, _ = await live_server()
+    async with TaraClient(url) as client:
+        for bad in ["garbage", "[1, 2]", '{"no": "type"}', '{"type": "launch"}', '{"type": "mute"}',
+                    '{"type": "voice", "voice": "nobody"}', '{"type": "emotion", "preset": "furious"}',
+                    '{"type": "emotion", "warmth": 7}', '{"type": "text", "text": ""}', "x" * 20000]:
+            client.send(bad)
+        await asyncio.sleep(1.0)
+        errors = client.events_of("error")
+        assert len(errors) == 10 and all(e["stage"] == "message" for e in errors)
+        assert any("nobody" in e["message"] for e in errors)
+
+        client.send({"type": "ping", "t": 12.5})
+        assert (await client.wait_for("pong"))["t"] == 12.5
+        client.send({"type": "emotion", "preset": "calm"})
+        settings = await client.wait_for("settings", emotion={"preset": "calm", "warmth": 0.6, "energy": 0.2, "rate": 0.25})
+        assert settings["voice"] == "joe"
+        client.send({"type": "mute", "muted": True})
+        assert (await client.wait_for("settings", muted=True))["emotion"]["preset"] == "calm"
+        client.send({"type": "text", "text": "What is the name of the observatory's main telescope?"})
+        done = await client.wait_for("agent_done", timeout=90)
+        assert "maple" in done["text"].lower()
+
+
+async def test_max_sessions_is_a_clear_503(live_server):
+    url, peers = await live_server(max_sessions=1)
+    async with TaraClient(url):
+        second = TaraClient(url)
+        try:
+            await second.connect()
+            raise AssertionError("a second session was accepted")
+        except RuntimeError as exc:
+            assert "503" in str(exc) and "max_sessions" in str(exc)
+        finally:
+            await second.close()
+    await asyncio.sleep(0.5)
+    async with TaraClient(url):  # the slot is free again
+        assert len(peers.peers) == 1
+
+
+async def test_closing_a_peer_cancels_its_session_tasks(live_server):
+    url, peers = await live_server()
+    async with TaraClient(url) as client:
+        client.send({"type": "text", "text": "Tell me everything about the ferry."})
+        await client.wait_for("state", state="thinking")
+        peer = next(iter(peers.peers.values()))
+        await peer.close()
+        assert not peers.peers
+        assert not [t for t in peer.session._tasks if not t.done()]
+        assert peer.speaker.readyState == "ended"
+
+
+async def test_the_speaker_track_is_paced_and_stops_at_once_on_clear():
+    track = SpeakerTrack()
+    track.write(AudioChunk(np.full(22050, 8000, dtype=np.int16), 22050))  # one second of sound
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    frames = [await track.recv() for _ in range(10)]
+    assert loop.time() - started >= 0.17  # 10 frames of 20 ms, paced to the wall clock
+    assert all(f.samples == FRAME_SAMPLES and f.sample_rate == RTC_RATE for f in frames)
+    assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(10)]
+    assert np.abs(frames[-1].to_ndarray()).max() > 1000
+
+    track.pause()
+    assert np.abs((await track.recv()).to_ndarray()).max() == 0
+    track.resume()
+    assert np.abs((await track.recv()).to_ndarray()).max() > 1000
+    track.clear()  # barge-in: the very next frame is silent
+    assert np.abs((await track.recv()).to_ndarray()).max() == 0
+    await asyncio.wait_for(track.drain(), 0.1)
+    track.stop()

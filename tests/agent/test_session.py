@@ -5,7 +5,16 @@ import time
 
 import numpy as np
 
-from agent.events import AgentState, AgentText, AgentTurnDone, ErrorEvent, StateChanged, TurnMetrics, UserTranscript
+from agent.events import (
+    AgentState,
+    AgentText,
+    AgentTurnDone,
+    ErrorEvent,
+    StateChanged,
+    TurnMetrics,
+    UserSpeechStarted,
+    UserTranscript,
+)
 from agent.filechat import feed
 from agent.session import BufferSink, Session
 
@@ -101,7 +110,7 @@ async def test_user_speech_while_the_agent_talks_interrupts_it(stack, voice):
 async def test_a_failing_stage_reports_an_error_and_the_session_lives_on(stack, monkeypatch):
     session = Session(stack, BufferSink())
 
-    def broken_stream(text, emotion):
+    def broken_stream(text, emotion, voice=None):
         raise RuntimeError("voice model crashed")
 
     monkeypatch.setattr(stack.tts, "stream", broken_stream)
@@ -197,4 +206,46 @@ async def test_a_large_knowledge_base_answers_from_retrieved_passages(stack):
     session.say_text("How long does the ferry crossing take?")
     events = await events_until(session, AgentTurnDone)
     assert "forty" in events[-1].text.lower() or "40" in events[-1].text
+    await session.close()
+
+
+async def play_out(track) -> None:
+    """Consume a SpeakerTrack like a peer connection does (paced 20 ms frames)."""
+    while True:
+        await track.recv()
+
+
+async def test_a_backchannel_over_the_agent_does_not_cut_it_off(stack, voice):
+    from server.rtc import SpeakerTrack
+
+    track = SpeakerTrack()
+    player = asyncio.ensure_future(play_out(track))
+    session = Session(stack, track)
+    session.say_text("Tell me everything about the ferry, in great detail.")
+    await events_until(session, AgentText)
+    assert session._vad.threshold == stack.config.barge_in.threshold  # its own echo needs more to count
+    await feed(session, voice("Yeah."), realtime=True, trailing_silence=1.0)
+    events = await events_until(session, AgentTurnDone, timeout=120)
+    assert not events[-1].interrupted
+    assert any(isinstance(e, UserSpeechStarted) for e in events)  # it was heard as speech...
+    assert not [e for e in events if isinstance(e, UserTranscript)]  # ...and not taken for a new turn
+    assert session._vad.threshold == stack.config.vad.threshold
+    player.cancel()
+    await session.close()
+
+
+async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(stack, voice):
+    from server.rtc import SpeakerTrack
+
+    track = SpeakerTrack()
+    player = asyncio.ensure_future(play_out(track))
+    session = Session(stack, track)
+    session.say_text("Tell me everything about the ferry, in great detail.")
+    await events_until(session, AgentText)
+    await feed(session, voice("Sorry, how long does the crossing take?"), realtime=True)
+    events = await events_until(session, AgentTurnDone, timeout=120)
+    assert events[-1].interrupted
+    events = await events_until(session, AgentTurnDone, timeout=120)
+    assert "forty" in events[-1].text.lower() or "40" in events[-1].text
+    player.cancel()
     await session.close()

@@ -1,0 +1,67 @@
+"""Talking to Tara from a real browser tab: question → spoken answer, barge-in, two tabs at once."""
+
+import asyncio
+
+from agent.audio import rms_dbfs
+from tests.e2e.conftest import mic_file, received_audio, utterances, wait_for_agent_text
+
+TELESCOPE = "What is the name of the observatory's main telescope?"
+
+
+async def connect(page) -> None:
+    await page.click("#connect")
+    await page.wait_for_function("document.body.dataset.state === 'listening'", timeout=30000)
+
+
+async def test_a_spoken_question_gets_a_spoken_answer_in_the_browser(open_page, voice, stack, tmp_path):
+    page = await open_page(mic_file(tmp_path / "mic.wav", 1.5, voice(TELESCOPE), 20.0))
+    await connect(page)
+    await wait_for_agent_text(page, "maple")
+    await page.wait_for_function("document.body.dataset.state === 'listening'", timeout=60000)
+    assert "observatory" in (await utterances(page, "user"))[0].lower()
+    assert await page.locator("#transcript [data-role=user].partial").count() == 0  # finals are solid
+    assert (await page.text_content("#latency-last")).endswith("ms")
+
+    await asyncio.sleep(0.5)
+    audio = await received_audio(page)
+    assert rms_dbfs(audio) > -50  # the agent's voice arrived, not silence
+    heard = await stack.stt.transcribe(audio[-16000 * 20:])
+    assert "maple" in heard.text.lower()
+
+
+async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_page, voice, tmp_path):
+    mic = mic_file(tmp_path / "mic.wav", 1.5, voice("Tell me everything about the ferry, in great detail."), 5.0,
+                   voice("Sorry, how long does the crossing take?"), 25.0)
+    page = await open_page(mic)
+    await connect(page)
+    await page.wait_for_selector("#transcript [data-role=agent][data-turn='1'].interrupted", timeout=120000)
+    await wait_for_agent_text(page, "forty|40", selector="[data-role=agent][data-turn='2']")
+    users = await utterances(page, "user")
+    assert len(users) == 2 and "crossing" in users[1].lower()
+
+
+async def test_two_browsers_hold_separate_conversations(open_page, live_server, voice, tmp_path):
+    url, peers = await live_server()
+    first = await open_page(mic_file(tmp_path / "a.wav", 1.5, voice(TELESCOPE), 30.0), url)
+    second = await open_page(mic_file(tmp_path / "b.wav", 1.5, voice("How much is a return ticket for the ferry?"), 30.0), url)
+    await asyncio.gather(connect(first), connect(second))
+    assert len(peers.peers) == 2
+    await asyncio.gather(wait_for_agent_text(first, "maple"), wait_for_agent_text(second, "nine|\\$9|9 dollars"))
+    assert "ferry" not in " ".join(await utterances(first, "user")).lower()
+    assert "observatory" not in " ".join(await utterances(second, "user")).lower()
+
+
+async def test_page_controls_typed_question_emotion_and_mute(open_page, tmp_path):
+    page = await open_page(mic_file(tmp_path / "silence.wav", 30.0))
+    await connect(page)
+    assert await page.eval_on_selector_all("#voice option", "els => els.map(e => e.value)") == ["joe"]
+    await page.click("#presets button[data-preset=calm]")
+    await page.wait_for_selector("#presets button.active[data-preset=calm]")
+    assert await page.input_value("#energy") == "0.2"
+    await page.click("#mute")
+    await page.wait_for_selector("#mute[aria-pressed=true]")
+    await page.fill("#text-input", "How long does the ferry crossing take?")
+    await page.press("#text-input", "Enter")
+    await wait_for_agent_text(page, "forty|40")
+    await page.wait_for_function("document.body.dataset.state === 'listening'", timeout=60000)
+    assert (await page.text_content("#latency-last")).endswith("ms")

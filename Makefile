@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test bench doctor clean
+.PHONY: setup run test bench bench-webrtc doctor clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python scripts/bench_file_latency.py --runs 10
+
+bench-webrtc: setup
+	$(BIN)/python scripts/bench_webrtc.py --turns 10 --barge-ins 5
 
 doctor: setup
 	$(BIN)/tara doctor

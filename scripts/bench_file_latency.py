@@ -45,6 +45,13 @@ QUESTIONS = [
 STAGES = ["transcript", "retrieval", "first_token", "first_sentence", "first_audio", "endpointing", "voice_to_first_audio"]
 
 
+def spoken(question: str, folder: Path, lead_silence: float = 0.5) -> np.ndarray:
+    """``question`` spoken by espeak-ng, as 16 kHz int16 with leading silence."""
+    wav = folder / f"{abs(hash(question))}.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav), question], check=True)
+    return np.concatenate([np.zeros(int(lead_silence * 16000), dtype=np.int16), read_audio(wav)])
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -63,10 +70,7 @@ async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.runs):
             question = QUESTIONS[index % len(QUESTIONS)]
-            wav = Path(tmp) / f"q{index}.wav"
-            subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav), question], check=True)
-            audio = np.concatenate([np.zeros(8000, dtype=np.int16), read_audio(wav)])
-            turn = await converse(stack, audio, realtime=True)
+            turn = await converse(stack, spoken(question, Path(tmp)), realtime=True)
             results.append({"question": question, **turn.to_json()})
             console.log(f"{turn.timings_ms.get('voice_to_first_audio', float('nan')):.0f} ms  {turn.transcript!r} -> {turn.answer!r}")
     stages = {s: [r["timings_ms"][s] for r in results if s in r["timings_ms"]] for s in STAGES}
@@ -91,9 +95,11 @@ async def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=8)
+def bench_cli(doc: str, run, options: dict[str, int]) -> None:
+    """Parse ``--config``, ``--json`` and the integer ``options``; run; write the JSON report."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in options.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--config")
     parser.add_argument("--json", help="write the full report here")
     args = parser.parse_args()
@@ -103,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    bench_cli(__doc__, run, {"runs": 8})

@@ -34,6 +34,7 @@ class Clip:
 
     samples: np.ndarray  # 48 kHz mono int16
     started: float | None = None
+    speech_started: float | None = None  # the first audible sample (leading silence excluded)
     speech_ended: float | None = None  # the last audible sample (trailing silence excluded)
     ended: float | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -42,6 +43,7 @@ class Clip:
         window = RTC_RATE // 100
         levels = [rms_dbfs(self.samples[i : i + window]) for i in range(0, len(self.samples), window)]
         loud = [i for i, level in enumerate(levels) if level > SILENCE_DBFS]
+        self.speech_start_sample = loud[0] * window if loud else 0
         self.speech_end_sample = min(len(self.samples), (loud[-1] + 1) * window) if loud else 0
 
 
@@ -76,9 +78,11 @@ class MicTrack(MediaStreamTrack):
                 clip.started = time.perf_counter()
             take = min(FRAME_SAMPLES - filled, len(clip.samples) - self._offset)
             out[filled : filled + take] = clip.samples[self._offset : self._offset + take]
+            now = time.perf_counter()  # the frame's send time; add where in the frame speech started/stopped
+            if clip.speech_started is None and self._offset + take > clip.speech_start_sample:
+                clip.speech_started = now + (clip.speech_start_sample - self._offset + filled) / RTC_RATE
             if clip.speech_ended is None and self._offset + take >= clip.speech_end_sample:
-                # the frame's send time, plus where in the frame the speech stopped
-                clip.speech_ended = time.perf_counter() + (clip.speech_end_sample - self._offset + filled) / RTC_RATE
+                clip.speech_ended = now + (clip.speech_end_sample - self._offset + filled) / RTC_RATE
             filled += take
             self._offset += take
             if self._offset == len(clip.samples):

@@ -27,8 +27,7 @@ from agent.emotion import PRESETS, EmotionSettings
 from agent.events import ErrorEvent, Event
 from agent.session import Session
 from agent.stack import AgentStack
-from agent.tts import UnknownVoiceError
-from server.protocol import BadMessage, Hello, Interrupt, Mute, Ping, Pong, SetEmotion, SetVoice, Text, parse_message
+from server.protocol import Hello, Interrupt, Mute, Ping, Pong, SetEmotion, SetVoice, Text, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +236,7 @@ class Peer:
         try:
             message = parse_message(raw)
             self._apply(message)
-        except (BadMessage, UnknownVoiceError, ValueError) as exc:
+        except ValueError as exc:  # BadMessage, UnknownVoiceError, an unknown preset, a slider out of range
             self._send(ErrorEvent(str(exc), stage="message"))
 
     def _apply(self, message) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 import ssl
 
 import ifaddr
@@ -35,6 +36,13 @@ def lan_addresses() -> list[str]:
                 if not (address.is_loopback or address.is_link_local):
                     found.append(ip.ip)
     return sorted(set(found))
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (benchmarks and tests start servers on it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def tls_context(config: TaraConfig, host: str, addresses: list[str]) -> ssl.SSLContext | None:

@@ -16,6 +16,7 @@ import pytest
 
 from agent.audio import read_audio
 from agent.config import TaraConfig, load_config
+from server.serve import free_port  # noqa: F401 - tests import it from here
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_KB = FIXTURES / "kb"
@@ -36,12 +37,6 @@ def offline() -> None:
     socket.socket.connect = _loopback_only  # type: ignore[method-assign]
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def without_network(command: list[str]) -> list[str]:

@@ -51,7 +51,9 @@ function appendAgentText(element, text) {
 // ---------------------------------------------------------------- events from the server
 
 const handlers = {
-  hello(message) {
+  hello(message) {  // the call is up: audio flows and the controls work
+    setState("listening");
+    setControls(true);
     const select = $("voice");
     select.replaceChildren(...message.voices.map((v) => new Option(v, v)));
     const presets = $("presets");
@@ -211,7 +213,6 @@ async function connect() {
     for (const track of micStream.getTracks()) pc.addTrack(track, micStream);
     channel = pc.createDataChannel("events");
     channel.onmessage = onMessage;
-    channel.onopen = () => setControls(true);
     pc.ontrack = (event) => {
       const stream = event.streams[0] || new MediaStream([event.track]);
       $("agent-audio").srcObject = stream;  // also what lets WebAudio see the remote stream
@@ -232,7 +233,6 @@ async function connect() {
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || `server answered ${response.status}`);
     await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
-    setState("listening");
     $("connect").textContent = "Disconnect";
     $("connect").classList.remove("primary");
   } catch (error) {

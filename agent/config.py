@@ -144,6 +144,7 @@ class BargeInConfig(Section):
 
     threshold: float = Field(0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
     min_speech_ms: int = Field(200, ge=32, le=5000)  # speech needed before the agent pauses to listen
+    min_level_dbfs: float = Field(-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
     backchannel_max_ms: int = Field(1200, ge=0, le=10000)  # longer speech over the agent always interrupts
     backchannels: list[str] = [
         "yeah", "yes", "yep", "yup", "mm", "mhm", "mm-hm", "mm-hmm", "uh-huh", "hmm", "ok", "okay",

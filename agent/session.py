@@ -197,8 +197,9 @@ class Session:
         utterance = self._utterance
         if utterance is None:  # keep only a short pre-roll while nobody speaks
             self._audio.trim(PIPELINE_RATE)
-        elif utterance.over_agent and self._audio.end - utterance.start_sample > self._backchannel_max:
-            self._barge_in(utterance)  # too long for a backchannel
+        elif (utterance.over_agent and utterance.pause_sample is None
+              and self._audio.end - utterance.start_sample > self._backchannel_max):
+            self._barge_in(utterance)  # still talking: too long for a backchannel
 
     def say_text(self, text: str) -> None:
         """A typed message, answered by voice like a spoken one."""
@@ -326,6 +327,8 @@ class Session:
 
     def _dismissed_as_backchannel(self, utterance: Utterance, text: str) -> bool:
         """For speech over the agent: resume the agent if it was only a backchannel, else interrupt it."""
+        if utterance.dismissed:  # already judged (the end-of-turn path waits on the pause's transcript)
+            return True
         if not utterance.over_agent:
             return False
         if not text or self._is_backchannel(text):
@@ -472,7 +475,8 @@ class Session:
         if state is not self.state:
             self.state = state
             if state is AgentState.SPEAKING:  # its own echo must not pass for the user
-                self._vad.set_sensitivity(self.config.barge_in.threshold, self.config.barge_in.min_speech_ms)
+                guard = self.config.barge_in
+                self._vad.set_sensitivity(guard.threshold, guard.min_speech_ms, guard.min_level_dbfs)
             else:
                 self._vad.set_sensitivity()
             self._emit(StateChanged(state))

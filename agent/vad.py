@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.audio import PIPELINE_RATE
+from agent.audio import PIPELINE_RATE, rms_dbfs
 from agent.config import VADConfig
 from agent.registry import Registry
 
@@ -52,14 +52,19 @@ class SileroVAD:
         self._paused = False
         self.last_probability = 0.0
         self.threshold, self.min_speech_ms = config.threshold, config.min_speech_ms
+        self.min_level_dbfs: float | None = None
 
-    def set_sensitivity(self, threshold: float | None = None, min_speech_ms: int | None = None) -> None:
+    def set_sensitivity(self, threshold: float | None = None, min_speech_ms: int | None = None,
+                        min_level_dbfs: float | None = None) -> None:
         """Demand more (or, with no arguments, the configured) evidence before speech starts.
 
-        The session raises both while the agent talks, so leaked echo of its own voice is not speech.
+        The session raises all three while the agent talks, so leaked echo of its own voice is not the
+        user. The level gate matters most: Silero scores speech as speech down to about -60 dBFS, so
+        quiet echo passes any probability threshold, while a voice close to the mic is far louder.
         """
         self.threshold = threshold if threshold is not None else self.config.threshold
         self.min_speech_ms = min_speech_ms if min_speech_ms is not None else self.config.min_speech_ms
+        self.min_level_dbfs = min_level_dbfs
 
     def reset(self) -> None:
         self._model.reset_states()
@@ -84,7 +89,9 @@ class SileroVAD:
 
     def _step(self, window: np.ndarray) -> list[VADEvent]:
         tensor = self._torch.from_numpy(window.astype(np.float32) / 32768.0)
-        prob = float(self._model(tensor, PIPELINE_RATE))
+        prob = float(self._model(tensor, PIPELINE_RATE))  # always run: the model keeps state across windows
+        if self.min_level_dbfs is not None and rms_dbfs(window) < self.min_level_dbfs:
+            prob = 0.0
         self.last_probability = prob
         start_of_window = self._position
         self._position += WINDOW

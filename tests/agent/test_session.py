@@ -249,3 +249,23 @@ async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(stack, v
     assert "forty" in events[-1].text.lower() or "40" in events[-1].text
     player.cancel()
     await session.close()
+
+
+async def test_the_agents_own_voice_leaking_into_the_mic_does_not_interrupt_it(stack):
+    from server.rtc import SpeakerTrack
+    from agent.audio import PIPELINE_RATE, resample
+
+    track = SpeakerTrack()
+    player = asyncio.ensure_future(play_out(track))
+    session = Session(stack, track)
+    own = [c async for c in stack.tts.stream("The ferry crosses the lake in forty minutes, and bicycles go free.", session.emotion)]
+    echo = resample(np.concatenate([c.samples for c in own]), own[0].sample_rate, PIPELINE_RATE)
+    echo = (echo * 10 ** (-30 / 20)).astype(np.int16)  # its voice, 30 dB down, as a speaker leaks into a mic
+    session.say_text("Tell me everything about the ferry, in great detail.")
+    await events_until(session, AgentText)
+    await feed(session, echo, realtime=True, trailing_silence=0.5)
+    events = await events_until(session, AgentTurnDone, timeout=120)
+    assert not events[-1].interrupted
+    assert not [e for e in events if isinstance(e, UserSpeechStarted)]
+    player.cancel()
+    await session.close()

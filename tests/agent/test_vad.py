@@ -53,3 +53,17 @@ def test_any_chunk_size_is_accepted(voice):
     for frame in (100, WINDOW, 1234):
         kinds = [e.kind for e in feed_in_frames(SileroVAD(VADConfig()), audio, frame)]
         assert kinds[0] is VADKind.START and kinds[-1] is VADKind.END
+
+
+def test_the_barge_in_guard_ignores_quiet_echo_but_not_a_near_voice(voice):
+    speech = voice("The ferry crosses the lake in forty minutes.")
+    echo = (speech * 10 ** (-35 / 20)).astype(np.int16)  # about -55 dBFS: what leaks back from a speaker
+    open_vad = SileroVAD(VADConfig())
+    assert VADKind.START in [e.kind for e in feed_in_frames(open_vad, echo)]  # Silero alone takes it for speech
+
+    guarded = SileroVAD(VADConfig())
+    guarded.set_sensitivity(0.7, 200, -45.0)
+    assert not feed_in_frames(guarded, echo)
+    assert VADKind.START in [e.kind for e in feed_in_frames(guarded, speech)]
+    guarded.set_sensitivity()
+    assert (guarded.threshold, guarded.min_speech_ms, guarded.min_level_dbfs) == (0.5, 150, None)

@@ -44,7 +44,11 @@ function utterance(role, turnId) {
 function scrollDown() { $("transcript").scrollTop = $("transcript").scrollHeight; }
 
 function appendAgentText(element, text) {
-  const span = element.querySelector(".text") || element.appendChild(Object.assign(document.createElement("span"), { className: "text" }));
+  let span = element.querySelector(".text");
+  if (!span) {  // the reply's text goes above its "from ..." line, whichever arrived first
+    span = Object.assign(document.createElement("span"), { className: "text" });
+    element.insertBefore(span, element.querySelector(".sources"));
+  }
   span.textContent = span.textContent ? `${span.textContent} ${text}` : text;
 }
 

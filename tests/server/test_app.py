@@ -1,6 +1,9 @@
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agent.config import ConfigError
 from server.app import create_app
+from server.serve import tls_context
 
 
 async def test_serves_the_page_and_health(config, stack):
@@ -12,3 +15,20 @@ async def test_serves_the_page_and_health(config, stack):
         assert health.status == 200 and body["ok"] and body["models_loaded"]
         missing = await client.get("/no-such-page")
         assert missing.status == 404
+
+
+async def test_ice_servers_from_config_reach_the_page(config, stack):
+    servers = [{"urls": "stun:stun.example.org:3478"}, {"urls": ["turn:turn.example.org"], "username": "u", "credential": "p"}]
+    app_config = config.model_copy(update={"server": config.server.model_validate({"ice_servers": servers})})
+    async with TestClient(TestServer(create_app(app_config, stack=stack, access_token="t"))) as client:
+        body = await (await client.get("/api/config")).json()
+        assert body["ice_servers"] == servers
+        unknown = await client.get("/api/nothing-here")
+        assert unknown.status == 404 and "error" in await unknown.json()
+
+
+def test_plain_http_is_refused_on_a_lan_host(config):
+    lan_plain = config.model_copy(update={"server": config.server.model_copy(update={"tls": "off"})})
+    with pytest.raises(ConfigError, match="server.tls"):
+        tls_context(lan_plain, "0.0.0.0", [])
+    assert tls_context(lan_plain, "127.0.0.1", []) is None

@@ -11,14 +11,17 @@ Parameter names follow the published CSM-1B checkpoint, so its ``model.safetenso
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torchtune.models.llama3_2 import llama3_2
-from torchtune.modules import TransformerDecoder
 
-from agent.tts.csm.sampling import Sampling
+logging.getLogger("torchao").setLevel(logging.ERROR)  # its optional CUDA kernels fail to load on CPU: harmless
+from torchtune.models.llama3_2 import llama3_2  # noqa: E402
+from torchtune.modules import TransformerDecoder  # noqa: E402
+
+from agent.tts.csm.sampling import Sampling  # noqa: E402
 
 
 @dataclass(frozen=True)

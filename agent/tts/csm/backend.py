@@ -108,6 +108,10 @@ class CSMTTS(TTS):
     def voices(self) -> list[str]:
         return list(self._voices)
 
+    @property
+    def device(self) -> torch.device:
+        return self._streamer.device
+
     def new_conversation(self) -> Conversation:
         return Conversation(keep=self.settings.context_segments)
 

@@ -202,3 +202,8 @@ def test_real_model_needs_every_path(tmp_path):
     config = load_config(TINY, **{"tts.csm.model": "1b"})
     with pytest.raises(ConfigError, match=r"tts\.csm\.weights: required for model '1b'"):
         resolve_files(config.tts.csm, tmp_path)
+
+
+def test_gpu_profile_without_its_files_stops_at_start_naming_keys():
+    with pytest.raises(ConfigError, match=r"(?s)stt\.model: .*does not exist.*tts\.csm\.weights: .*does not exist"):
+        load_config(PROJECT_ROOT / "config" / "gpu.yaml")

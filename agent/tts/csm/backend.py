@@ -95,7 +95,11 @@ class CSMTTS(TTS):
                 audio = read_audio(prompt.audio, SAMPLE_RATE)
             except ValueError as exc:
                 raise ConfigError(f"{key}.audio: {exc}") from exc
-            return self._streamer.segment(voice.speaker, prompt.text, self._streamer.encode(audio))
+            segment = self._streamer.segment(voice.speaker, prompt.text, self._streamer.encode(audio))
+            if segment.length > self._streamer.args.max_positions // 2:  # leave room for the conversation and speech
+                seconds = segment.codes.shape[1] * FRAME_SAMPLES / SAMPLE_RATE
+                raise ConfigError(f"{key}.audio: {seconds:.0f}s is too long for a prompt; use under 30s")
+            return segment
 
         key = f"tts.csm.voices.{name}"
         return Voice(

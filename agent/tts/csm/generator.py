@@ -74,7 +74,9 @@ class Streamer:
         self.args = model.args
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(self.device)
-        if seed is not None:
+        if seed is None:
+            self.generator.seed()  # a fresh generator's default seed is a constant: every run would sound alike
+        else:
             self.generator.manual_seed(seed)
         model.setup_caches()
 

@@ -207,3 +207,12 @@ def test_real_model_needs_every_path(tmp_path):
 def test_gpu_profile_without_its_files_stops_at_start_naming_keys():
     with pytest.raises(ConfigError, match=r"(?s)stt\.model: .*does not exist.*tts\.csm\.weights: .*does not exist"):
         load_config(PROJECT_ROOT / "config" / "gpu.yaml")
+
+
+def test_overlong_voice_prompt_fails_at_start_naming_the_key(data_dir, tmp_path):
+    long_wav = tmp_path / "long.wav"
+    write_wav(long_wav, np.zeros(90 * 24000, dtype=np.int16), 24000)
+    voices = {"default": {"prompt": {"audio": str(long_wav), "text": "A very long story."}}}
+    config = load_config(TINY, **{"data_dir": str(data_dir), "tts.csm.voices": voices})
+    with pytest.raises(ConfigError, match=r"tts\.csm\.voices\.default\.prompt\.audio: 90s is too long"):
+        CSMTTS(config.tts, config.data_path)

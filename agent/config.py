@@ -116,6 +116,7 @@ class LLMConfig(Section):
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: str = ""
     model_name: str = "default"
+    gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)  # backend vllm: its share of the GPU
     system_prompt: str = (
         "You are Tara, a friendly voice assistant. Your replies are spoken aloud, so answer in one to "
         "three short sentences of plain text: no lists, no markdown, no emojis."

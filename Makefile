@@ -2,22 +2,33 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# PROFILE=gpu (`make run PROFILE=gpu`) adds vLLM, faiss-gpu and torchaudio and serves config/gpu.yaml.
+PROFILE ?= cpu
+EXTRAS_cpu := dev,csm
+EXTRAS_gpu := dev,csm,gpu
+STAMP := $(VENV)/.installed-$(PROFILE)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: setup run test bench bench-webrtc doctor clean
 
+# moshi (Mimi, for CSM) pins torch<2.10 and huggingface-hub<1.0, so it goes in with --no-deps; its real
+# needs are in the csm extra. faiss-gpu and faiss-cpu install the same `faiss` package: gpu keeps the GPU one.
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Python packages (first time: a few minutes; llama.cpp compiles once and is cached by pip)"
-	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	$(BIN)/pip install --progress-bar on -e '.[$(EXTRAS_$(PROFILE))]'
+	$(BIN)/pip install --no-deps moshi==0.2.13
+ifeq ($(PROFILE),gpu)
+	$(BIN)/pip uninstall -y faiss-cpu
+	$(BIN)/pip install --no-deps --force-reinstall faiss-gpu==1.15.1
+endif
 	@touch $@
 
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/tara serve
+	$(BIN)/tara $(if $(filter gpu,$(PROFILE)),--config config/gpu.yaml) serve
 
 test: setup
 	$(BIN)/pytest

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,14 +24,16 @@ class ConfigError(Exception):
     """A configuration problem, phrased for the person who runs Tara."""
 
 
-def bundled_or_existing_path(value: str) -> str:
-    """Accept a bundled model name (``bundled:NAME``) or a path that exists."""
-    if value.startswith("bundled:"):
-        return value
+def existing_path(value: str) -> str:
     path = Path(os.path.expanduser(value))
     if not path.exists():
         raise ValueError(f"path does not exist: {path}")
     return str(path)
+
+
+def bundled_or_existing_path(value: str) -> str:
+    """Accept a bundled model name (``bundled:NAME``) or a path that exists."""
+    return value if value.startswith("bundled:") else existing_path(value)
 
 
 class Section(BaseModel):
@@ -114,6 +116,7 @@ class LLMConfig(Section):
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: str = ""
     model_name: str = "default"
+    gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)  # backend vllm: its share of the GPU
     system_prompt: str = (
         "You are Tara, a friendly voice assistant. Your replies are spoken aloud, so answer in one to "
         "three short sentences of plain text: no lists, no markdown, no emojis."
@@ -122,10 +125,64 @@ class LLMConfig(Section):
     _check_model = field_validator("model")(bundled_or_existing_path)
 
 
+class CSMPrompt(Section):
+    """A recording and its transcript: CSM continues in the voice (and mood) it hears here."""
+
+    audio: str  # any file FFmpeg reads; a few seconds of clean speech
+    text: str
+
+    _check_audio = field_validator("audio")(existing_path)
+
+
+class CSMVoice(Section):
+    speaker: int = Field(0, ge=0, le=99)  # the [N] speaker tag CSM sees
+    prompt: CSMPrompt | None = None  # none: an unprompted voice, which drifts between sentences
+    emotions: dict[str, CSMPrompt] = {}  # emotion preset -> a prompt spoken in that mood
+
+    @field_validator("emotions")
+    @classmethod
+    def _known_presets(cls, value: dict[str, CSMPrompt]) -> dict[str, CSMPrompt]:
+        from agent.emotion import PRESETS
+
+        unknown = sorted(set(value) - set(PRESETS))
+        if unknown:
+            raise ValueError(f"unknown emotion preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
+        return value
+
+
+def _optional_path(value: str) -> str:
+    return existing_path(value) if value else value
+
+
+class CSMConfig(Section):
+    """Sesame CSM (GPU profile). ``model: tiny`` is a random 2-layer model for tests, made on first use."""
+
+    model: Literal["1b", "tiny"] = "1b"
+    weights: str = ""  # CSM model.safetensors; empty only for model: tiny (generated into data_dir)
+    tokenizer: str = ""  # Llama-3.2 tokenizer.model (tiktoken format)
+    mimi: str = ""  # Mimi codec weights (.safetensors)
+    device: Device = "auto"
+    frames_per_chunk: int = Field(2, ge=1, le=50)  # audio is yielded every N frames of 80 ms
+    max_audio_ms: int = Field(10000, ge=80, le=60000)  # per sentence, if CSM never ends it
+    context_segments: int = Field(4, ge=0, le=32)  # recent conversation segments CSM hears
+    seed: int | None = None  # fixed sampling seed (repeatable output)
+    default_voice: str = "default"
+    voices: dict[str, CSMVoice] = {"default": CSMVoice()}
+
+    _check_paths = field_validator("weights", "tokenizer", "mimi")(_optional_path)
+
+    @model_validator(mode="after")
+    def _default_voice_exists(self) -> CSMConfig:
+        if self.default_voice not in self.voices:
+            raise ValueError(f"default_voice {self.default_voice!r} is not in voices ({', '.join(self.voices)})")
+        return self
+
+
 class TTSConfig(Section):
     backend: str = "piper"
     voice: str = "bundled:joe"  # the default voice
     voices: dict[str, str] = {}  # more voices the page can pick, by name: {name: bundled:NAME or a path}
+    csm: CSMConfig = CSMConfig()  # used by backend: csm
 
     _check_voice = field_validator("voice")(bundled_or_existing_path)
 

@@ -37,5 +37,9 @@ class LLM(ABC):
 
 LLM_BACKENDS: Registry[LLM] = Registry(
     "llm.backend",
-    {"llama-cpp": "agent.llm.llamacpp:LlamaCppLLM", "openai": "agent.llm.openai:OpenAICompatibleLLM"},
+    {
+        "llama-cpp": "agent.llm.llamacpp:LlamaCppLLM",
+        "openai": "agent.llm.openai:OpenAICompatibleLLM",
+        "vllm": "agent.llm.vllm:VLLMEngineLLM",
+    },
 )

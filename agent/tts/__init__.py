@@ -33,4 +33,6 @@ class TTS(ABC):
         """Speak one sentence or clause (``voice`` or the default); yields PCM chunks at the native rate."""
 
 
-TTS_BACKENDS: Registry[TTS] = Registry("tts.backend", {"piper": "agent.tts.piper:PiperTTS"})
+TTS_BACKENDS: Registry[TTS] = Registry(
+    "tts.backend", {"piper": "agent.tts.piper:PiperTTS", "csm": "agent.tts.csm.backend:CSMTTS"}
+)

@@ -154,6 +154,7 @@ class Turn:
     clock: TurnClock
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     speculative_end: int | None = None  # the pause (stream sample) a speculative turn answers
+    audio: np.ndarray | None = None  # the user's speech (16 kHz) for a spoken turn
     task: asyncio.Task[None] | None = None
 
     @property
@@ -169,6 +170,7 @@ class Session:
         self.sink = sink
         self.emotion = emotion or EmotionSettings.from_preset(self.config.emotion.preset)
         self.voice = stack.tts.default_voice
+        self._voice_context = stack.tts.new_context()  # a conversational voice (CSM) hears the exchange
         self.muted = False
         self._backchannels = {_normalise(phrase) for phrase in self.config.barge_in.backchannels}
         self.events: asyncio.Queue[Event] = asyncio.Queue()
@@ -308,7 +310,7 @@ class Session:
             # still silent: start answering now, heard only once the silence confirms the turn is over
             clock = TurnClock()
             clock.mark("transcript")
-            self._start_turn(Turn(self._turn_id + 1, text, clock, speculative_end=end))
+            self._start_turn(Turn(self._turn_id + 1, text, clock, speculative_end=end, audio=audio))
         return transcript
 
     def _speculating(self, end: int | None = None) -> bool:
@@ -385,7 +387,7 @@ class Session:
         if self._dismissed_as_backchannel(utterance, text) or not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
-        self._start_turn(Turn(turn_id, text, clock)).committed.set()
+        self._start_turn(Turn(turn_id, text, clock, audio=audio)).committed.set()
 
     # ------------------------------------------------------------------ the agent's turn
 
@@ -449,9 +451,11 @@ class Session:
 
         async def speak() -> None:
             emotion = self.emotion
+            if turn.audio is not None:
+                await stack.tts.hear(self._voice_context, turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
                 announced = False
-                async for chunk in stack.tts.stream(piece, emotion, self.voice):
+                async for chunk in stack.tts.stream(piece, emotion, self.voice, self._voice_context):
                     await turn.committed.wait()  # a speculative turn stays silent until committed
                     clock.mark("first_audio")
                     if not announced:

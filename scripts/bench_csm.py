@@ -64,7 +64,7 @@ async def main() -> None:
     tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
     load_seconds = time.perf_counter() - started
     emotion = EmotionSettings.from_preset(args.emotion)
-    conversation = tts.new_conversation() if args.context else None
+    conversation = tts.new_context() if args.context else None
     await measure(tts, "Warming up.", emotion, None)  # first call pays for allocation and kernel selection
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

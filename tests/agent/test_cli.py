@@ -10,11 +10,12 @@ def tara(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 def test_say_writes_speech_and_emotion_changes_it(tmp_path):
     neutral, calm = tmp_path / "neutral.wav", tmp_path / "calm.wav"
-    assert tara("say", "Good morning, how can I help?", "-o", str(neutral)).returncode == 0
-    assert tara("say", "Good morning, how can I help?", "-o", str(calm), "--emotion", "calm").returncode == 0
+    text = "Good morning, how can I help? The library opens at nine, and the ferry leaves at ten."
+    assert tara("say", text, "-o", str(neutral)).returncode == 0
+    assert tara("say", text, "-o", str(calm), "--emotion", "calm").returncode == 0
     a, b = read_audio(neutral, 22050), read_audio(calm, 22050)
     assert len(a) / 22050 > 1.0 and rms_dbfs(a) > -35
-    assert len(b) > len(a) * 1.1  # calm speaks slower
+    assert len(b) > len(a) * 1.08  # calm speaks slower (Piper's random durations damp length_scale)
 
 
 def test_index_reports_documents(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.audio import AudioChunk, read_audio, resample
+from agent.audio import PIPELINE_RATE, AudioChunk, read_audio, resample
 from agent.concurrency import iterate_in_thread
 from agent.config import ConfigError, CSMConfig, CSMPrompt, TTSConfig
 from agent.emotion import EmotionSettings
@@ -39,8 +39,8 @@ class Voice:
 class Conversation:
     """One conversation's recent segments, newest last: CSM hears them, so prosody follows the exchange.
 
-    One per session (the model is shared); pass it to ``CSMTTS.stream`` and add the user's turns with
-    ``CSMTTS.hear``. The agent's own sentences are added as they are spoken.
+    One per session (``CSMTTS.new_context``; the model is shared); pass it to ``CSMTTS.stream`` and add
+    the user's turns with ``CSMTTS.hear``. The agent's own sentences are added as they are spoken.
     """
 
     keep: int = 4
@@ -116,24 +116,24 @@ class CSMTTS(TTS):
     def device(self) -> torch.device:
         return self._streamer.device
 
-    def new_conversation(self) -> Conversation:
+    def new_context(self) -> Conversation:
         return Conversation(keep=self.settings.context_segments)
 
-    async def hear(self, conversation: Conversation, text: str, samples: np.ndarray, sample_rate: int) -> None:
-        """Add what the user said (text and audio) to ``conversation``."""
-        audio = resample(samples, sample_rate, SAMPLE_RATE)
+    async def hear(self, context: Conversation, text: str, pcm16k: np.ndarray) -> None:
+        """Add what the user said (text and audio) to the conversation."""
+        audio = resample(pcm16k, PIPELINE_RATE, SAMPLE_RATE)
 
         def encode() -> Segment:
             with self._lock:
                 return self._streamer.segment(USER_SPEAKER, text, self._streamer.encode(audio))
 
-        conversation.add(await asyncio.to_thread(encode))
+        context.add(await asyncio.to_thread(encode))
 
     def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, conversation: Conversation | None = None
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Conversation | None = None
     ) -> AsyncIterator[AudioChunk]:
         chosen = self._voices[self.check_voice(voice or self.default_voice)]
-        return iterate_in_thread(lambda: self._speak(text, chosen, sampling_for(emotion), chosen.prompt_for(emotion), conversation))
+        return iterate_in_thread(lambda: self._speak(text, chosen, sampling_for(emotion), chosen.prompt_for(emotion), context))
 
     def _speak(
         self, text: str, voice: Voice, sampling: Sampling, prompt: Segment | None, conversation: Conversation | None

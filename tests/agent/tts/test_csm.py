@@ -160,9 +160,9 @@ def test_context_too_long_for_any_frame_is_an_error(streamer):
 
 
 async def test_conversation_remembers_both_sides(tts):
-    conversation = tts.new_conversation()
+    conversation = tts.new_context()
     assert isinstance(conversation, Conversation) and conversation.keep == 4
-    await tts.hear(conversation, "What time is it?", np.zeros(16000, dtype=np.int16), 16000)
+    await tts.hear(conversation, "What time is it?", np.zeros(16000, dtype=np.int16))
     chunks = [c async for c in tts.stream("It is noon.", EmotionSettings(), "tara", conversation)]
     user, agent = conversation.segments
     assert (user.speaker, agent.speaker) == (USER_SPEAKER, 0)
@@ -216,3 +216,24 @@ def test_overlong_voice_prompt_fails_at_start_naming_the_key(data_dir, tmp_path)
     config = load_config(TINY, **{"data_dir": str(data_dir), "tts.csm.voices": voices})
     with pytest.raises(ConfigError, match=r"tts\.csm\.voices\.default\.prompt\.audio: 90s is too long"):
         CSMTTS(config.tts, config.data_path)
+
+
+async def test_a_session_speaks_through_csm_and_the_voice_hears_both_sides(stack, tts, voice):
+    import asyncio
+    import dataclasses
+
+    from agent.events import AgentTurnDone
+    from agent.filechat import feed
+    from agent.session import BufferSink, Session
+
+    sink = BufferSink()
+    session = Session(dataclasses.replace(stack, tts=tts), sink)
+    await feed(session, voice("What is the name of the observatory's main telescope?"), realtime=False)
+    async with asyncio.timeout(120):
+        while not isinstance(event := await session.events.get(), AgentTurnDone):
+            pass
+    assert "maple" in event.text.lower()
+    assert sink.audio().sample_rate == 24000 and len(sink.audio().samples) > 0
+    speakers = [segment.speaker for segment in session._voice_context.segments]
+    assert speakers[0] == USER_SPEAKER and set(speakers[1:]) == {0}  # the question, then each spoken sentence
+    await session.close()

@@ -9,7 +9,7 @@ GPU_ONLY = ("torchtune", "torchao", "moshi", "vllm")
 
 PROBE = f"""
 import sys
-import agent.cli, agent.session, agent.stack
+import agent.cli, agent.session, agent.stack, server.app, server.rtc, server.serve
 from agent.config import load_config
 from agent.tts import TTS_BACKENDS
 config = load_config()

@@ -91,6 +91,7 @@ class RAGConfig(Section):
     chunk_overlap: int = Field(20, ge=0, le=512)
     top_k: int = Field(3, ge=1, le=20)
     score_threshold: float = Field(0.3, ge=-1.0, le=1.0)
+    device: Device = "cpu"  # the embedding model; cuda also moves the FAISS index to the GPU (faiss-gpu)
     inline_max_tokens: int = Field(1500, ge=0)
 
     _check_embed = field_validator("embed_model")(bundled_or_existing_path)
@@ -108,6 +109,7 @@ class LLMConfig(Section):
     model: str = "bundled:qwen2.5-coder-0.5b"
     n_ctx: int = Field(4096, ge=512)
     threads: int = Field(2, ge=1)
+    device: Device = "cpu"  # llama-cpp: cuda offloads every layer (needs a CUDA build of llama-cpp-python)
     prefix_contexts: int = Field(2, ge=1, le=8)  # llama.cpp contexts, one per cached system prompt
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)

@@ -16,6 +16,7 @@ from pathlib import Path
 from agent.assets import GGUF_MODELS, resolve_model
 from agent.concurrency import iterate_in_thread
 from agent.config import LLMConfig
+from agent.devices import resolve_device
 from agent.llm import LLM, ChatMessage, GenerationParams
 
 
@@ -24,8 +25,10 @@ class LlamaCppLLM(LLM):
         from llama_cpp import Llama
 
         self.model_path = resolve_model(config.model, GGUF_MODELS, "llm.model", data_dir)
+        gpu_layers = -1 if resolve_device(config.device, "llm.device") == "cuda" else 0
         self._contexts = [
-            Llama(model_path=str(self.model_path), n_ctx=config.n_ctx, n_threads=config.threads, n_batch=512, verbose=False)
+            Llama(model_path=str(self.model_path), n_ctx=config.n_ctx, n_threads=config.threads, n_batch=512,
+                  n_gpu_layers=gpu_layers, verbose=False)
             for _ in range(config.prefix_contexts)
         ]
         self._owners: OrderedDict[str, Llama] = OrderedDict()  # system prompt -> context, least recent first

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from agent.assets import EMBED_MODELS, resolve_model
 from agent.config import RAGConfig
+from agent.devices import resolve_device
 from agent.rag import Document, Passage, Retriever
 from agent.rag.documents import fingerprint, kb_files, read_document
 
@@ -28,7 +29,8 @@ class LlamaIndexRetriever(Retriever):
         self.config = config
         self.kb_dir = Path(kb_dir or config.kb_dir).expanduser().resolve()
         embed_path = resolve_model(config.embed_model, EMBED_MODELS, "rag.embed_model", data_dir)
-        self._embed = HuggingFaceEmbedding(model_name=str(embed_path), device="cpu")
+        self.device = resolve_device(config.device, "rag.device")
+        self._embed = HuggingFaceEmbedding(model_name=str(embed_path), device=self.device)
         key = hashlib.sha256(str(self.kb_dir).encode()).hexdigest()[:16]
         self.index_dir = data_dir / "index" / key
         self.documents: list[Document] = []
@@ -67,6 +69,8 @@ class LlamaIndexRetriever(Retriever):
                                             "documents": [d.source for d in self.documents]}))
             self.rebuilt = True
         self._index = index if self.documents else None
+        if self._index is not None and self.device == "cuda":
+            self._gpu_resources = _search_on_gpu(index.vector_store)
 
     def _build(self, show_progress: bool):
         import faiss
@@ -97,3 +101,18 @@ class LlamaIndexRetriever(Retriever):
             return []
         nodes = self._index.as_retriever(similarity_top_k=k).retrieve(query)
         return [Passage(n.node.get_content(), n.node.metadata.get("source", "?"), float(n.score or 0.0)) for n in nodes]
+
+
+def _search_on_gpu(store):
+    """Move a loaded (already persisted) FAISS index to the GPU when this faiss build has GPU support.
+
+    Returns the GPU resources, which must live as long as the index; None when searching stays on the CPU.
+    """
+    import faiss
+
+    if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
+        log.warning("rag.device is cuda but this faiss has no GPU support (faiss-gpu): searching on the CPU")
+        return None
+    resources = faiss.StandardGpuResources()
+    store._faiss_index = faiss.index_cpu_to_gpu(resources, 0, store._faiss_index)  # noqa: SLF001 - no public setter
+    return resources

@@ -14,6 +14,7 @@ import torch
 
 from agent.audio import PIPELINE_RATE, AudioChunk, read_audio, resample
 from agent.concurrency import iterate_in_thread
+from agent.devices import resolve_device
 from agent.config import ConfigError, CSMConfig, CSMPrompt, TTSConfig
 from agent.emotion import EmotionSettings
 from agent.tts import TTS
@@ -52,14 +53,6 @@ class Conversation:
             self.segments.popleft()
 
 
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("tts.csm.device: cuda requested but torch sees no CUDA device")
-    return torch.device(device)
-
-
 class CSMTTS(TTS):
     sample_rate = SAMPLE_RATE
 
@@ -72,7 +65,7 @@ class CSMTTS(TTS):
 
         self.settings: CSMConfig = config.csm
         files = resolve_files(self.settings, data_dir)
-        device = pick_device(self.settings.device)
+        device = torch.device(resolve_device(self.settings.device, "tts.csm.device"))
         args = FLAVOURS[self.settings.model]
         model = CSM(args)
         try:

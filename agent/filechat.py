@@ -16,7 +16,8 @@ import numpy as np
 from agent.audio import PIPELINE_RATE, AudioChunk
 from agent.emotion import EmotionSettings
 from agent.events import AgentText, ErrorEvent, Event, Sources, TurnMetrics, UserTranscript
-from agent.session import BufferSink, Session
+from agent.session import Session
+from agent.sink import BufferSink
 from agent.stack import AgentStack
 
 FRAME = PIPELINE_RATE // 50  # 20 ms, like a WebRTC frame

@@ -12,10 +12,8 @@ Data path of one turn::
 
 Typed text starts a committed Turn directly.
 
-Speech over the agent (barge-in): while the agent talks the VAD demands more (``barge_in.threshold``,
-``barge_in.min_speech_ms``) so its own echo is not taken for the user. Speech that passes pauses the
-agent's audio at once; its transcript then decides: a backchannel ("yeah", "mm-hm") resumes the agent
-where it stopped, anything else (or speech longer than ``barge_in.backchannel_max_ms``) interrupts it.
+Speech over the agent pauses its audio at once; ``BargeInPolicy`` (``agent/barge_in.py``) says what
+counts as speech while the agent talks and which transcripts are only backchannels, which resume it.
 """
 
 from __future__ import annotations
@@ -23,12 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
-from agent.audio import PIPELINE_RATE, AudioChunk, RollingAudio
+from agent.audio import PIPELINE_RATE, RollingAudio
+from agent.barge_in import BargeInPolicy
 from agent.emotion import EmotionSettings
 from agent.events import (
     AgentState,
@@ -44,123 +41,15 @@ from agent.events import (
     UserTranscript,
 )
 from agent.llm import ChatMessage, GenerationParams
+from agent.sink import AudioSink
 from agent.stack import AgentStack
 from agent.stt import Transcript
 from agent.text import SentenceChunker
+from agent.turn import Turn, TurnClock, Utterance
 from agent.vad import VADEvent, VADKind
 
 log = logging.getLogger(__name__)
 PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
-
-
-class AudioSink(Protocol):
-    """Where agent speech goes: the WebRTC outbound track, or a buffer for files."""
-
-    def write(self, chunk: AudioChunk) -> None: ...
-
-    def clear(self) -> None:
-        """Drop everything queued and not yet played (barge-in); also ends a pause."""
-
-    def pause(self) -> None:
-        """Stop playing but keep the queue (the user may only be saying "mm-hm")."""
-
-    def resume(self) -> None:
-        """Play on from where ``pause`` stopped."""
-
-    async def drain(self) -> None:
-        """Return once everything written has been played."""
-
-
-class BufferSink:
-    """Collects agent audio in memory (files, tests, benchmarks)."""
-
-    def __init__(self) -> None:
-        self.chunks: list[AudioChunk] = []
-        self.first_write: float | None = None
-        self.paused = False
-
-    def write(self, chunk: AudioChunk) -> None:
-        if self.first_write is None:
-            self.first_write = time.perf_counter()
-        self.chunks.append(chunk)
-
-    def clear(self) -> None:
-        self.chunks.clear()
-        self.paused = False
-
-    def pause(self) -> None:
-        self.paused = True
-
-    def resume(self) -> None:
-        self.paused = False
-
-    async def drain(self) -> None:
-        return None
-
-    def audio(self) -> AudioChunk | None:
-        if not self.chunks:
-            return None
-        return AudioChunk(np.concatenate([c.samples for c in self.chunks]), self.chunks[0].sample_rate)
-
-
-@dataclass
-class Utterance:
-    """The user's current utterance: its audio and the transcripts made of it."""
-
-    start_sample: int
-    pause_sample: int | None = None
-    paused_at: float | None = None
-    final_job: asyncio.Task[Transcript | None] | None = None
-    final_job_end: int | None = None
-    partial_job: asyncio.Task[None] | None = None
-    partial_audio_seconds: float = 0.0
-    over_agent: bool = False  # started while the agent spoke; the agent is paused until we know what it is
-    dismissed: bool = False  # a backchannel: the agent spoke on and this utterance is not a turn
-
-
-@dataclass
-class TurnClock:
-    """Stage timestamps of one turn (perf_counter seconds)."""
-
-    speech_stopped: float | None = None  # when the user's voice actually stopped (spoken turns only)
-    speech_end: float = field(default_factory=time.perf_counter)  # when the turn was declared over
-    marks: dict[str, float] = field(default_factory=dict)
-
-    def mark(self, stage: str, at: float | None = None) -> None:
-        self.marks.setdefault(stage, at if at is not None else time.perf_counter())
-
-    def report(self) -> dict[str, float]:
-        """Milliseconds from the end-of-turn decision; ``endpointing`` is the silence waited for it, and
-        ``voice_to_first_audio`` counts from the moment the user's voice stopped."""
-        stages = {name: round((at - self.speech_end) * 1000, 1) for name, at in self.marks.items()}
-        if self.speech_stopped is not None:
-            stages["endpointing"] = round((self.speech_end - self.speech_stopped) * 1000, 1)
-            if "first_audio" in self.marks:
-                stages["voice_to_first_audio"] = round((self.marks["first_audio"] - self.speech_stopped) * 1000, 1)
-        return stages
-
-
-@dataclass
-class Turn:
-    """One reply of the agent: a single cancellable unit, from retrieval to the last audio chunk.
-
-    A turn may start *speculatively* on a pause in the user's speech, before the end-of-turn silence
-    has run out: it retrieves, thinks and synthesises, but nothing is heard or shown until it is
-    committed. If the user goes on talking it is cancelled without a trace.
-    """
-
-    id: int
-    question: str
-    clock: TurnClock
-    committed: asyncio.Event = field(default_factory=asyncio.Event)
-    speculative_end: int | None = None  # the pause (stream sample) a speculative turn answers
-    audio: np.ndarray | None = None  # the user's speech (16 kHz) for a spoken turn
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.task is not None and not self.task.done()
-
 
 
 class Session:
@@ -172,7 +61,7 @@ class Session:
         self.voice = stack.tts.default_voice
         self._voice_context = stack.tts.new_context()  # a conversational voice (CSM) hears the exchange
         self.muted = False
-        self._backchannels = {_normalise(phrase) for phrase in self.config.barge_in.backchannels}
+        self._barge_in_policy = BargeInPolicy(self.config.barge_in)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
@@ -200,7 +89,7 @@ class Session:
         if utterance is None:  # keep only a short pre-roll while nobody speaks
             self._audio.trim(PIPELINE_RATE)
         elif (utterance.over_agent and utterance.pause_sample is None
-              and self._audio.end - utterance.start_sample > self._backchannel_max):
+              and self._barge_in_policy.too_long_for_a_backchannel(self._audio.end - utterance.start_sample)):
             self._barge_in(utterance)  # still talking: too long for a backchannel
 
     def say_text(self, text: str) -> None:
@@ -333,16 +222,12 @@ class Session:
             return True
         if not utterance.over_agent:
             return False
-        if not text or self._is_backchannel(text):
+        if not text or self._barge_in_policy.is_backchannel(text):
             utterance.over_agent, utterance.dismissed = False, True
             self.sink.resume()
             return True
         self._barge_in(utterance)
         return False
-
-    def _is_backchannel(self, text: str) -> bool:
-        phrase = _normalise(text)
-        return phrase in self._backchannels or all(word in self._backchannels for word in phrase.split())
 
     def _barge_in(self, utterance: Utterance) -> None:
         utterance.over_agent = False
@@ -478,19 +363,11 @@ class Session:
     def _set_state(self, state: AgentState) -> None:
         if state is not self.state:
             self.state = state
-            if state is AgentState.SPEAKING:  # its own echo must not pass for the user
-                guard = self.config.barge_in
-                self._vad.set_sensitivity(guard.threshold, guard.min_speech_ms, guard.min_level_dbfs)
-            else:
-                self._vad.set_sensitivity()
+            self._barge_in_policy.set_vad(self._vad, agent_speaking=state is AgentState.SPEAKING)
             self._emit(StateChanged(state))
 
     def _emit(self, event: Event) -> None:
         self.events.put_nowait(event)
-
-    @property
-    def _backchannel_max(self) -> int:
-        return self.config.barge_in.backchannel_max_ms * PIPELINE_RATE // 1000
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -498,7 +375,3 @@ class Session:
         task.add_done_callback(self._tasks.discard)
         return task
 
-
-def _normalise(phrase: str) -> str:
-    """Lower case, no punctuation: Whisper writes "Yeah." or "Mm-hmm," for the same sound."""
-    return " ".join("".join(c if c.isalnum() or c in " -" else " " for c in phrase.lower()).split()).strip("-")

@@ -13,17 +13,14 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import aiohttp
-import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
-from agent.audio import PIPELINE_RATE, StreamResampler, resample, rms_dbfs
-from server.rtc import FRAME_SAMPLES, RTC_RATE
+from agent.audio import PIPELINE_RATE, resample, rms_dbfs
+from server.rtc import FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, received_pcm
 
 SILENCE_DBFS = -50.0  # quieter received frames count as silence (Opus leaves a little noise)
 
@@ -47,29 +44,20 @@ class Clip:
         self.speech_end_sample = min(len(self.samples), (loud[-1] + 1) * window) if loud else 0
 
 
-class MicTrack(MediaStreamTrack):
+class MicTrack(PacedAudioTrack):
     """The caller's microphone: queued clips at live pace, silence in between."""
-
-    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self._clips: deque[Clip] = deque()
         self._offset = 0
-        self._clock_start: float | None = None
-        self._pts = 0
 
     def play(self, pcm16k: np.ndarray) -> Clip:
         clip = Clip(resample(pcm16k.astype(np.int16), PIPELINE_RATE, RTC_RATE))
         self._clips.append(clip)
         return clip
 
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._clock_start is None:
-            self._clock_start = time.monotonic()
-        await asyncio.sleep(max(0.0, self._clock_start + self._pts / RTC_RATE - time.monotonic()))
+    def _next_samples(self) -> np.ndarray:
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
         while self._clips and filled < FRAME_SAMPLES:
@@ -90,10 +78,7 @@ class MicTrack(MediaStreamTrack):
                 clip.done.set()
                 self._clips.popleft()
                 self._offset = 0
-        frame = av.AudioFrame.from_ndarray(out.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = RTC_RATE, self._pts, Fraction(1, RTC_RATE)
-        self._pts += FRAME_SAMPLES
-        return frame
+        return out
 
 
 @dataclass
@@ -210,12 +195,6 @@ class TaraClient:
             self._new_event.notify_all()
 
     async def _record(self, track: MediaStreamTrack) -> None:
-        resampler = StreamResampler(RTC_RATE, PIPELINE_RATE)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            pcm = resampler.push_frame(frame)
+        async for pcm in received_pcm(track):
             self.received.pcm.append(pcm)
             self.received.frames.append((time.perf_counter(), rms_dbfs(pcm)))

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from fractions import Fraction
 
 import av
@@ -37,14 +37,43 @@ MAX_LAG_S = 0.2  # further behind the wall clock than this (a stalled loop), res
 CONNECT_TIMEOUT_S = 30.0
 
 
-class SpeakerTrack(MediaStreamTrack):
-    """Outbound audio: 20 ms frames at 48 kHz paced to the wall clock, silence when idle.
+class PacedAudioTrack(MediaStreamTrack):
+    """An outbound audio track of 20 ms mono frames at 48 kHz, paced to the wall clock.
+
+    aiortc calls ``recv`` as fast as it returns; subclasses only say what the next frame holds.
+    """
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock_start: float | None = None
+        self._pts = 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._clock_start is None or now - (self._clock_start + self._pts / RTC_RATE) > MAX_LAG_S:
+            self._clock_start = now - self._pts / RTC_RATE
+        else:
+            await asyncio.sleep(max(0.0, self._clock_start + self._pts / RTC_RATE - now))
+        frame = av.AudioFrame.from_ndarray(self._next_samples().reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RTC_RATE, self._pts, Fraction(1, RTC_RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+    def _next_samples(self) -> np.ndarray:
+        """The next ``FRAME_SAMPLES`` int16 samples to send."""
+        raise NotImplementedError
+
+
+class SpeakerTrack(PacedAudioTrack):
+    """Outbound agent voice, silence when idle.
 
     It is the session's ``AudioSink``: TTS chunks queue as they arrive; ``clear`` (barge-in) empties
     the queue so the very next frame is silent.
     """
-
-    kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,8 +81,6 @@ class SpeakerTrack(MediaStreamTrack):
         self._paused = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._clock_start: float | None = None
-        self._pts = 0
 
     # AudioSink
     def write(self, chunk: AudioChunk) -> None:
@@ -76,24 +103,7 @@ class SpeakerTrack(MediaStreamTrack):
     async def drain(self) -> None:
         await self._idle.wait()
 
-    @property
-    def queued_seconds(self) -> float:
-        return sum(len(part) for part in self._queue) / RTC_RATE
-
-    # MediaStreamTrack
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._clock_start is None or now - (self._clock_start + self._pts / RTC_RATE) > MAX_LAG_S:
-            self._clock_start, self._pts = now - self._pts / RTC_RATE, self._pts
-        else:
-            await asyncio.sleep(max(0.0, self._clock_start + self._pts / RTC_RATE - now))
-        frame = av.AudioFrame.from_ndarray(self._next_samples().reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = RTC_RATE, self._pts, Fraction(1, RTC_RATE)
-        self._pts += FRAME_SAMPLES
-        return frame
-
+    # PacedAudioTrack
     def _next_samples(self) -> np.ndarray:
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
@@ -109,6 +119,17 @@ class SpeakerTrack(MediaStreamTrack):
         if not self._queue:
             self._idle.set()
         return out
+
+
+async def received_pcm(track: MediaStreamTrack) -> AsyncIterator[np.ndarray]:
+    """A remote audio track (48 kHz Opus, often stereo) as 16 kHz mono int16, frame by frame, until it ends."""
+    resampler = StreamResampler(RTC_RATE, PIPELINE_RATE)
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        yield resampler.push_frame(frame)
 
 
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
@@ -150,14 +171,6 @@ class Peer:
         self._spawn(self._forward_events())
         self._spawn(self._close_unless_connected())
         return self.pc.localDescription
-
-    @property
-    def state(self) -> str:
-        return self.session.state.value
-
-    @property
-    def connection_state(self) -> str:
-        return self.pc.connectionState
 
     def close(self) -> asyncio.Task:
         """Hang up: cancel every task, close the session and the connection (idempotent)."""
@@ -203,14 +216,7 @@ class Peer:
     # ------------------------------------------------------------------ tasks
 
     async def _listen(self, track: MediaStreamTrack) -> None:
-        """Mic frames (48 kHz, usually stereo) → 16 kHz mono → the session."""
-        resampler = StreamResampler(RTC_RATE, PIPELINE_RATE)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                break
-            pcm = resampler.push_frame(frame)
+        async for pcm in received_pcm(track):
             if len(pcm):
                 self.session.push_audio(pcm)
         self.close()  # the browser hung up

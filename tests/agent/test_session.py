@@ -4,7 +4,9 @@ import asyncio
 import time
 
 import numpy as np
+import pytest
 
+from agent.audio import PIPELINE_RATE, resample
 from agent.events import (
     AgentState,
     AgentText,
@@ -16,7 +18,9 @@ from agent.events import (
     UserTranscript,
 )
 from agent.filechat import feed
-from agent.session import BufferSink, Session
+from agent.session import Session
+from agent.sink import BufferSink
+from server.rtc import SpeakerTrack
 
 
 class CountingSink(BufferSink):
@@ -209,20 +213,27 @@ async def test_a_large_knowledge_base_answers_from_retrieved_passages(stack):
     await session.close()
 
 
-async def play_out(track) -> None:
-    """Consume a SpeakerTrack like a peer connection does (paced 20 ms frames)."""
-    while True:
-        await track.recv()
-
-
-async def test_a_backchannel_over_the_agent_does_not_cut_it_off(stack, voice):
-    from server.rtc import SpeakerTrack
-
+@pytest.fixture
+async def talking_session(stack):
+    """A session speaking through a real SpeakerTrack that plays out in real time, already answering
+    a long question (its first sentence is playing)."""
     track = SpeakerTrack()
-    player = asyncio.ensure_future(play_out(track))
+
+    async def play_out() -> None:  # like a peer connection: paced 20 ms frames
+        while True:
+            await track.recv()
+
+    player = asyncio.ensure_future(play_out())
     session = Session(stack, track)
     session.say_text("Tell me everything about the ferry, in great detail.")
     await events_until(session, AgentText)
+    yield session
+    player.cancel()
+    await session.close()
+
+
+async def test_a_backchannel_over_the_agent_does_not_cut_it_off(talking_session, stack, voice):
+    session = talking_session
     assert session._vad.threshold == stack.config.barge_in.threshold  # its own echo needs more to count
     await feed(session, voice("Yeah."), realtime=True, trailing_silence=1.0)
     events = await events_until(session, AgentTurnDone, timeout=120)
@@ -230,42 +241,23 @@ async def test_a_backchannel_over_the_agent_does_not_cut_it_off(stack, voice):
     assert any(isinstance(e, UserSpeechStarted) for e in events)  # it was heard as speech...
     assert not [e for e in events if isinstance(e, UserTranscript)]  # ...and not taken for a new turn
     assert session._vad.threshold == stack.config.vad.threshold
-    player.cancel()
-    await session.close()
 
 
-async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(stack, voice):
-    from server.rtc import SpeakerTrack
-
-    track = SpeakerTrack()
-    player = asyncio.ensure_future(play_out(track))
-    session = Session(stack, track)
-    session.say_text("Tell me everything about the ferry, in great detail.")
-    await events_until(session, AgentText)
+async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(talking_session, voice):
+    session = talking_session
     await feed(session, voice("Sorry, how long does the crossing take?"), realtime=True)
     events = await events_until(session, AgentTurnDone, timeout=120)
     assert events[-1].interrupted
     events = await events_until(session, AgentTurnDone, timeout=120)
     assert "forty" in events[-1].text.lower() or "40" in events[-1].text
-    player.cancel()
-    await session.close()
 
 
-async def test_the_agents_own_voice_leaking_into_the_mic_does_not_interrupt_it(stack):
-    from server.rtc import SpeakerTrack
-    from agent.audio import PIPELINE_RATE, resample
-
-    track = SpeakerTrack()
-    player = asyncio.ensure_future(play_out(track))
-    session = Session(stack, track)
+async def test_the_agents_own_voice_leaking_into_the_mic_does_not_interrupt_it(talking_session, stack):
+    session = talking_session
     own = [c async for c in stack.tts.stream("The ferry crosses the lake in forty minutes, and bicycles go free.", session.emotion)]
     echo = resample(np.concatenate([c.samples for c in own]), own[0].sample_rate, PIPELINE_RATE)
     echo = (echo * 10 ** (-30 / 20)).astype(np.int16)  # its voice, 30 dB down, as a speaker leaks into a mic
-    session.say_text("Tell me everything about the ferry, in great detail.")
-    await events_until(session, AgentText)
     await feed(session, echo, realtime=True, trailing_silence=0.5)
     events = await events_until(session, AgentTurnDone, timeout=120)
     assert not events[-1].interrupted
     assert not [e for e in events if isinstance(e, UserSpeechStarted)]
-    player.cancel()
-    await session.close()

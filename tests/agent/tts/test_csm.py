@@ -224,7 +224,8 @@ async def test_a_session_speaks_through_csm_and_the_voice_hears_both_sides(stack
 
     from agent.events import AgentTurnDone
     from agent.filechat import feed
-    from agent.session import BufferSink, Session
+    from agent.session import Session
+    from agent.sink import BufferSink
 
     sink = BufferSink()
     session = Session(dataclasses.replace(stack, tts=tts), sink)

@@ -37,7 +37,7 @@ bench: setup
 	$(BIN)/python scripts/bench_file_latency.py --runs 10
 
 bench-webrtc: setup
-	$(BIN)/python scripts/bench_webrtc.py --turns 10 --barge-ins 5
+	$(BIN)/tara bench
 
 doctor: setup
 	$(BIN)/tara doctor

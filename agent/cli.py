@@ -1,4 +1,4 @@
-"""The ``tara`` command: index, say, chat, doctor and serve."""
+"""The ``tara`` command: index, say, chat, doctor, serve and bench."""
 
 from __future__ import annotations
 
@@ -102,6 +102,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from server.bench import BenchOptions, bench
+
+    sessions = sorted({int(n) for n in args.sessions.split(",")})
+    bench(BenchOptions(turns=args.turns, barge_ins=args.barge_ins, sessions=sessions,
+                       turns_per_session=args.turns_per_session, soak=args.soak, config=args.config,
+                       out=Path(args.out)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tara", description="Tara, a local real-time voice agent.")
     parser.add_argument("--config", help="config YAML (default: config/default.yaml or $TARA_CONFIG)")
@@ -134,6 +144,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
     serve.set_defaults(run=cmd_serve)
+
+    bench = commands.add_parser("bench", help="latency through WebRTC at a real caller: table, JSON, PNG chart")
+    bench.add_argument("--turns", type=int, default=20, help="spoken turns of one caller")
+    bench.add_argument("--barge-ins", type=int, default=5)
+    bench.add_argument("--sessions", default="1,2,4", help="concurrency levels, e.g. 1,2,4")
+    bench.add_argument("--turns-per-session", type=int, default=3, help="turns of each caller at 2+ sessions")
+    bench.add_argument("--soak", type=int, default=0, help="also run this many turns and report RSS growth")
+    bench.add_argument("--out", default="bench-results/latest", help="folder for report.json and latency.png")
+    bench.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -15,51 +15,18 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from agent.audio import read_audio  # noqa: E402
+from agent.bench import QUESTIONS, STAGES, percentile, rss_mb, spoken  # noqa: E402
 from agent.config import load_config  # noqa: E402
 from agent.filechat import converse  # noqa: E402
 from agent.stack import load_stack  # noqa: E402
-
-QUESTIONS = [
-    "How much water does the Brightline kettle hold?",
-    "How long is the warranty on the kettle?",
-    "What temperature is best for green tea?",
-    "When does the library open on Saturday?",
-    "How many items can I borrow from the library at once?",
-    "How much is the late fee per item per day?",
-    "How do I start Tara?",
-    "Is the library open on Sundays?",
-    "Hi there, how are you today?",
-    "What is the phone number for kettle support?",
-]
-STAGES = ["transcript", "retrieval", "first_token", "first_sentence", "first_audio", "endpointing", "voice_to_first_audio"]
-
-
-def spoken(question: str, folder: Path, lead_silence: float = 0.5) -> np.ndarray:
-    """``question`` spoken by espeak-ng, as 16 kHz int16 with leading silence."""
-    wav = folder / f"{abs(hash(question))}.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "160", "-w", str(wav), question], check=True)
-    return np.concatenate([np.zeros(int(lead_silence * 16000), dtype=np.int16), read_audio(wav)])
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
-def rss_mb() -> tuple[float, float]:
-    status = Path("/proc/self/status").read_text()
-    current = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-    return current / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -74,7 +41,7 @@ async def run(args: argparse.Namespace) -> dict:
             results.append({"question": question, **turn.to_json()})
             console.log(f"{turn.timings_ms.get('voice_to_first_audio', float('nan')):.0f} ms  {turn.transcript!r} -> {turn.answer!r}")
     stages = {s: [r["timings_ms"][s] for r in results if s in r["timings_ms"]] for s in STAGES}
-    current, peak = rss_mb()
+    current, peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = {
         "runs": len(results),
         "model": config.llm.model,

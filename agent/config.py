@@ -63,10 +63,27 @@ class ServerConfig(Section):
 class VADConfig(Section):
     backend: str = "silero"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    min_silence_ms: int = Field(400, ge=50, le=5000)
+    min_silence_ms: int = Field(400, ge=50, le=5000)  # ends a turn when the transcript does not say more
     pause_ms: int = Field(120, ge=32, le=5000)  # silence after which a transcript is started speculatively
     speech_pad_ms: int = Field(100, ge=0, le=1000)
     min_speech_ms: int = Field(150, ge=0, le=5000)
+
+
+class EndpointingConfig(Section):
+    """How much silence ends the user's turn, judged from what they said so far.
+
+    The transcript made on the first pause decides: a finished sentence or question ends the turn after
+    ``complete_silence_ms``; one that trails off on a connective or filler ("and", "so", "um", a comma)
+    waits ``incomplete_silence_ms``; anything else waits ``vad.min_silence_ms``.
+    """
+
+    complete_silence_ms: int = Field(200, ge=32, le=5000)
+    incomplete_silence_ms: int = Field(1000, ge=32, le=10000)
+    continuation_words: list[str] = [
+        "and", "but", "or", "so", "because", "um", "uh", "er", "erm", "like", "the", "a", "an", "to", "of",
+        "with", "for", "about", "if", "then", "my", "your", "is", "are", "what", "which", "that", "in", "on",
+        "at", "from", "i", "we", "you", "was", "also", "maybe",
+    ]
 
 
 class STTConfig(Section):
@@ -219,6 +236,7 @@ class TaraConfig(BaseSettings):
     data_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "tara")
     server: ServerConfig = ServerConfig()
     vad: VADConfig = VADConfig()
+    endpointing: EndpointingConfig = EndpointingConfig()
     stt: STTConfig = STTConfig()
     rag: RAGConfig = RAGConfig()
     llm: LLMConfig = LLMConfig()

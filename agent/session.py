@@ -27,6 +27,7 @@ import numpy as np
 from agent.audio import PIPELINE_RATE, RollingAudio
 from agent.barge_in import BargeInPolicy
 from agent.emotion import EmotionSettings
+from agent.endpointing import EndOfTurnPolicy
 from agent.events import (
     AgentState,
     AgentText,
@@ -62,6 +63,7 @@ class Session:
         self._voice_context = stack.tts.new_context()  # a conversational voice (CSM) hears the exchange
         self.muted = False
         self._barge_in_policy = BargeInPolicy(self.config.barge_in)
+        self._end_of_turn = EndOfTurnPolicy(self.config.endpointing)
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.history: list[ChatMessage] = []
         self.state = AgentState.LISTENING
@@ -73,6 +75,7 @@ class Session:
         self._stt_lock = asyncio.Lock()  # one transcription at a time per session
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
+        self._unanswered = ""  # a spoken question the user talked over before hearing any answer
 
     # ------------------------------------------------------------------ inputs
 
@@ -184,6 +187,7 @@ class Session:
     def _start_final_transcription(self, utterance: Utterance, end: int) -> None:
         """Transcribe as soon as speech pauses, while the end-of-turn silence is still running."""
         audio = self._audio.clip(utterance.start_sample, end)  # now: the buffer may be trimmed before the job runs
+        self._vad.set_end_silence(self.config.endpointing.incomplete_silence_ms)  # until the words say otherwise
         utterance.final_job = self._spawn(self._speculative_final(utterance, end, audio))
         utterance.final_job_end = end
 
@@ -193,13 +197,15 @@ class Session:
                 return None
             transcript = await self.stack.stt.transcribe(audio)
         text = transcript.text.strip()
+        if self._utterance is utterance and utterance.pause_sample == end:
+            self._vad.set_end_silence(self._end_of_turn.silence_needed_ms(text))
         if self._dismissed_as_backchannel(utterance, text):
             return transcript
         if text and self._utterance is utterance and utterance.pause_sample == end:
             # still silent: start answering now, heard only once the silence confirms the turn is over
             clock = TurnClock()
             clock.mark("transcript")
-            self._start_turn(Turn(self._turn_id + 1, text, clock, speculative_end=end, audio=audio))
+            self._start_turn(Turn(self._turn_id + 1, self._with_unanswered(text), clock, speculative_end=end, audio=audio))
         return transcript
 
     def _speculating(self, end: int | None = None) -> bool:
@@ -272,7 +278,10 @@ class Session:
         if self._dismissed_as_backchannel(utterance, text) or not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
-        self._start_turn(Turn(turn_id, text, clock, audio=audio)).committed.set()
+        self._start_turn(Turn(turn_id, self._with_unanswered(text), clock, audio=audio)).committed.set()
+
+    def _with_unanswered(self, text: str) -> str:
+        return f"{self._unanswered} {text}" if self._unanswered else text
 
     # ------------------------------------------------------------------ the agent's turn
 
@@ -302,6 +311,9 @@ class Session:
         finally:
             if turn.committed.is_set():  # an uncommitted speculative turn leaves no trace
                 reply = " ".join(spoken)
+                # "Tell me about the ferry, and ... its timetable": a turn ended too early and cut off by the
+                # user going on is asked again together with what they say next
+                self._unanswered = turn.question if interrupted and not reply and turn.audio is not None else ""
                 if reply:  # the history holds what the user actually heard
                     self.history += [ChatMessage("user", turn.question), ChatMessage("assistant", reply)]
                 self._emit(AgentTurnDone(turn.id, reply, interrupted))

@@ -1,8 +1,8 @@
 """Voice activity detection: Silero (ONNX) turned into a streaming endpointer.
 
 Besides speech start and end, the endpointer reports a *pause* once speech has stopped for
-``pause_ms`` and a *resume* if it comes back before ``min_silence_ms``. The session transcribes on the pause, so by the time the
-silence has lasted long enough to call the turn over, the transcript is usually ready.
+``pause_ms`` and a *resume* if it comes back before the turn ends. The session transcribes on the
+pause and, from what was said, may set how much silence ends this turn (``set_end_silence``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class SileroVAD:
         self.last_probability = 0.0
         self.threshold, self.min_speech_ms = config.threshold, config.min_speech_ms
         self.min_level_dbfs: float | None = None
+        self._end_silence_ms: int | None = None  # this utterance's end-of-turn silence, if the session set one
 
     def set_sensitivity(self, threshold: float | None = None, min_speech_ms: int | None = None,
                         min_level_dbfs: float | None = None) -> None:
@@ -66,10 +67,15 @@ class SileroVAD:
         self.min_speech_ms = min_speech_ms if min_speech_ms is not None else self.config.min_speech_ms
         self.min_level_dbfs = min_level_dbfs
 
+    def set_end_silence(self, ms: int | None) -> None:
+        """Silence that ends the current utterance (None: ``min_silence_ms``); cleared when speech resumes."""
+        self._end_silence_ms = ms
+
     def reset(self) -> None:
         self._model.reset_states()
         self._pending = np.zeros(0, dtype=np.int16)
         self._in_speech, self._speech_run, self._silence_start = False, 0, None
+        self._end_silence_ms = None
 
     @property
     def in_speech(self) -> bool:
@@ -106,6 +112,8 @@ class SileroVAD:
         if prob >= threshold:
             resumed = self._silence_start is not None and self._paused
             self._silence_start, self._paused = None, False
+            if resumed:
+                self._end_silence_ms = None  # judged on words that are no longer the last ones
             return [VADEvent(VADKind.RESUME, start_of_window)] if resumed else []
         if prob < threshold - 0.15 and self._silence_start is None:
             self._silence_start, self._paused = start_of_window, False
@@ -113,8 +121,9 @@ class SileroVAD:
             return []
         silence = self._position - self._silence_start
         end = self._silence_start + self._ms(cfg.speech_pad_ms)
-        if silence >= self._ms(cfg.min_silence_ms):
+        if silence >= self._ms(self._end_silence_ms or cfg.min_silence_ms):
             self._in_speech, self._speech_run, self._silence_start = False, 0, None
+            self._end_silence_ms = None
             return [VADEvent(VADKind.END, end)]
         if silence >= self._ms(cfg.pause_ms) and not self._paused:
             self._paused = True

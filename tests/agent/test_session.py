@@ -174,7 +174,10 @@ async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack
     """Speculation: the reply starts during the end-of-turn silence, but is heard only if the turn ends."""
     from dataclasses import replace
 
-    patient = stack.config.model_copy(update={"vad": stack.config.vad.model_copy(update={"min_silence_ms": 1500})})
+    patient = stack.config.model_copy(update={
+        "vad": stack.config.vad.model_copy(update={"min_silence_ms": 1500}),
+        "endpointing": stack.config.endpointing.model_copy(update={"complete_silence_ms": 1500}),
+    })
     sink = CountingSink()
     session = Session(replace(stack, config=patient), sink)
     started = []
@@ -194,6 +197,20 @@ async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack
     dropped = [t for t in started if not t.committed.is_set()]
     assert dropped and "ferry" in dropped[0].question.lower(), "no reply was started on the pause"
     assert started[-1].committed.is_set() and started[-1].speculative_end is not None  # the answer was speculative too
+    await session.close()
+
+
+async def test_a_sentence_trailing_off_on_and_waits_for_the_rest(stack, voice):
+    """The end-of-turn silence follows the words: "...the ferry, and" is not the end of a question."""
+    session = Session(stack, BufferSink())
+    first = voice("Tell me about the ferry, and")  # whisper: "Tell me about the fairy and..."
+    second = voice("the name of the observatory telescope.", lead_silence=0.0)
+    # with espeak's own trailing silence ~0.7 s: longer than vad.min_silence_ms, shorter than "incomplete"
+    gap = np.zeros(int(0.3 * 16000), dtype=np.int16)
+    await feed(session, np.concatenate([first, gap, second]), realtime=True, trailing_silence=1.5)
+    events = await events_until(session, TurnMetrics)
+    finals = [e for e in events if isinstance(e, UserTranscript) and e.final]
+    assert len(finals) == 1 and "tell me about" in finals[0].text.lower() and "observatory" in finals[0].text.lower()
     await session.close()
 
 

@@ -67,3 +67,24 @@ def test_the_barge_in_guard_ignores_quiet_echo_but_not_a_near_voice(voice):
     assert VADKind.START in [e.kind for e in feed_in_frames(guarded, speech)]
     guarded.set_sensitivity()
     assert (guarded.threshold, guarded.min_speech_ms, guarded.min_level_dbfs) == (0.5, 150, None)
+
+
+def test_the_session_can_shorten_or_lengthen_the_end_of_turn_silence(voice):
+    speech = voice("How long is the warranty?", lead_silence=0.5)
+    audio = np.concatenate([speech, np.zeros(2 * 16000, dtype=np.int16)])
+
+    def end_after_pause(end_silence_ms: int | None) -> int:
+        vad = SileroVAD(VADConfig(min_silence_ms=400, pause_ms=120))
+        events: list = []
+        for offset in range(0, len(audio), 320):
+            for event in vad.feed(audio[offset : offset + 320]):
+                events.append(event)
+                if event.kind is VADKind.PAUSE:
+                    vad.set_end_silence(end_silence_ms)
+                if event.kind is VADKind.END:
+                    return offset
+        raise AssertionError(f"no end of turn: {events}")
+
+    default, quick, patient = end_after_pause(None), end_after_pause(200), end_after_pause(1000)
+    assert abs((default - quick) / 16 - 200) <= 40  # ms: the end comes when the shorter silence has run
+    assert abs((patient - default) / 16 - 600) <= 40

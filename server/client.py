@@ -20,8 +20,10 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from agent.audio import PIPELINE_RATE, resample, rms_dbfs
-from server.rtc import FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, received_pcm
+from server.rtc import FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, listen_without_prefetch, received_pcm
 
+# Like a browser's adaptive playout buffer on a quiet LAN (tens of ms), not aiortc's fixed 80 ms.
+PLAYOUT_PREFETCH = 2
 SILENCE_DBFS = -50.0  # quieter received frames count as silence (Opus leaves a little noise)
 
 
@@ -143,6 +145,7 @@ class TaraClient:
         answer = await self.post_offer({"sdp": pc.localDescription.sdp, "type": "offer"})
         self.session_id = answer["session_id"]
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        listen_without_prefetch(pc, prefetch=PLAYOUT_PREFETCH)
         async with asyncio.timeout(timeout):
             await opened.wait()
             await self.wait_for("hello")

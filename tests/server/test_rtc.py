@@ -8,7 +8,7 @@ import numpy as np
 
 from agent.audio import AudioChunk, rms_dbfs
 from server.client import SILENCE_DBFS, TaraClient
-from server.rtc import FRAME_SAMPLES, RTC_RATE, SpeakerTrack
+from server.rtc import JITTER_BUFFER_ATTRIBUTE, FRAME_SAMPLES, RTC_RATE, SpeakerTrack
 
 QUESTION = "What is the name of the observatory's main telescope?"
 
@@ -17,6 +17,9 @@ async def test_a_spoken_question_is_answered_over_webrtc(live_server, stack, voi
     url, peers = await live_server()
     async with TaraClient(url) as client:
         assert len(peers.peers) == 1
+        peer = next(iter(peers.peers.values()))
+        buffers = [getattr(r, JITTER_BUFFER_ATTRIBUTE) for r in peer.pc.getReceivers() if r.track.kind == "audio"]
+        assert buffers and all(b._prefetch == 1 for b in buffers)  # the mic reaches the VAD without 80 ms held back
         clip = client.say(voice(QUESTION))
         metrics = (await client.wait_for("metrics", timeout=90))["stages"]  # a turn's last event
         done = client.events_of("agent_done")[-1]

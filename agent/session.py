@@ -147,6 +147,10 @@ class Session:
     # ------------------------------------------------------------------ VAD → STT
 
     def _on_vad(self, event: VADEvent) -> None:
+        if event.kind is VADKind.ONSET and self.state is AgentState.SPEAKING:
+            self.sink.pause()  # maybe the user: fall silent now, decide once there is enough speech to judge
+        elif event.kind is VADKind.ONSET_LOST and self._utterance is None and self.state is AgentState.SPEAKING:
+            self.sink.resume()  # a blip, not speech: go on where the voice stopped
         if event.kind is VADKind.START:
             self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
             self._emit(UserSpeechStarted())

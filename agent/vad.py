@@ -20,6 +20,8 @@ WINDOW = 512  # Silero takes exactly 512 samples (32 ms) per call at 16 kHz
 
 
 class VADKind(str, enum.Enum):
+    ONSET = "onset"  # a window of speech: maybe the start of an utterance (not yet ``min_speech_ms``)
+    ONSET_LOST = "onset_lost"  # ...it was not: the run of speech stopped short of an utterance
     START = "speech_start"
     PAUSE = "pause"
     RESUME = "resume"
@@ -103,11 +105,16 @@ class SileroVAD:
         self._position += WINDOW
         cfg, threshold = self.config, self.threshold
         if not self._in_speech:
+            was_running = self._speech_run > 0
             self._speech_run = self._speech_run + WINDOW if prob >= threshold else 0
             if self._speech_run >= max(self._ms(self.min_speech_ms), WINDOW):
                 self._in_speech, self._silence_start = True, None
                 begin = self._position - self._speech_run - self._ms(cfg.speech_pad_ms)
                 return [VADEvent(VADKind.START, max(0, begin))]
+            if self._speech_run and not was_running:
+                return [VADEvent(VADKind.ONSET, start_of_window)]
+            if was_running and not self._speech_run:
+                return [VADEvent(VADKind.ONSET_LOST, start_of_window)]
             return []
         if prob >= threshold:
             resumed = self._silence_start is not None and self._paused

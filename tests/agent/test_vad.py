@@ -4,10 +4,13 @@ from agent.config import VADConfig
 from agent.vad import WINDOW, SileroVAD, VADKind
 
 
-def feed_in_frames(vad: SileroVAD, audio: np.ndarray, frame: int = 320):
+ONSETS = (VADKind.ONSET, VADKind.ONSET_LOST)
+
+
+def feed_in_frames(vad: SileroVAD, audio: np.ndarray, frame: int = 320, onsets: bool = False):
     events = []
     for offset in range(0, len(audio), frame):
-        events += vad.feed(audio[offset : offset + frame])
+        events += [e for e in vad.feed(audio[offset : offset + frame]) if onsets or e.kind not in ONSETS]
     return events
 
 
@@ -88,3 +91,16 @@ def test_the_session_can_shorten_or_lengthen_the_end_of_turn_silence(voice):
     default, quick, patient = end_after_pause(None), end_after_pause(200), end_after_pause(1000)
     assert abs((default - quick) / 16 - 200) <= 40  # ms: the end comes when the shorter silence has run
     assert abs((patient - default) / 16 - 600) <= 40
+
+
+def test_a_speech_onset_is_reported_at_once_and_withdrawn_if_it_stops_short(voice):
+    """The session ducks the agent's voice on the first window of speech, before an utterance is sure."""
+    speech = voice("Wait.", lead_silence=0.0)
+    voiced = np.flatnonzero(np.abs(speech) > 1000)
+    blip = speech[voiced[0] : voiced[0] + 160 * 16]  # 160 ms of a word
+    audio = np.concatenate([np.zeros(8000, dtype=np.int16), blip, np.zeros(16000, dtype=np.int16)])
+    events = feed_in_frames(SileroVAD(VADConfig(min_speech_ms=400)), audio, onsets=True)
+    assert [e.kind for e in events] == [VADKind.ONSET, VADKind.ONSET_LOST]
+    assert abs(events[0].sample - 8000) <= 2 * WINDOW  # within a window or two of the sound
+    kinds = [e.kind for e in feed_in_frames(SileroVAD(VADConfig()), np.concatenate([audio, speech]), onsets=True)]
+    assert kinds.index(VADKind.ONSET) < kinds.index(VADKind.START)

@@ -1,25 +1,64 @@
-"""Running blocking model code off the event loop."""
+"""Running blocking model code off the event loop, and sharing a small CPU between sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-async def iterate_in_thread(produce: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+class ComputeScheduler:
+    """One model computation at a time on the CPU, latency-critical work first.
+
+    Whisper, llama.cpp and Piper each use every core; run side by side on two cores they slow each
+    other down, and a session's first sentence waits behind another's fifth. So CPU backends take a
+    slot per unit of work (a transcription, a token, a synthesised sentence): *urgent* units — on the
+    way to some turn's first audio — go before the rest, which yield between units.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
+
+    @contextmanager
+    def slot(self, urgent: bool = True) -> Iterator[None]:
+        with self._condition:
+            self._urgent_waiting += urgent
+            try:
+                while self._busy or (not urgent and self._urgent_waiting):
+                    self._condition.wait()
+            finally:
+                self._urgent_waiting -= urgent
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._busy = False
+                self._condition.notify_all()
+
+
+CPU = ComputeScheduler()  # the process's cores, shared by every session
+
+
+async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int | None = None) -> AsyncIterator[T]:
     """Drive a blocking iterator in a worker thread and yield its items on the event loop.
 
     Closing or cancelling the consumer stops the worker after the item it is producing, and the
-    worker closes the iterator in its own thread (so locks it holds are released there).
+    worker closes the iterator in its own thread (so locks it holds are released there). With
+    ``max_ahead`` the worker waits while that many items are unconsumed: a consumer that stops pulling
+    pauses the producer (and frees the CPU for others).
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
     stop = threading.Event()
+    room = threading.Semaphore(max_ahead) if max_ahead else None
 
     def put(item: object, error: BaseException | None = None) -> None:
         try:
@@ -32,6 +71,9 @@ async def iterate_in_thread(produce: Callable[[], Iterator[T]]) -> AsyncIterator
             iterator = produce()
             try:
                 for item in iterator:
+                    while room is not None and not room.acquire(timeout=0.05):
+                        if stop.is_set():
+                            break
                     if stop.is_set():
                         break
                     put(item)
@@ -48,6 +90,8 @@ async def iterate_in_thread(produce: Callable[[], Iterator[T]]) -> AsyncIterator
     try:
         while True:
             item, error = await queue.get()
+            if room is not None:
+                room.release()
             if item is _DONE:
                 if error is not None:
                     raise error

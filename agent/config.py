@@ -127,7 +127,7 @@ class LLMConfig(Section):
     n_ctx: int = Field(4096, ge=512)
     threads: int = Field(2, ge=1)
     device: Device = "cpu"  # llama-cpp: cuda offloads every layer (needs a CUDA build of llama-cpp-python)
-    prefix_contexts: int = Field(2, ge=1, le=8)  # llama.cpp contexts, one per cached system prompt
+    contexts: int = Field(4, ge=1, le=16)  # llama.cpp KV caches kept (one per active conversation)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(160, ge=1)

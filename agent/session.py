@@ -51,6 +51,7 @@ from agent.vad import VADEvent, VADKind
 
 log = logging.getLogger(__name__)
 PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
+TTS_AHEAD_S = 2.0  # synthesise the next sentence once no more than this is left to play
 
 
 class Session:
@@ -334,27 +335,28 @@ class Session:
 
         llm_config = self.config.llm
         params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        # the LLM runs at most a sentence ahead of the voice, the voice a few seconds ahead of playback:
+        # what is not needed yet leaves the CPU to other sessions' first sentences
+        sentences: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
 
         async def think() -> None:
             chunker = SentenceChunker()
-            try:
-                async for delta in stack.llm.stream(prompt.messages, params):
-                    clock.mark("first_token")
-                    for piece in chunker.push(delta):
-                        clock.mark("first_sentence")
-                        sentences.put_nowait(piece)
-                for piece in chunker.flush():
+            async for delta in stack.llm.stream(prompt.messages, params):
+                clock.mark("first_token")
+                for piece in chunker.push(delta):
                     clock.mark("first_sentence")
-                    sentences.put_nowait(piece)
-            finally:
-                sentences.put_nowait(None)
+                    await sentences.put(piece)
+            for piece in chunker.flush():
+                clock.mark("first_sentence")
+                await sentences.put(piece)
+            await sentences.put(None)
 
         async def speak() -> None:
             emotion = self.emotion
             if turn.audio is not None:
                 await stack.tts.hear(self._voice_context, turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
+                await self.sink.ahead_at_most(TTS_AHEAD_S)
                 announced = False
                 async for chunk in stack.tts.stream(piece, emotion, self.voice, self._voice_context):
                     await turn.committed.wait()  # a speculative turn stays silent until committed

@@ -27,6 +27,9 @@ class AudioSink(Protocol):
     async def drain(self) -> None:
         """Return once everything written has been played."""
 
+    async def ahead_at_most(self, seconds: float) -> None:
+        """Return once no more than ``seconds`` of written audio are waiting to be played."""
+
 
 class BufferSink:
     """Collects agent audio in memory (files, tests, benchmarks)."""
@@ -53,6 +56,9 @@ class BufferSink:
 
     async def drain(self) -> None:
         return None
+
+    async def ahead_at_most(self, seconds: float) -> None:
+        return None  # a buffer "plays" instantly
 
     def audio(self) -> AudioChunk | None:
         if not self.chunks:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from agent.audio import PIPELINE_RATE
 from agent.config import TaraConfig
+from agent.emotion import EmotionSettings
 from agent.llm import LLM, LLM_BACKENDS
 from agent.prompt import PromptBuilder
 from agent.rag import RETRIEVERS, Retriever
@@ -58,9 +59,11 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         stt.set_vocabulary(vocabulary(retriever.documents))
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
     started = time.perf_counter()
-    with console.status("warming up (speech recognition, prompt cache)..."):
+    with console.status("warming up (speech recognition, prompt cache, voice)..."):
         await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
         await llm.warm_up(prompts.warm_up_prefixes())
+        async for _ in tts.stream("Hello.", EmotionSettings.from_preset(config.emotion.preset)):
+            pass  # so is the first synthesis
     timings["warm-up"] = round(time.perf_counter() - started, 2)
     console.log(f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})")
     return AgentStack(config, stt, retriever, llm, tts, prompts, timings)

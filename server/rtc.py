@@ -80,21 +80,26 @@ class SpeakerTrack(PacedAudioTrack):
     def __init__(self) -> None:
         super().__init__()
         self._queue: deque[np.ndarray] = deque()
+        self._queued_samples = 0
         self._paused = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._played = asyncio.Event()  # set at every frame taken from the queue
 
     # AudioSink
     def write(self, chunk: AudioChunk) -> None:
         samples = resample(chunk.samples, chunk.sample_rate, RTC_RATE)  # one sentence: a few ms of work
         if len(samples):
             self._queue.append(samples)
+            self._queued_samples += len(samples)
             self._idle.clear()
 
     def clear(self) -> None:
         self._queue.clear()
+        self._queued_samples = 0
         self._paused = False
         self._idle.set()
+        self._played.set()
 
     def pause(self) -> None:
         self._paused = True
@@ -104,6 +109,11 @@ class SpeakerTrack(PacedAudioTrack):
 
     async def drain(self) -> None:
         await self._idle.wait()
+
+    async def ahead_at_most(self, seconds: float) -> None:
+        while self._queued_samples > seconds * RTC_RATE:
+            self._played.clear()
+            await self._played.wait()
 
     # PacedAudioTrack
     def _next_samples(self) -> np.ndarray:
@@ -118,6 +128,9 @@ class SpeakerTrack(PacedAudioTrack):
                 self._queue.popleft()
             else:
                 self._queue[0] = head[take:]
+        self._queued_samples -= filled
+        if filled:
+            self._played.set()
         if not self._queue:
             self._idle.set()
         return out

@@ -1,23 +1,52 @@
 """llama.cpp in-process (llama-cpp-python) with the bundled instruct GGUF.
 
 Prompt processing dominates time to first token on a small CPU, so KV caches are kept: a llama.cpp
-context reuses the longest token prefix it shares with its previous prompt. Each distinct system prompt
-(the grounded one and the no-context one) gets a context of its own, so switching between them costs
-nothing. The contexts share the weights through the memory-mapped GGUF file.
+context reuses the longest token prefix it shares with its previous prompt. There is a small pool of
+contexts (``llm.contexts``, weights shared through the memory-mapped GGUF file); each generation
+takes the free context whose last conversation shares the most with its prompt, so every session
+keeps finding its own history cached. A context switched to another system prompt gets that prompt's
+KV state copied in (saved at warm-up) instead of reading the documents again.
+
+Generations on different contexts interleave token by token through the process's CPU scheduler: a
+reply still on its way to its first sentence goes before replies already being spoken.
 """
 
 from __future__ import annotations
 
+import re
 import threading
-from collections import OrderedDict
+import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from agent.assets import GGUF_MODELS, resolve_model
-from agent.concurrency import iterate_in_thread
+from agent.concurrency import CPU, iterate_in_thread
 from agent.config import LLMConfig
 from agent.devices import resolve_device
 from agent.llm import LLM, ChatMessage, GenerationParams
+
+SENTENCE_END = re.compile(r"[.!?,;:]\s")  # the first clause is out: the rest can wait behind others' first ones
+UNCONSUMED_DELTAS = 4  # a consumer that stops pulling (its speech is playing) pauses its generation
+
+
+@dataclass
+class _Context:
+    llama: Any  # llama_cpp.Llama
+    messages: list[ChatMessage] = field(default_factory=list)  # what its KV cache holds, roughly
+    busy: bool = False
+    last_used: float = 0.0
+
+
+def _shared_messages(a: list[ChatMessage], b: list[ChatMessage]) -> int:
+    count = 0
+    for left, right in zip(a, b):
+        if left != right:
+            break
+        count += 1
+    return count
 
 
 class LlamaCppLLM(LLM):
@@ -27,46 +56,70 @@ class LlamaCppLLM(LLM):
         self.model_path = resolve_model(config.model, GGUF_MODELS, "llm.model", data_dir)
         gpu_layers = -1 if resolve_device(config.device, "llm.device") == "cuda" else 0
         self._contexts = [
-            Llama(model_path=str(self.model_path), n_ctx=config.n_ctx, n_threads=config.threads, n_batch=512,
-                  n_gpu_layers=gpu_layers, verbose=False)
-            for _ in range(config.prefix_contexts)
+            _Context(Llama(model_path=str(self.model_path), n_ctx=config.n_ctx, n_threads=config.threads,
+                           n_batch=512, n_gpu_layers=gpu_layers, verbose=False))
+            for _ in range(config.contexts)
         ]
-        self._owners: OrderedDict[str, Llama] = OrderedDict()  # system prompt -> context, least recent first
-        self._lock = threading.Lock()  # two cores: generations take turns
+        self._pool = threading.Condition()
+        self._prefix_states: dict[str, Any] = {}  # system prompt -> its KV state (llama_cpp.LlamaState)
+        self._slot = CPU.slot if gpu_layers == 0 else lambda urgent: nullcontext()
 
     def count_tokens(self, text: str) -> int:
-        return len(self._contexts[0].tokenize(text.encode(), add_bos=False, special=False))
-
-    def _context_for(self, system_prompt: str):
-        """The context that last ran this system prompt, or the least recently used one."""
-        if system_prompt in self._owners:
-            self._owners.move_to_end(system_prompt)
-            return self._owners[system_prompt]
-        in_use = set(map(id, self._owners.values()))
-        free = [c for c in self._contexts if id(c) not in in_use]
-        context = free[0] if free else self._owners.popitem(last=False)[1]
-        self._owners[system_prompt] = context
-        return context
+        return len(self._contexts[0].llama.tokenize(text.encode(), add_bos=False, special=False))
 
     def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
-        return iterate_in_thread(lambda: self._generate(messages, params))
+        return iterate_in_thread(lambda: self._generate(messages, params), max_ahead=UNCONSUMED_DELTAS)
+
+    def _acquire(self, messages: list[ChatMessage]) -> _Context:
+        with self._pool:
+            while not (free := [c for c in self._contexts if not c.busy]):
+                self._pool.wait()
+            context = max(free, key=lambda c: (_shared_messages(c.messages, messages), -c.last_used))
+            context.busy = True
+            return context
+
+    def _release(self, context: _Context, messages: list[ChatMessage]) -> None:
+        with self._pool:
+            context.messages, context.busy, context.last_used = messages, False, time.monotonic()
+            self._pool.notify()
 
     def _generate(self, messages: list[ChatMessage], params: GenerationParams) -> Iterator[str]:
+        context = self._acquire(messages)  # (never while holding a CPU slot: the busy one may need it)
         system = messages[0].content if messages and messages[0].role == "system" else ""
-        with self._lock:
-            chunks = self._context_for(system).create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                stream=True,
-            )
-            for chunk in chunks:
+        if context.messages[:1] != messages[:1] and system in self._prefix_states:
+            with self._slot(urgent=True):
+                context.llama.load_state(self._prefix_states[system])
+        reply = ""
+        chunks = context.llama.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            stream=True,
+        )
+        try:
+            while True:
+                with self._slot(urgent=not SENTENCE_END.search(reply)):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    return
                 delta = chunk["choices"][0]["delta"].get("content")
                 if delta:
+                    reply += delta
                     yield delta
+        finally:
+            chunks.close()
+            self._release(context, [*messages, ChatMessage("assistant", reply)])
 
     async def warm_up(self, prefixes: list[list[ChatMessage]]) -> None:
+        """Read each system prompt once, keep its KV state, and give every context one to start from."""
         for messages in prefixes:
             async for _ in self.stream(messages, GenerationParams(max_tokens=1)):
                 pass
+            context = max(self._contexts, key=lambda c: c.last_used)
+            self._prefix_states[messages[0].content] = context.llama.save_state()
+        for index, context in enumerate(self._contexts):
+            if not context.messages:
+                system = prefixes[index % len(prefixes)][0]
+                context.llama.load_state(self._prefix_states[system.content])
+                context.messages = [system]

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from agent.assets import WHISPER_BASE, resolve_model
 from agent.audio import PIPELINE_RATE, to_float32
+from agent.concurrency import CPU
 from agent.config import ConfigError, STTConfig
 from agent.stt import STT, Transcript
 
@@ -49,6 +51,7 @@ class FasterWhisperSTT(STT):
             local_files_only=True,
         )
         self._lock = threading.Lock()
+        self._slot = CPU.slot if device == "cpu" else nullcontext
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                     task="transcribe", language=config.language) if config.language else None
         self.set_vocabulary([])
@@ -68,7 +71,7 @@ class FasterWhisperSTT(STT):
     def _transcribe(self, audio: np.ndarray) -> Transcript:
         started = time.perf_counter()
         samples = to_float32(audio)
-        with self._lock:  # one decode at a time: the model already uses every core
+        with self._lock, self._slot():  # one decode at a time: the model already uses every core
             frames = len(samples) * FRAMES_PER_SECOND // PIPELINE_RATE
             if self._tokenizer is not None and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES:
                 text = self._decode_short(samples, frames)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.assets import PIPER_VOICES, resolve_model
 from agent.audio import AudioChunk
-from agent.concurrency import iterate_in_thread
+from agent.concurrency import CPU, iterate_in_thread
 from agent.config import TTSConfig
 from agent.emotion import EmotionSettings
 from agent.tts import TTS
@@ -51,5 +51,10 @@ class PiperTTS(TTS):
             noise_w_scale=style.noise_w_scale,
             volume=style.volume,
         )
-        for chunk in piper_voice.synthesize(text, syn_config=config):
+        chunks = piper_voice.synthesize(text, syn_config=config)
+        while True:
+            with CPU.slot():  # a sentence at a time, between other sessions' tokens
+                chunk = next(chunks, None)
+            if chunk is None:
+                return
             yield AudioChunk(chunk.audio_int16_array, chunk.sample_rate)

@@ -144,3 +144,18 @@ async def test_the_speaker_track_is_paced_and_stops_at_once_on_clear():
     assert np.abs((await track.recv()).to_ndarray()).max() == 0
     await asyncio.wait_for(track.drain(), 0.1)
     track.stop()
+
+
+async def test_the_speaker_track_tells_the_voice_when_to_synthesise_more():
+    track = SpeakerTrack()
+    track.write(AudioChunk(np.full(3 * 24000, 8000, dtype=np.int16), 24000))  # three seconds queued
+    waiting = asyncio.ensure_future(track.ahead_at_most(1.0))
+    for _ in range(99):  # 1.98 s played
+        track._next_samples()
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    for _ in range(2):
+        track._next_samples()
+        await asyncio.sleep(0)
+    await asyncio.wait_for(waiting, 0.5)
+    track.stop()

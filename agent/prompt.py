@@ -17,6 +17,8 @@ from agent.config import LLMConfig, RAGConfig
 from agent.llm import ChatMessage
 from agent.rag import Document, Passage
 
+HISTORY_PAGE = 4  # exchanges dropped together when the history outgrows its budget
+
 GROUNDED_RULES = (
     "Answer the user's question using only the facts in the documents below. If they do not contain "
     "the answer, say you don't know."
@@ -86,15 +88,17 @@ class PromptBuilder:
         return Prompt([*self._prefix(grounded), *self.trim(history), ChatMessage("user", user)], grounded)
 
     def trim(self, history: list[ChatMessage]) -> list[ChatMessage]:
-        """Keep the most recent exchanges that fit the ``llm.history_tokens`` budget."""
-        kept: list[ChatMessage] = []
-        used = 0
-        for message in reversed(history):
-            used += self.count_tokens(message.content) + 4
-            if used > self.llm_config.history_tokens:
-                break
-            kept.append(message)
-        kept.reverse()
-        while kept and kept[0].role != "user":  # never start the history mid-exchange
-            kept.pop(0)
-        return kept
+        """The most recent exchanges within ``llm.history_tokens``, dropped a page at a time.
+
+        Dropping the oldest exchange every turn would change the prompt right after the cached system
+        part on every turn once the budget is reached, so each turn would re-read the whole history.
+        Old exchanges go in pages of ``HISTORY_PAGE`` counted from the start of the conversation, so
+        the cached prefix stays valid for several turns between drops.
+        """
+        exchanges = [history[i : i + 2] for i in range(0, len(history) - 1, 2)
+                     if history[i].role == "user" and history[i + 1].role == "assistant"]
+        costs = [sum(self.count_tokens(m.content) + 4 for m in exchange) for exchange in exchanges]
+        start = 0
+        while sum(costs[start:]) > self.llm_config.history_tokens:
+            start += HISTORY_PAGE
+        return [message for exchange in exchanges[start:] for message in exchange]

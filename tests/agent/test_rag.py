@@ -112,9 +112,22 @@ def test_prompt_inlines_a_small_kb_and_switches_to_no_context(config):
     off_topic = builder.build([], "Tell me a recipe.", weak, "Speak in a calm tone.")
     assert not off_topic.grounded and "nine dollars" not in off_topic.messages[0].content
     assert off_topic.messages[-1].content.endswith("(Speak in a calm tone.)")
-    history = [ChatMessage("user", "x" * 4000), ChatMessage("assistant", "y" * 4000),
-               ChatMessage("user", "hi"), ChatMessage("assistant", "hello")]
-    assert builder.trim(history) == history[2:]  # the oldest exchange falls out of the token budget
+
+
+def test_old_history_is_dropped_a_page_at_a_time_so_the_cached_prefix_survives(config):
+    from agent.llm import ChatMessage
+
+    builder = PromptBuilder(config.llm, config.rag, [], lambda text: len(text) // 4)
+    assert config.llm.history_tokens == 1024
+
+    def exchanges(first: int, last: int) -> list[ChatMessage]:  # ~108 tokens each
+        return [m for i in range(first, last) for m in (ChatMessage("user", f"q{i} " + "x" * 200),
+                                                         ChatMessage("assistant", "y" * 200))]
+
+    kept = builder.trim(exchanges(0, 12))  # 12 exchanges are over budget: the first page of 4 goes
+    assert kept[0].content.startswith("q4 ") and len(kept) == 16
+    assert builder.trim(exchanges(0, 13))[0] == kept[0]  # next turn: same start, the cache still holds it
+    assert builder.trim(exchanges(0, 14))[0].content.startswith("q8 ")
 
 
 def test_prompt_puts_retrieved_passages_in_the_question_for_a_large_kb(config):

@@ -12,6 +12,10 @@ T = TypeVar("T")
 _DONE = object()
 
 
+class CPUBusy(Exception):
+    """Optional work (a partial transcript) found the CPU taken and was skipped."""
+
+
 class ComputeScheduler:
     """One model computation at a time on the CPU, latency-critical work first.
 
@@ -27,8 +31,11 @@ class ComputeScheduler:
         self._urgent_waiting = 0
 
     @contextmanager
-    def slot(self, urgent: bool = True) -> Iterator[None]:
+    def slot(self, urgent: bool = True, wait: bool = True) -> Iterator[None]:
+        """Hold the CPU for one unit of work; ``wait=False`` raises ``CPUBusy`` instead of queueing."""
         with self._condition:
+            if not wait and (self._busy or self._urgent_waiting):
+                raise CPUBusy
             self._urgent_waiting += urgent
             try:
                 while self._busy or (not urgent and self._urgent_waiting):

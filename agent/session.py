@@ -26,6 +26,7 @@ import numpy as np
 
 from agent.audio import PIPELINE_RATE, RollingAudio
 from agent.barge_in import BargeInPolicy
+from agent.concurrency import CPUBusy
 from agent.emotion import EmotionSettings
 from agent.endpointing import EndOfTurnPolicy
 from agent.events import (
@@ -257,11 +258,16 @@ class Session:
                 return
             end = self._audio.end
             seconds = (end - utterance.start_sample) / PIPELINE_RATE
-            if seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO or self._stt_lock.locked():
-                continue
+            if (seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO or self._stt_lock.locked()
+                    or self._vad.last_probability < self.config.vad.threshold):
+                continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds
-            async with self._stt_lock:
-                transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end))
+            try:
+                async with self._stt_lock:
+                    transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end),
+                                                                 urgent=False)
+            except CPUBusy:  # someone's reply needs the CPU more than this display does
+                continue
             if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
 

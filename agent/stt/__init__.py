@@ -19,8 +19,12 @@ class Transcript:
 
 class STT(ABC):
     @abstractmethod
-    async def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far)."""
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+        """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far).
+
+        ``urgent=False`` marks optional work (a partial transcript for display): a backend sharing the
+        CPU may raise ``agent.concurrency.CPUBusy`` rather than delay anyone's reply.
+        """
 
     def set_vocabulary(self, terms: list[str]) -> None:
         """Bias recognition toward these terms (names, products); backends may ignore it."""

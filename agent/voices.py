@@ -65,6 +65,8 @@ def voice_id(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME_CHARS or _CONTROL.search(name):
         raise VoiceRejected(f"name must be 1 to {MAX_NAME_CHARS} printable characters")
+    if "/" in name or "\\" in name or ".." in name:
+        raise VoiceRejected(f"name {name!r} must not look like a path ('/', '\\' or '..')")
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
     if not slug:
         raise VoiceRejected(f"name {name!r} needs at least one letter or digit")

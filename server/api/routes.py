@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.auth import check_admin
@@ -104,7 +104,7 @@ async def read_form(request: web.Request, limits: dict[str, int], default_limit:
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader) or not part.name:
+            if not isinstance(part, BodyPartReader) or not part.name:
                 raise web.HTTPBadRequest(reason="unexpected nested multipart content")
             limit = limits.get(part.name, default_limit)
             data = bytearray()

@@ -58,18 +58,26 @@ def kb_stack(stack, config, kb_copy, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def csm_tts(tmp_path_factory):
+def csm_config(tmp_path_factory):
+    data = tmp_path_factory.mktemp("csm-api")
+    return load_config(PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.csm.max_audio_ms": 480})
+
+
+@pytest.fixture(scope="session")
+def csm_tts(csm_config):
     """CSM with the tiny random model (real prompts, Mimi and generation; noise, not speech)."""
     from agent.tts import TTS_BACKENDS
 
-    data = tmp_path_factory.mktemp("csm-api")
-    tiny = load_config(PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.csm.max_audio_ms": 480})
-    return TTS_BACKENDS.create(tiny.tts.backend, tiny.tts, tiny.data_path)
+    return TTS_BACKENDS.create(csm_config.tts.backend, csm_config.tts, csm_config.data_path)
 
 
 @pytest.fixture
 def csm_stack(stack, csm_tts):
-    return dataclasses.replace(stack, tts=csm_tts)
+    """The shared models speaking through CSM-tiny; voices a test clones are forgotten after it."""
+    configured = set(csm_tts.voices)
+    yield dataclasses.replace(stack, tts=csm_tts)
+    for name in set(csm_tts.voices) - configured:
+        csm_tts.remove_voice(name)
 
 
 def tone(seconds: float, rate: int = 24000, freq: float = 220.0) -> np.ndarray:

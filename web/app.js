@@ -71,7 +71,11 @@ const handlers = {
     }));
   },
   settings(message) {
-    $("voice").value = message.voice;
+    const select = $("voice");
+    if (message.voices && message.voices.join() !== [...select.options].map((o) => o.value).join()) {
+      select.replaceChildren(...message.voices.map((v) => new Option(v, v)));  // a voice was added or deleted
+    }
+    select.value = message.voice;
     muted = message.muted;
     $("mute").setAttribute("aria-pressed", String(muted));
     $("mute").textContent = muted ? "Unmute" : "Mute";

@@ -245,14 +245,6 @@ $("voice-upload").onsubmit = async (event) => {
   } catch (error) { showError(error.message); }
   refreshVoices();
 };
-$("theme").onclick = () => {
-  const dark = document.documentElement.dataset.theme
-    ? document.documentElement.dataset.theme === "dark"
-    : matchMedia("(prefers-color-scheme: dark)").matches;
-  document.documentElement.dataset.theme = dark ? "light" : "dark";
-  localStorage.setItem("tara-theme", document.documentElement.dataset.theme);
-};
-if (localStorage.getItem("tara-theme")) document.documentElement.dataset.theme = localStorage.getItem("tara-theme");
 
 // ?token=... (the URL printed at start) goes into this tab's storage and out of the address bar.
 const fromUrl = new URLSearchParams(location.search).get("token");

@@ -288,12 +288,4 @@ $("text-form").onsubmit = (event) => {
   if (text) send({ type: "text", text });
   $("text-input").value = "";
 };
-$("theme").onclick = () => {
-  const dark = document.documentElement.dataset.theme
-    ? document.documentElement.dataset.theme === "dark"
-    : matchMedia("(prefers-color-scheme: dark)").matches;
-  document.documentElement.dataset.theme = dark ? "light" : "dark";
-  localStorage.setItem("tara-theme", document.documentElement.dataset.theme);
-};
-if (localStorage.getItem("tara-theme")) document.documentElement.dataset.theme = localStorage.getItem("tara-theme");
 drawChart();

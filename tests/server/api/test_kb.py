@@ -2,6 +2,7 @@
 which a live session answers from the new document (the prompt and the LLM's cached prefix follow)."""
 
 import asyncio
+import io
 
 from aiohttp import FormData
 
@@ -17,7 +18,7 @@ QUESTION = "What is the name of the keeper of the Quillhaven lighthouse?"
 
 def document(data: bytes, filename: str | None = "lighthouse.md", name: str | None = None) -> FormData:
     form = FormData(default_to_multipart=True)
-    form.add_field("file", data, filename=filename, content_type="application/octet-stream")
+    form.add_field("file", io.BytesIO(data), filename=filename, content_type="application/octet-stream")
     if name is not None:
         form.add_field("name", name)
     return form

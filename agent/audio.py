@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import wave
 from collections import deque
 from dataclasses import dataclass
@@ -110,13 +111,19 @@ def read_audio(path: str | Path, sample_rate: int = PIPELINE_RATE) -> np.ndarray
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
 
-def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write mono int16 PCM as a WAV file."""
-    with wave.open(str(path), "wb") as out:
+def write_wav(path: str | Path | io.BytesIO, samples: np.ndarray, sample_rate: int) -> None:
+    """Write mono int16 PCM as a WAV file (a path or an in-memory buffer)."""
+    with wave.open(path if isinstance(path, io.BytesIO) else str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(sample_rate)
         out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    write_wav(buffer, samples, sample_rate)
+    return buffer.getvalue()
 
 
 def to_float32(samples: np.ndarray) -> np.ndarray:

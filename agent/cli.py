@@ -13,7 +13,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the default profile never reaches a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 
 from agent.config import ConfigError, TaraConfig, load_config  # noqa: E402
@@ -45,19 +44,14 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_say(args: argparse.Namespace) -> int:
     from agent.audio import write_wav
     from agent.emotion import EmotionSettings
-    from agent.tts import TTS_BACKENDS
+    from agent.tts import TTS_BACKENDS, synthesize
 
     config = _config(args)
     emotion = EmotionSettings.from_preset(args.emotion)
     tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
-
-    async def speak() -> list:
-        return [chunk async for chunk in tts.stream(args.text, emotion)]
-
-    chunks = asyncio.run(speak())
-    samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, dtype=np.int16)
-    write_wav(args.output, samples, tts.sample_rate)
-    console.print(f"wrote {args.output}: {len(samples) / tts.sample_rate:.2f}s at {tts.sample_rate} Hz ({args.emotion})")
+    audio = asyncio.run(synthesize(tts, args.text, emotion))
+    write_wav(args.output, audio.samples, audio.sample_rate)
+    console.print(f"wrote {args.output}: {audio.duration:.2f}s at {audio.sample_rate} Hz ({args.emotion})")
     return 0
 
 

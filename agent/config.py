@@ -56,8 +56,28 @@ class ServerConfig(Section):
     cert_file: str = ""  # your own certificate and key; empty: self-signed, made in data_dir/tls
     key_file: str = ""
     access_token: str = ""  # empty: generated at first start and kept in data_dir/access_token
+    admin_token: str = ""  # the admin page and API; empty: generated at first start, kept in data_dir/admin_token
     max_sessions: int = Field(4, ge=1, le=64)
     ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
+
+
+class APIConfig(Section):
+    """Limits of the REST API (``server/api``): the TTS task queue and uploads."""
+
+    tts_queue_size: int = Field(8, ge=1, le=1000)  # waiting TTS tasks; one more is a 429
+    tts_keep_tasks: int = Field(32, ge=1, le=1000)  # finished tasks (and their audio) kept for download
+    tts_max_chars: int = Field(2000, ge=1, le=100_000)
+    voice_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # an uploaded reference recording
+    voice_min_seconds: float = Field(1.0, ge=0.1)
+    voice_max_seconds: float = Field(30.0, ge=1.0, le=120.0)
+    kb_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # an uploaded knowledge-base document
+    log_lines: int = Field(500, ge=10, le=100_000)  # recent log lines the admin page can read
+
+    @model_validator(mode="after")
+    def _durations_in_order(self) -> APIConfig:
+        if self.voice_min_seconds >= self.voice_max_seconds:
+            raise ValueError("voice_min_seconds must be below voice_max_seconds")
+        return self
 
 
 class VADConfig(Section):
@@ -235,6 +255,7 @@ class TaraConfig(BaseSettings):
 
     data_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "tara")
     server: ServerConfig = ServerConfig()
+    api: APIConfig = APIConfig()
     vad: VADConfig = VADConfig()
     endpointing: EndpointingConfig = EndpointingConfig()
     stt: STTConfig = STTConfig()

@@ -83,12 +83,13 @@ class TurnMetrics(Event):
 
 @dataclass
 class SettingsChanged(Event):
-    """The session's voice, mute and emotion, sent whenever one of them changes."""
+    """The session's voice, mute and emotion, sent whenever one of them (or the voices to choose from) changes."""
 
     type: ClassVar[str] = "settings"
     voice: str
     muted: bool
     emotion: dict[str, Any]
+    voices: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -134,8 +134,15 @@ class Session:
         self.muted = muted
         self.announce_settings()
 
+    def voices_changed(self) -> None:
+        """The TTS gained or lost a voice: a session whose voice is gone falls back to the default one."""
+        if self.voice not in self.stack.tts.voices:
+            log.info("voice %r was removed; the session speaks with %r", self.voice, self.stack.tts.default_voice)
+            self.voice = self.stack.tts.default_voice
+        self.announce_settings()
+
     def announce_settings(self) -> None:
-        self._emit(SettingsChanged(self.voice, self.muted, self.emotion.model_dump()))
+        self._emit(SettingsChanged(self.voice, self.muted, self.emotion.model_dump(), self.stack.tts.voices))
 
     async def close(self) -> None:
         """Cancel every task this session started."""

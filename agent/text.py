@@ -63,3 +63,9 @@ class SentenceChunker:
     def _last_break(self) -> int | None:
         matches = list(_CLAUSE_BREAK.finditer(self._buffer))
         return matches[-1].end() if matches else None
+
+
+def split_sentences(text: str) -> list[str]:
+    """Whole text → speakable sentences (very long ones cut at a clause break), for synthesis of a text."""
+    chunker = SentenceChunker(first_clause_min_words=10**9)  # no early clause: nothing is streaming here
+    return chunker.push(text) + chunker.flush()

@@ -1,7 +1,10 @@
-"""The aiohttp application: the talk page, WebRTC signalling and the API; owns the shared models.
+"""The aiohttp application: the talk page, WebRTC signalling, the REST API and the admin page; owns the
+shared models.
 
 Models load once at startup (``AgentStack``) and every peer's session shares them. ``POST /offer``
-turns a browser's SDP offer into a ``Peer`` (``server/rtc.py``) and answers it.
+turns a browser's SDP offer into a ``Peer`` (``server/rtc.py``) and answers it. The API lives in
+``server/api/`` (one module per resource); the voice library and the knowledge base it manages are
+made here once the models are loaded.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.config import TaraConfig
+from agent.knowledge import KnowledgeBase
 from agent.stack import AgentStack, load_stack
+from agent.voices import VoiceLibrary
+from server import api as rest
+from server.api.routes import Api
 from server.auth import access_middleware, load_or_create_token
+from server.keys import CONFIG, KB, PEERS, STACK, STARTED, VOICES
 from server.rtc import OfferError, PeerRegistry
 
+__all__ = ["CONFIG", "KB", "PEERS", "STACK", "STARTED", "VOICES", "create_app"]
 log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-MAX_BODY_BYTES = 256 * 1024  # an SDP offer is a few KB
-STACK = web.AppKey("stack", AgentStack)
-CONFIG = web.AppKey("config", TaraConfig)
-PEERS = web.AppKey("peers", PeerRegistry)
-STARTED = web.AppKey("started", float)
+MAX_BODY_BYTES = 256 * 1024  # an SDP offer is a few KB; uploads are multipart, read with their own limits
+API_PREFIXES = ("/api/", "/offer", "/metrics")
 
 
 class Offer(BaseModel):
@@ -38,15 +44,26 @@ class Offer(BaseModel):
             raise ValueError(f"type must be 'offer', not {self.type!r}")
 
 
+class Answer(BaseModel):
+    sdp: str
+    type: str
+    session_id: str
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler):
     """API errors as ``{"error": ...}`` with the right status; pages keep aiohttp's own."""
+    if not request.path.startswith(API_PREFIXES):
+        return await handler(request)
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.status < 400 or not (request.path.startswith("/api/") or request.path == "/offer"):
+        if exc.status < 400:
             raise
         return web.json_response({"error": exc.reason}, status=exc.status, headers=_kept_headers(exc))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"error": "internal error (see the server log)"}, status=500)
 
 
 def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
@@ -57,20 +74,9 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
 
-async def health(request: web.Request) -> web.Response:
-    stack = request.app.get(STACK)
-    return web.json_response({
-        "ok": stack is not None,
-        "uptime_s": round(time.monotonic() - request.app[STARTED], 1),
-        "models_loaded": stack is not None,
-        "sessions": len(request.app[PEERS].peers),
-    })
-
-
-async def client_config(request: web.Request) -> web.Response:
-    """What the page needs before it connects: ICE servers."""
-    servers = [server.model_dump(exclude_none=True) for server in request.app[CONFIG].server.ice_servers]
-    return web.json_response({"ice_servers": servers})
+async def admin_page(request: web.Request) -> web.FileResponse:
+    """The admin page itself holds no data: it asks for the admin token, then reads the API with it."""
+    return web.FileResponse(WEB_DIR / "admin.html")
 
 
 async def offer(request: web.Request) -> web.Response:
@@ -87,20 +93,23 @@ async def offer(request: web.Request) -> web.Response:
             reason=f"Tara is already talking with {peers.max_sessions} people (server.max_sessions); try again later",
             headers={"Retry-After": "10"},
         )
-    peer = peers.open(request.app[STACK], [s.model_dump(exclude_none=True) for s in request.app[CONFIG].server.ice_servers])
+    ice_servers = [s.model_dump(exclude_none=True) for s in request.app[CONFIG].server.ice_servers]
+    peer = peers.open(request.app[STACK], ice_servers, remote=request.remote)
     try:
         answer = await peer.answer(body.sdp)
     except OfferError as exc:
         await peer.close()
         raise web.HTTPBadRequest(reason=str(exc)) from None
     log.info("session %s opened for %s", peer.id, request.remote)
-    return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": peer.id})
+    return web.json_response(Answer(sdp=answer.sdp, type=answer.type, session_id=peer.id).model_dump())
 
 
-def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token: str | None = None) -> web.Application:
+def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token: str | None = None,
+               admin_token: str | None = None) -> web.Application:
     """Build the app; the models load at startup unless an already loaded ``stack`` is given."""
     token = access_token or load_or_create_token(config.server.access_token, config.data_path)
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, access_middleware(token)])
+    admin = admin_token or load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, access_middleware(token, admin)])
     app[STARTED] = time.monotonic()
     app[CONFIG] = config
     app[PEERS] = PeerRegistry(config.server.max_sessions)
@@ -112,13 +121,22 @@ def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token
 
         app.on_startup.append(load)
 
+    async def libraries(app: web.Application) -> None:
+        """What the API manages on top of the loaded models: uploaded voices (loaded now) and the knowledge base."""
+        app[VOICES] = VoiceLibrary(app[STACK].tts, config.data_path, config.api)
+        await app[VOICES].load()
+        app[KB] = KnowledgeBase(app[STACK])
+
     async def hang_up(app: web.Application) -> None:
         await app[PEERS].close_all()
 
+    app.on_startup.append(libraries)
     app.on_shutdown.append(hang_up)
+    api = Api(admin)
+    api.add("POST", "/offer", offer, "Start a session: the browser's SDP offer in, the answer out", admin=False,
+            body=Offer, response=Answer, errors=(400, 503))
+    rest.install(app, api)
     app.router.add_get("/", index)
-    app.router.add_get("/api/health", health)
-    app.router.add_get("/api/config", client_config)
-    app.router.add_post("/offer", offer)
+    app.router.add_get("/admin", admin_page)
     app.router.add_static("/static/", WEB_DIR)
     return app

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from fractions import Fraction
 
 import av
@@ -25,7 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
 from agent.emotion import PRESETS, EmotionSettings
-from agent.events import ErrorEvent, Event
+from agent.events import ErrorEvent, Event, TurnMetrics
 from agent.session import Session
 from agent.stack import AgentStack
 from server.protocol import Hello, Interrupt, Mute, Ping, Pong, SetEmotion, SetVoice, Text, parse_message
@@ -37,6 +37,7 @@ JITTER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc 1.16 keeps 
 FRAME_SAMPLES = RTC_RATE // 50  # 20 ms
 MAX_LAG_S = 0.2  # further behind the wall clock than this (a stalled loop), restart the clock: no burst
 CONNECT_TIMEOUT_S = 30.0
+RECENT_TURNS = 20  # per-turn latencies a peer keeps for the admin page
 
 
 class PacedAudioTrack(MediaStreamTrack):
@@ -167,12 +168,24 @@ class OfferError(ValueError):
     """The offer cannot start a session (bad SDP, no audio)."""
 
 
-class Peer:
-    """One browser tab: its peer connection, its conversation, and every task they run."""
+Observer = Callable[["Peer", Event], None]
 
-    def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None]):
+
+class Peer:
+    """One browser tab: its peer connection, its conversation, and every task they run.
+
+    Every event the session sends to the page also passes the ``observers`` (metrics), and the peer
+    keeps the latencies of its recent turns for the admin page.
+    """
+
+    def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None],
+                 remote: str | None = None, observers: Sequence[Observer] = ()):
         self.id = uuid.uuid4().hex[:12]
         self.created = time.time()
+        self.remote = remote
+        self.turns = 0
+        self.recent_turns: deque[TurnMetrics] = deque(maxlen=RECENT_TURNS)
+        self._observers = observers
         self.stack = stack
         self.speaker = SpeakerTrack()
         self.session = Session(stack, self.speaker)
@@ -253,6 +266,16 @@ class Peer:
         while True:
             self._send(await self.session.events.get())
 
+    def _observe(self, event: Event) -> None:
+        if isinstance(event, TurnMetrics):
+            self.turns += 1
+            self.recent_turns.append(event)
+        for observer in self._observers:
+            try:
+                observer(self, event)
+            except Exception:  # an observer must never break the call
+                log.exception("event observer failed")
+
     async def _close_unless_connected(self) -> None:
         await asyncio.sleep(CONNECT_TIMEOUT_S)
         if self.pc.connectionState != "connected":
@@ -292,6 +315,7 @@ class Peer:
                 self._send(Pong(t))
 
     def _send(self, event: Event) -> None:
+        self._observe(event)
         channel = self._channel
         if channel is not None and channel.readyState == "open":
             channel.send(json.dumps(event.to_dict()))
@@ -304,18 +328,20 @@ class Peer:
 
 
 class PeerRegistry:
-    """Every live peer of the process, with the ``max_sessions`` limit."""
+    """Every live peer of the process, with the ``max_sessions`` limit; ``observers`` see every peer's events."""
 
     def __init__(self, max_sessions: int) -> None:
         self.max_sessions = max_sessions
         self.peers: dict[str, Peer] = {}
+        self.observers: list[Observer] = []
 
     @property
     def full(self) -> bool:
         return len(self.peers) >= self.max_sessions
 
-    def open(self, stack: AgentStack, ice_servers: list[dict]) -> Peer:
-        peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None))
+    def open(self, stack: AgentStack, ice_servers: list[dict], remote: str | None = None) -> Peer:
+        peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None), remote=remote,
+                    observers=self.observers)
         self.peers[peer.id] = peer
         return peer
 

@@ -61,7 +61,8 @@ async def run_server(config: TaraConfig, host: str, port: int, console: Console)
     addresses = lan_addresses()
     context = tls_context(config, host, addresses)
     token = load_or_create_token(config.server.access_token, config.data_path)
-    runner = web.AppRunner(create_app(config, access_token=token), access_log=None)
+    admin_token = load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
+    runner = web.AppRunner(create_app(config, access_token=token, admin_token=admin_token), access_log=None)
     await runner.setup()  # loads the models
     sites = [web.TCPSite(runner, host, port, ssl_context=context)]
     local_port = config.server.local_http_port
@@ -69,17 +70,23 @@ async def run_server(config: TaraConfig, host: str, port: int, console: Console)
         sites.append(web.TCPSite(runner, "127.0.0.1", local_port))
     for site in sites:
         await site.start()
-    print_banner(console, host, port, context is not None, local_port if len(sites) > 1 else 0, addresses, token)
+    print_banner(console, host, port, context is not None, local_port if len(sites) > 1 else 0, addresses, token,
+                 admin_token)
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
-def print_banner(console: Console, host: str, port: int, tls: bool, local_port: int, addresses: list[str], token: str) -> None:
+def print_banner(console: Console, host: str, port: int, tls: bool, local_port: int, addresses: list[str], token: str,
+                 admin_token: str = "") -> None:
     scheme = "https" if tls else "http"
     if local_port:
         console.print(f"On this machine: [bold]http://127.0.0.1:{local_port}/[/bold]")
+    if admin_token:
+        admin_url = f"http://127.0.0.1:{local_port}/admin" if local_port else f"{scheme}://{_url_host(host)}:{port}/admin"
+        console.print(f"Admin page: [bold]{admin_url}[/bold]  admin token: [bold]{admin_token}[/bold] "
+                      "(also the API's 'Authorization: Bearer')")
     if host in ("0.0.0.0", "::"):
         lan_urls = [f"{scheme}://{address}:{port}/?token={token}" for address in addresses]
     elif is_loopback(host) or host == "localhost":
@@ -94,6 +101,12 @@ def print_banner(console: Console, host: str, port: int, tls: bool, local_port: 
         qr = segno.make(lan_urls[0], error="l")
         qr.terminal(compact=True)
     console.print("Tara is ready.", style="green")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def serve(config: TaraConfig, host: str | None = None, port: int | None = None) -> None:

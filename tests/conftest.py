@@ -85,22 +85,29 @@ def loopback_ice(monkeypatch):
     monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
+ADMIN_TOKEN = "admin-test-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 @pytest.fixture
 async def live_server(config, stack, loopback_ice):
-    """Tara's real app on a loopback port, sharing the loaded models: ``live_server(**server_config)``."""
+    """Tara's real app on a loopback port, sharing the loaded models:
+    ``live_server(stack=None, app_config=None, **server_config)``; the admin token is ``ADMIN_TOKEN``."""
     from aiohttp import web
 
     from server.app import PEERS, create_app
 
     runners = []
 
-    async def start(**server: object):
-        app_config = config.model_copy(update={"server": config.server.model_copy(update=server)})
-        runner = web.AppRunner(create_app(app_config, stack=stack, access_token="test-token"))
+    async def start(stack=stack, app_config=None, **server: object):
+        app_config = app_config or config
+        app_config = app_config.model_copy(update={"server": app_config.server.model_copy(update=server)})
+        runner = web.AppRunner(create_app(app_config, stack=stack, access_token="test-token", admin_token=ADMIN_TOKEN))
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)
+        start.app = runner.app  # the last started app, for tests that look inside
         return f"http://127.0.0.1:{port}", runner.app[PEERS]
 
     yield start

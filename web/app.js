@@ -71,7 +71,11 @@ const handlers = {
     }));
   },
   settings(message) {
-    $("voice").value = message.voice;
+    const select = $("voice");
+    if (message.voices && message.voices.join() !== [...select.options].map((o) => o.value).join()) {
+      select.replaceChildren(...message.voices.map((v) => new Option(v, v)));  // a voice was added or deleted
+    }
+    select.value = message.voice;
     muted = message.muted;
     $("mute").setAttribute("aria-pressed", String(muted));
     $("mute").textContent = muted ? "Unmute" : "Mute";
@@ -284,12 +288,4 @@ $("text-form").onsubmit = (event) => {
   if (text) send({ type: "text", text });
   $("text-input").value = "";
 };
-$("theme").onclick = () => {
-  const dark = document.documentElement.dataset.theme
-    ? document.documentElement.dataset.theme === "dark"
-    : matchMedia("(prefers-color-scheme: dark)").matches;
-  document.documentElement.dataset.theme = dark ? "light" : "dark";
-  localStorage.setItem("tara-theme", document.documentElement.dataset.theme);
-};
-if (localStorage.getItem("tara-theme")) document.documentElement.dataset.theme = localStorage.getItem("tara-theme");
 drawChart();

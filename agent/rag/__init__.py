@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.registry import Registry
@@ -25,12 +27,26 @@ class Document:
     text: str
 
 
+Progress = Callable[[int, int], None]  # (done, total) while an index is built
+
+
 class Retriever(ABC):
     documents: list[Document]
+    kb_dir: Path
+    skipped: list[str]  # unreadable files and why
 
     @abstractmethod
     async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
         """The ``k`` passages most similar to ``query``, best first, with similarity scores."""
+
+    @abstractmethod
+    def refreshed(self, progress: Progress | None = None) -> Retriever:
+        """A new retriever over the folder's current documents (blocking: run it in a thread); this one
+        keeps working, and is untouched if the rebuild fails."""
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Indexed chunks per document source."""
+        return {}
 
 
 RETRIEVERS: Registry[Retriever] = Registry("rag.backend", {"llama-index-faiss": "agent.rag.llamaindex:LlamaIndexRetriever"})

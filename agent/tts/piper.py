@@ -19,6 +19,11 @@ def voice_name(reference: str) -> str:
 
 
 class PiperTTS(TTS):
+    clone_limitation = (
+        "Piper (tts.backend: piper) cannot clone a voice from a recording: its voices are trained models. "
+        "Add a Piper .onnx voice under tts.voices in the config, or use tts.backend: csm to clone voices"
+    )
+
     def __init__(self, config: TTSConfig, data_dir: Path) -> None:
         from piper import PiperVoice
 

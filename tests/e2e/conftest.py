@@ -82,3 +82,26 @@ async def wait_for_agent_text(page, pattern: str, timeout_s: float = 120, select
         "([p, s]) => [...document.querySelectorAll('#transcript ' + s)].some(e => new RegExp(p, 'i').test(e.textContent))",
         arg=[pattern, selector], timeout=timeout_s * 1000, polling=200,
     )
+
+
+@pytest.fixture
+async def open_admin(tmp_path):
+    """``open_admin(url)`` → a Playwright page of ``url`` (the admin page) in its own headless Chromium."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
+    from playwright.async_api import async_playwright
+
+    contexts = []
+    async with async_playwright() as playwright:
+        async def launch(url: str):
+            context = await playwright.chromium.launch_persistent_context(
+                str(tmp_path / f"admin-profile{len(contexts)}"), executable_path=CHROMIUM, headless=True, args=FLAGS,
+                viewport={"width": 1200, "height": 1400})
+            contexts.append(context)
+            page = context.pages[0] if context.pages else await context.new_page()
+            await page.goto(url)
+            return page
+
+        yield launch
+        for context in contexts:
+            await context.close()

@@ -51,4 +51,4 @@ def test_tara_serve_starts_offline_with_https_and_local_http(tmp_path):
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["https"]["ok"] and report["http_local"]["ok"]
     assert report["plain_on_tls_port"] == "refused"
-    assert "Tara is ready" in log.read_text()
+    assert "Tara is ready" in log.read_text() and "Admin page: " in log.read_text()

@@ -17,7 +17,7 @@ from agent.concurrency import iterate_in_thread
 from agent.devices import resolve_device
 from agent.config import ConfigError, CSMConfig, CSMPrompt, TTSConfig
 from agent.emotion import EmotionSettings
-from agent.tts import TTS
+from agent.tts import TTS, UnknownVoiceError
 from agent.tts.csm.files import resolve_files
 from agent.tts.csm.generator import FRAME_SAMPLES, SAMPLE_RATE, Segment, Streamer
 from agent.tts.csm.model import CSM, FLAVOURS
@@ -55,6 +55,7 @@ class Conversation:
 
 class CSMTTS(TTS):
     sample_rate = SAMPLE_RATE
+    can_clone = True  # a voice is a prompt: a recording's Mimi codes and its transcript
 
     def __init__(self, config: TTSConfig, data_dir: Path) -> None:
         from moshi.models.loaders import get_mimi
@@ -82,17 +83,20 @@ class CSMTTS(TTS):
         self._voices = {name: self._load_voice(name, voice) for name, voice in self.settings.voices.items()}
         self.default_voice = self.settings.default_voice
 
+    def _prompt(self, speaker: int, text: str, audio: np.ndarray) -> Segment:
+        """A voice prompt from 24 kHz speech and its transcript; ValueError when it leaves no room to speak."""
+        segment = self._streamer.segment(speaker, text, self._streamer.encode(audio))
+        if segment.length > self._streamer.args.max_positions // 2:  # leave room for the conversation and speech
+            seconds = segment.codes.shape[1] * FRAME_SAMPLES / SAMPLE_RATE
+            raise ValueError(f"{seconds:.0f}s is too long for a prompt; use under 30s")
+        return segment
+
     def _load_voice(self, name: str, voice) -> Voice:
         def segment(prompt: CSMPrompt, key: str) -> Segment:
             try:
-                audio = read_audio(prompt.audio, SAMPLE_RATE)
+                return self._prompt(voice.speaker, prompt.text, read_audio(prompt.audio, SAMPLE_RATE))
             except ValueError as exc:
                 raise ConfigError(f"{key}.audio: {exc}") from exc
-            segment = self._streamer.segment(voice.speaker, prompt.text, self._streamer.encode(audio))
-            if segment.length > self._streamer.args.max_positions // 2:  # leave room for the conversation and speech
-                seconds = segment.codes.shape[1] * FRAME_SAMPLES / SAMPLE_RATE
-                raise ConfigError(f"{key}.audio: {seconds:.0f}s is too long for a prompt; use under 30s")
-            return segment
 
         key = f"tts.csm.voices.{name}"
         return Voice(
@@ -106,8 +110,21 @@ class CSMTTS(TTS):
         return list(self._voices)
 
     @property
-    def device(self) -> torch.device:
-        return self._streamer.device
+    def device(self) -> str:
+        return self._streamer.device.type
+
+    def add_voice(self, name: str, samples: np.ndarray, sample_rate: int, transcript: str) -> None:
+        """A cloned voice: the recording (Mimi-encoded) and its transcript prompt every sentence it speaks."""
+        audio = resample(samples, sample_rate, SAMPLE_RATE)
+        with self._lock:  # Mimi's state is shared with generation
+            prompt = self._prompt(0, transcript, audio)
+        self._voices[name] = Voice(speaker=0, prompt=prompt, emotions={})
+
+    def remove_voice(self, name: str) -> None:
+        if name == self.default_voice:
+            raise ValueError(f"voice {name!r} is the default voice")
+        if self._voices.pop(name, None) is None:
+            raise UnknownVoiceError(f"unknown voice {name!r}")
 
     def new_context(self) -> Conversation:
         return Conversation(keep=self.settings.context_segments)

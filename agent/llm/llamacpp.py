@@ -13,6 +13,7 @@ reply still on its way to its first sentence goes before replies already being s
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -112,14 +113,27 @@ class LlamaCppLLM(LLM):
             self._release(context, [*messages, ChatMessage("assistant", reply)])
 
     async def warm_up(self, prefixes: list[list[ChatMessage]]) -> None:
-        """Read each system prompt once, keep its KV state, and give every context one to start from."""
+        """Read each system prompt once and keep its KV state; idle contexts start from one of them.
+
+        (Also after a knowledge-base change, while sessions talk: it then competes for the CPU rather
+        than holding a slot for the seconds a long prompt takes.)
+        """
         for messages in prefixes:
-            async for _ in self.stream(messages, GenerationParams(max_tokens=1)):
-                pass
-            context = max(self._contexts, key=lambda c: c.last_used)
+            await asyncio.to_thread(self._remember_prefix, messages)
+        with self._pool:
+            current = {messages[0].content for messages in prefixes}
+            self._prefix_states = {system: state for system, state in self._prefix_states.items() if system in current}
+            for index, context in enumerate(self._contexts):
+                if not context.busy and not context.messages:
+                    system = prefixes[index % len(prefixes)][0]
+                    context.llama.load_state(self._prefix_states[system.content])
+                    context.messages = [system]
+
+    def _remember_prefix(self, messages: list[ChatMessage]) -> None:
+        context = self._acquire(messages)
+        try:
+            context.llama.create_chat_completion(messages=[{"role": m.role, "content": m.content} for m in messages],
+                                                 max_tokens=1)
             self._prefix_states[messages[0].content] = context.llama.save_state()
-        for index, context in enumerate(self._contexts):
-            if not context.messages:
-                system = prefixes[index % len(prefixes)][0]
-                context.llama.load_state(self._prefix_states[system.content])
-                context.messages = [system]
+        finally:
+            self._release(context, messages)

@@ -115,25 +115,28 @@ class LlamaCppLLM(LLM):
     async def warm_up(self, prefixes: list[list[ChatMessage]]) -> None:
         """Read each system prompt once and keep its KV state; idle contexts start from one of them.
 
-        (Also after a knowledge-base change, while sessions talk: it then competes for the CPU rather
-        than holding a slot for the seconds a long prompt takes.)
+        Every context also decodes once here: a context's first decode allocates its buffers and costs
+        a second or more, which would otherwise land on some caller's first turn. (This also runs after
+        a knowledge-base change, while sessions talk: it then competes for the CPU rather than holding
+        a slot for the seconds a long prompt takes.)
         """
         for messages in prefixes:
-            await asyncio.to_thread(self._remember_prefix, messages)
-        with self._pool:
-            current = {messages[0].content for messages in prefixes}
-            self._prefix_states = {system: state for system, state in self._prefix_states.items() if system in current}
-            for index, context in enumerate(self._contexts):
-                if not context.busy and not context.messages:
-                    system = prefixes[index % len(prefixes)][0]
-                    context.llama.load_state(self._prefix_states[system.content])
-                    context.messages = [system]
+            await asyncio.to_thread(lambda: self._read(self._acquire(messages), messages, keep_state=True))
+        current = {messages[0].content for messages in prefixes}
+        self._prefix_states = {system: state for system, state in self._prefix_states.items() if system in current}
+        for index, context in enumerate(self._contexts):
+            if not context.messages and not context.busy:
+                messages = prefixes[index % len(prefixes)]
+                context.busy = True
+                context.llama.load_state(self._prefix_states[messages[0].content])
+                await asyncio.to_thread(self._read, context, messages)
 
-    def _remember_prefix(self, messages: list[ChatMessage]) -> None:
-        context = self._acquire(messages)
+    def _read(self, context: _Context, messages: list[ChatMessage], keep_state: bool = False) -> None:
+        """Process ``messages`` into ``context``'s KV cache (one token generated), then release it."""
         try:
             context.llama.create_chat_completion(messages=[{"role": m.role, "content": m.content} for m in messages],
                                                  max_tokens=1)
-            self._prefix_states[messages[0].content] = context.llama.save_state()
+            if keep_state:
+                self._prefix_states[messages[0].content] = context.llama.save_state()
         finally:
             self._release(context, messages)

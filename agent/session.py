@@ -26,7 +26,8 @@ import numpy as np
 
 from agent.audio import PIPELINE_RATE, RollingAudio
 from agent.barge_in import BargeInPolicy
-from agent.emotion import EmotionSettings
+from agent.emotion import EmotionSettings, reply_emotion
+from agent.empathy import Empathy
 from agent.events import (
     AgentState,
     AgentText,
@@ -58,6 +59,7 @@ class Session:
         self.config = stack.config
         self.sink = sink
         self.emotion = emotion or EmotionSettings.from_preset(self.config.emotion.preset)
+        self._empathy = Empathy()  # how the user sounds, against their usual; picks the reply's emotion in auto
         self.voice = stack.tts.default_voice
         self._voice_context = stack.tts.new_context()  # a conversational voice (CSM) hears the exchange
         self.muted = False
@@ -312,9 +314,16 @@ class Session:
         stack, clock = self.stack, turn.clock
         if turn.committed.is_set():
             self._set_state(AgentState.THINKING)
-        passages = await stack.retriever.retrieve(turn.question)
-        clock.mark("retrieval")
-        prompt = stack.prompts.build(self.history, turn.question, passages, self.emotion.style_instruction())
+
+        async def retrieve():
+            passages = await stack.retriever.retrieve(turn.question)
+            clock.mark("retrieval")
+            return passages
+
+        # how the user sounded is measured alongside retrieval: it shapes the reply at no extra wait
+        passages, heard = await asyncio.gather(retrieve(), self._empathy.hear(turn.audio, turn.question))
+        emotion = reply_emotion(self.emotion, heard.estimate.label)
+        prompt = stack.prompts.build(self.history, turn.question, passages, emotion.style_instruction())
 
         llm_config = self.config.llm
         params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
@@ -335,7 +344,6 @@ class Session:
                 sentences.put_nowait(None)
 
         async def speak() -> None:
-            emotion = self.emotion
             if turn.audio is not None:
                 await stack.tts.hear(self._voice_context, turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
@@ -356,6 +364,7 @@ class Session:
             group.create_task(speak())
             await turn.committed.wait()
             self._set_state(AgentState.THINKING)
+            self._emit(self._empathy.remember(turn.id, heard, emotion, self.emotion))
             self._emit(Sources(turn.id, [p.to_dict() for p in passages], prompt.grounded))
 
     # ------------------------------------------------------------------ plumbing

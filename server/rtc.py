@@ -23,7 +23,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConn
 from aiortc.mediastreams import MediaStreamError
 
 from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
-from agent.emotion import PRESETS, EmotionSettings
+from agent.emotion import CHOICES, EmotionSettings
 from agent.events import ErrorEvent, Event
 from agent.session import Session
 from agent.stack import AgentStack
@@ -234,7 +234,7 @@ class Peer:
     # ------------------------------------------------------------------ data channel
 
     def _greet(self) -> None:
-        presets = {name: preset.model_dump() for name, preset in PRESETS.items()}
+        presets = {name: preset.model_dump() for name, preset in CHOICES.items()}
         self._send(Hello(self.id, self.stack.tts.voices, presets))
         self.session.announce_settings()
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 
 AUTO = "auto"
-VOLUME_SPAN_DB = 8.0  # Piper loudness from energy 0 to 1
+VOLUME_SPAN_DB = 10.0  # Piper loudness from energy 0 to 1
 
 
 class EmotionSettings(BaseModel):
@@ -65,7 +65,7 @@ class EmotionSettings(BaseModel):
         """Piper synthesis parameters (defaults at neutral: 1.0, 0.667, 0.8).
 
         Piper peak-normalises each sentence, so loudness can only go down from full scale: energy
-        spans ``VOLUME_SPAN_DB`` below it (neutral sits at -4 dB, leaving room to sound louder).
+        spans ``VOLUME_SPAN_DB`` below it (neutral sits at -5 dB, leaving room to sound louder).
         ``noise_scale`` barely moves the measured pitch range; pace and loudness are what is heard.
         """
         return PiperStyle(
@@ -87,10 +87,10 @@ class PiperStyle:
 PRESETS: dict[str, EmotionSettings] = {
     "neutral": EmotionSettings(preset="neutral", warmth=0.5, energy=0.5, rate=0.5),
     "calm": EmotionSettings(preset="calm", warmth=0.6, energy=0.2, rate=0.25),
-    "warm": EmotionSettings(preset="warm", warmth=0.9, energy=0.45, rate=0.35),
-    "cheerful": EmotionSettings(preset="cheerful", warmth=0.75, energy=0.75, rate=0.6),
+    "warm": EmotionSettings(preset="warm", warmth=0.9, energy=0.45, rate=0.3),
+    "cheerful": EmotionSettings(preset="cheerful", warmth=0.75, energy=0.75, rate=0.65),
     "excited": EmotionSettings(preset="excited", warmth=0.7, energy=0.95, rate=0.75),
-    "serious": EmotionSettings(preset="serious", warmth=0.2, energy=0.35, rate=0.35),
+    "serious": EmotionSettings(preset="serious", warmth=0.2, energy=0.35, rate=0.3),
 }
 CHOICES: dict[str, EmotionSettings] = PRESETS | {AUTO: EmotionSettings(preset=AUTO)}
 """What a person can pick: the voice presets, and ``auto`` (neutral sliders until a reply picks its own)."""
@@ -100,7 +100,7 @@ CHOICES: dict[str, EmotionSettings] = PRESETS | {AUTO: EmotionSettings(preset=AU
 AUTO_REPLIES: dict[str, EmotionSettings] = {
     "anxious": EmotionSettings(preset="calm", warmth=0.85, energy=0.2, rate=0.2),  # calm, warm and slower
     "frustrated": EmotionSettings(preset="calm", warmth=0.3, energy=0.25, rate=0.4),  # calm, matter-of-fact
-    "sad": EmotionSettings(preset="warm", warmth=0.95, energy=0.3, rate=0.35),  # warm and gentle
+    "sad": EmotionSettings(preset="warm", warmth=0.95, energy=0.3, rate=0.3),  # warm and gentle
     "excited": PRESETS["cheerful"],
     "happy": PRESETS["cheerful"],
     "calm": PRESETS["warm"],

@@ -193,6 +193,7 @@ class Session:
         async with self._stt_lock:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
+            prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
             transcript = await self.stack.stt.transcribe(audio)
         text = transcript.text.strip()
         if self._dismissed_as_backchannel(utterance, text):
@@ -201,7 +202,7 @@ class Session:
             # still silent: start answering now, heard only once the silence confirms the turn is over
             clock = TurnClock()
             clock.mark("transcript")
-            self._start_turn(Turn(self._turn_id + 1, text, clock, speculative_end=end, audio=audio))
+            self._start_turn(Turn(self._turn_id + 1, text, clock, speculative_end=end, audio=audio, prosody=prosody))
         return transcript
 
     def _speculating(self, end: int | None = None) -> bool:
@@ -259,11 +260,12 @@ class Session:
     async def _finish_utterance(self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock,
                                 turn_id: int) -> None:
         try:
-            transcript = None
+            transcript = prosody = None
             if utterance.final_job is not None and utterance.final_job_end == end:
                 transcript = await utterance.final_job
             if transcript is None:
                 async with self._stt_lock:
+                    prosody = self._empathy.measure(audio)
                     transcript = await self.stack.stt.transcribe(audio)
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
@@ -274,7 +276,7 @@ class Session:
         if self._dismissed_as_backchannel(utterance, text) or not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
-        self._start_turn(Turn(turn_id, text, clock, audio=audio)).committed.set()
+        self._start_turn(Turn(turn_id, text, clock, audio=audio, prosody=prosody)).committed.set()
 
     # ------------------------------------------------------------------ the agent's turn
 
@@ -320,8 +322,7 @@ class Session:
             clock.mark("retrieval")
             return passages
 
-        # how the user sounded is measured alongside retrieval: it shapes the reply at no extra wait
-        passages, heard = await asyncio.gather(retrieve(), self._empathy.hear(turn.audio, turn.question))
+        passages, heard = await asyncio.gather(retrieve(), self._empathy.hear(turn.audio, turn.prosody, turn.question))
         emotion = reply_emotion(self.emotion, heard.estimate.label)
         prompt = stack.prompts.build(self.history, turn.question, passages, emotion.style_instruction())
 

@@ -59,7 +59,7 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
 
 
 async def test_typed_turns_are_judged_by_their_words():
-    heard = await Empathy().hear(None, "Ugh, this is ridiculous.")
+    heard = await Empathy().hear(None, None, "Ugh, this is ridiculous.")
     assert heard.features is None and heard.estimate.label == "frustrated"
 
 
@@ -69,7 +69,7 @@ async def test_a_failing_analysis_falls_back_to_the_words(monkeypatch):
 
     monkeypatch.setattr(empathy, "analyze", broken)
     ear = Empathy()
-    heard = await ear.hear(np.ones(16000, dtype=np.int16), "I'm so worried.")
+    heard = await ear.hear(np.ones(16000, dtype=np.int16), None, "I'm so worried.")
     assert heard.features is None and heard.estimate.label == "anxious"
     event = ear.remember(1, heard, EmotionSettings(), EmotionSettings())
     assert event.features is None and ear.baseline.count == 0

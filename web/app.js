@@ -101,7 +101,8 @@ const handlers = {
     mood.dataset.label = message.label;
     mood.dataset.reply = message.reply.preset;
     mood.title = message.reasons.join("; ");
-    mood.textContent = `you sounded: ${message.label} (${Math.round(message.confidence * 100)}%) · `
+    const heard = message.features ? "you sounded" : "your words read";  // typed text has no voice
+    mood.textContent = `${heard}: ${message.label} (${Math.round(message.confidence * 100)}%) · `
       + `replying: ${message.reply.preset}${message.auto ? " (auto)" : ""}`;
   },
   agent_text(message) {

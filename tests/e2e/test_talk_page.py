@@ -65,6 +65,8 @@ async def test_page_controls_typed_question_emotion_and_mute(open_page, tmp_path
     await wait_for_agent_text(page, "forty|40")
     await page.wait_for_function("document.body.dataset.state === 'listening'", timeout=60000)
     assert (await page.text_content("#latency-last")).endswith("ms")
+    mood = await page.text_content("#transcript [data-role=user] .mood[data-label=neutral][data-reply=calm]")
+    assert mood.startswith("your words read: neutral") and "(auto)" not in mood  # typed, and calm by hand
 
 
 async def test_auto_emotion_shows_how_the_user_sounded_and_how_tara_replies(open_page, voice, tmp_path):
@@ -78,5 +80,5 @@ async def test_auto_emotion_shows_how_the_user_sounded_and_how_tara_replies(open
     shown = await page.text_content(mood)
     assert "you sounded: anxious" in shown and "replying: calm (auto)" in shown
     assert "worried" in (await utterances(page, "user"))[0].lower()
-    await wait_for_agent_text(page, ".", selector="[data-role=agent][data-turn='1']")
+    await wait_for_agent_text(page, "\\w", selector="[data-role=agent][data-turn='1'] .text")  # Tara answers
     assert await page.locator("#presets button.active[data-preset=auto]").count() == 1  # auto stays chosen

@@ -195,10 +195,6 @@ class Baseline:
                 z[name] = (value - running.mean) / max(running.std, MIN_SPREAD[name])
         return z
 
-    @property
-    def count(self) -> int:
-        return max((running.count for running in self.stats.values()), default=0)
-
 
 # ---------------------------------------------------------------------------- the label
 
@@ -254,7 +250,8 @@ def estimate_emotion(features: ProsodyFeatures | None, baseline: Baseline | None
     z = baseline.deltas(features) if features is not None and baseline is not None else {}
     weights = {name: AROUSAL_WEIGHTS[name] for name in z}
     arousal = sum(max(-3.0, min(3.0, z[name])) * w for name, w in weights.items()) / sum(weights.values()) if z else 0.0
-    reasons = [f"{REASON_WORDS[name][value < 0]} than usual ({value:+.1f} sd)" for name, value in z.items() if abs(value) >= 1.0]
+    reasons = [f"{REASON_WORDS[name][value < 0]} than usual ({value:+.1f} sd)"
+               for name, value in z.items() if abs(value) >= 1.0]
     hits = lexical_hits(transcript)
     reasons += [f"said {', '.join(repr(c) for c in cues)}" for cues in hits.values()]
     strength = {label: len(cues) for label, cues in hits.items()}

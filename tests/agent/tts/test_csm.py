@@ -182,11 +182,17 @@ def test_voice_prompts_follow_the_emotion(tts):
     assert tts._voices["default"].prompt is None
 
 
-@pytest.mark.parametrize("user, preset, sampling", [("anxious", "calm", Sampling(0.5, 20)),
-                                                     ("excited", "cheerful", Sampling(0.8, 30)), ("neutral", "neutral", NEUTRAL)])
+@pytest.mark.parametrize("user, preset, sampling", [
+    ("anxious", "calm", Sampling(0.5, 20)), ("excited", "cheerful", Sampling(0.8, 30)), ("neutral", "neutral", NEUTRAL),
+])
 async def test_auto_replies_speak_with_their_presets_sampling_and_voice_prompt(tts, monkeypatch, user, preset, sampling):
     chosen = []
-    monkeypatch.setattr(tts, "_speak", lambda text, voice, sampling, prompt, context: chosen.append((sampling, prompt)) or iter(()))
+
+    def record(text, voice, sampling, prompt, context):  # what generation would have used
+        chosen.append((sampling, prompt))
+        return iter(())
+
+    monkeypatch.setattr(tts, "_speak", record)
     reply = reply_emotion(EmotionSettings.from_preset("auto"), user)
     assert reply.preset == preset
     assert [chunk async for chunk in tts.stream("Hello.", reply, "tara")] == []

@@ -66,18 +66,34 @@ def test_pauses_are_counted(voice):
     assert features.syllables_per_s is None  # no transcript, no rate
 
 
-async def test_piper_faster_and_louder_settings_measure_faster_and_louder(config):
+@pytest.fixture(scope="module")
+def piper(config):
+    """``await piper(emotion)`` -> the features of Piper saying QUESTION that way."""
     tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
-    neutral = EmotionSettings.from_preset("neutral")
 
     async def measure(emotion: EmotionSettings) -> ProsodyFeatures:
         chunks = [c async for c in tts.stream(QUESTION, emotion)]
         return analyze(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate, QUESTION)
 
+    return measure
+
+
+async def test_piper_faster_and_louder_settings_measure_faster_and_louder(piper):
+    measure, neutral = piper, EmotionSettings.from_preset("neutral")
     slow, fast = await measure(neutral.with_sliders(rate=0.2)), await measure(neutral.with_sliders(rate=0.9))
     quiet, loud = await measure(neutral.with_sliders(energy=0.1)), await measure(neutral.with_sliders(energy=1.0))
     assert fast.syllables_per_s > 1.15 * slow.syllables_per_s
     assert loud.rms_db > quiet.rms_db + 4
+
+
+async def test_piper_presets_move_arousal_against_neutral_renditions(piper):
+    baseline = Baseline()
+    for _ in range(3):  # Piper draws random durations: its usual has a spread
+        baseline.add(await piper(EmotionSettings.from_preset("neutral")))
+    calm, excited = [estimate_emotion(await piper(EmotionSettings.from_preset(name)), baseline, QUESTION)
+                     for name in ("calm", "excited")]
+    assert calm.arousal < -0.4 and excited.arousal > 0.4 and excited.arousal - calm.arousal > 1.2
+    assert any("slower" in r for r in calm.reasons) and any("faster" in r for r in excited.reasons)
 
 
 def test_labels_move_with_the_voice_relative_to_the_usual(tmp_path):

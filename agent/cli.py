@@ -1,4 +1,4 @@
-"""The ``tara`` command: index, say, chat, doctor, serve and bench."""
+"""The ``tara`` command: index, say, chat, analyze, doctor, serve and bench."""
 
 from __future__ import annotations
 
@@ -82,6 +82,34 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from agent.audio import PIPELINE_RATE, read_audio
+    from agent.prosody import analyze, estimate_emotion
+
+    audio = read_audio(args.input)
+    transcript = None
+    if not args.no_stt:  # the words give the speaking rate and the cue words
+        from agent.stt import STT_BACKENDS
+
+        config = _config(args)
+        stt = STT_BACKENDS.create(config.stt.backend, config.stt, config.data_path)
+        transcript = asyncio.run(stt.transcribe(audio)).text.strip()
+    features = analyze(audio, PIPELINE_RATE, transcript)
+    estimate = estimate_emotion(features, None, transcript)  # one file: no baseline, so the words decide
+    if args.json:
+        print(json.dumps({"file": args.input, "transcript": transcript, "features": features.to_dict(),
+                          **estimate.to_dict()}, indent=2))
+        return 0
+    if transcript is not None:
+        print(f"transcript: {transcript}")
+    for name, value in features.to_dict().items():
+        print(f"{name}: {'-' if value is None else value}")
+    print(f"label: {estimate.label} (confidence {estimate.confidence:.2f})")
+    for reason in estimate.reasons:
+        print(f"  {reason}")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agent.doctor import run_doctor
 
@@ -129,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--emotion", default="neutral")
     chat.add_argument("--realtime", action="store_true", help="feed the audio at live-microphone pace")
     chat.set_defaults(run=cmd_chat)
+
+    analyze = commands.add_parser("analyze", help="how a recording sounds: loudness, pitch, pace, pauses, emotion")
+    analyze.add_argument("input", help="audio file (wav or anything FFmpeg reads)")
+    analyze.add_argument("--json", action="store_true", help="print one JSON object for scripts")
+    analyze.add_argument("--no-stt", action="store_true", help="skip transcription (no speaking rate, no cue words)")
+    analyze.set_defaults(run=cmd_analyze)
 
     doctor = commands.add_parser("doctor", help="check models, versions and devices")
     doctor.set_defaults(run=cmd_doctor)

@@ -232,7 +232,15 @@ class TTSConfig(Section):
 
 
 class EmotionConfig(Section):
-    preset: str = "neutral"
+    preset: str = "neutral"  # a session's starting choice; "auto" answers how the user sounds
+
+    @field_validator("preset")
+    @classmethod
+    def _known_choice(cls, value: str) -> str:
+        from agent.emotion import EmotionSettings
+
+        EmotionSettings.from_preset(value)  # raises, naming the choices
+        return value
 
 
 class BargeInConfig(Section):

@@ -93,6 +93,25 @@ class SettingsChanged(Event):
 
 
 @dataclass
+class UserEmotion(Event):
+    """How the user sounded in a turn and the emotion the reply is given in, sent when the turn is committed.
+
+    ``features`` is ``agent.prosody.ProsodyFeatures.to_dict()`` (``None`` for typed turns, judged by
+    their words alone); ``reply`` is the reply's emotion settings; ``auto`` says it was chosen from
+    the user's emotion rather than by hand.
+    """
+
+    type: ClassVar[str] = "user_emotion"
+    turn_id: int
+    label: str
+    confidence: float
+    reasons: list[str]
+    features: dict[str, Any] | None
+    reply: dict[str, Any]
+    auto: bool
+
+
+@dataclass
 class ErrorEvent(Event):
     type: ClassVar[str] = "error"
     message: str

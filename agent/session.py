@@ -27,7 +27,8 @@ import numpy as np
 from agent.audio import PIPELINE_RATE, RollingAudio
 from agent.barge_in import BargeInPolicy
 from agent.concurrency import CPUBusy
-from agent.emotion import EmotionSettings
+from agent.emotion import EmotionSettings, reply_emotion
+from agent.empathy import Empathy
 from agent.endpointing import EndOfTurnPolicy
 from agent.events import (
     AgentState,
@@ -61,6 +62,7 @@ class Session:
         self.config = stack.config
         self.sink = sink
         self.emotion = emotion or EmotionSettings.from_preset(self.config.emotion.preset)
+        self._empathy = Empathy()  # how the user sounds, against their usual; picks the reply's emotion in auto
         self.voice = stack.tts.default_voice
         self._voice_context = stack.tts.new_context()  # a conversational voice (CSM) hears the exchange
         self.muted = False
@@ -208,6 +210,7 @@ class Session:
         async with self._stt_lock:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
+            prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
             transcript = await self.stack.stt.transcribe(audio)
         text = transcript.text.strip()
         if self._utterance is utterance and utterance.pause_sample == end:
@@ -218,7 +221,8 @@ class Session:
             # still silent: start answering now, heard only once the silence confirms the turn is over
             clock = TurnClock()
             clock.mark("transcript")
-            self._start_turn(Turn(self._turn_id + 1, self._with_unanswered(text), clock, speculative_end=end, audio=audio))
+            self._start_turn(Turn(self._turn_id + 1, self._with_unanswered(text), clock, speculative_end=end,
+                                  audio=audio, prosody=prosody))
         return transcript
 
     def _speculating(self, end: int | None = None) -> bool:
@@ -281,11 +285,12 @@ class Session:
     async def _finish_utterance(self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock,
                                 turn_id: int) -> None:
         try:
-            transcript = None
+            transcript = prosody = None
             if utterance.final_job is not None and utterance.final_job_end == end:
                 transcript = await utterance.final_job
             if transcript is None:
                 async with self._stt_lock:
+                    prosody = self._empathy.measure(audio)
                     transcript = await self.stack.stt.transcribe(audio)
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
@@ -296,7 +301,7 @@ class Session:
         if self._dismissed_as_backchannel(utterance, text) or not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
-        self._start_turn(Turn(turn_id, self._with_unanswered(text), clock, audio=audio)).committed.set()
+        self._start_turn(Turn(turn_id, self._with_unanswered(text), clock, audio=audio, prosody=prosody)).committed.set()
 
     def _with_unanswered(self, text: str) -> str:
         return f"{self._unanswered} {text}" if self._unanswered else text
@@ -342,9 +347,15 @@ class Session:
         stack, clock = self.stack, turn.clock
         if turn.committed.is_set():
             self._set_state(AgentState.THINKING)
-        passages = await stack.retriever.retrieve(turn.question)
-        clock.mark("retrieval")
-        prompt = stack.prompts.build(self.history, turn.question, passages, self.emotion.style_instruction())
+
+        async def retrieve():
+            passages = await stack.retriever.retrieve(turn.question)
+            clock.mark("retrieval")
+            return passages
+
+        passages, heard = await asyncio.gather(retrieve(), self._empathy.hear(turn.audio, turn.prosody, turn.question))
+        emotion = reply_emotion(self.emotion, heard.estimate.label)
+        prompt = stack.prompts.build(self.history, turn.question, passages, emotion.style_instruction())
 
         llm_config = self.config.llm
         params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
@@ -365,7 +376,6 @@ class Session:
             await sentences.put(None)
 
         async def speak() -> None:
-            emotion = self.emotion
             if turn.audio is not None:
                 await stack.tts.hear(self._voice_context, turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
@@ -387,6 +397,7 @@ class Session:
             group.create_task(speak())
             await turn.committed.wait()
             self._set_state(AgentState.THINKING)
+            self._emit(self._empathy.remember(turn.id, heard, emotion, self.emotion))
             self._emit(Sources(turn.id, [p.to_dict() for p in passages], prompt.grounded))
 
     # ------------------------------------------------------------------ plumbing

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agent.prosody import ProsodyFeatures
 from agent.stt import Transcript
 
 
@@ -63,6 +64,7 @@ class Turn:
     committed: asyncio.Event = field(default_factory=asyncio.Event)
     speculative_end: int | None = None  # the pause (stream sample) a speculative turn answers
     audio: np.ndarray | None = None  # the user's speech (16 kHz) for a spoken turn
+    prosody: asyncio.Future[ProsodyFeatures | None] | None = None  # its prosody, measured with the transcript
     task: asyncio.Task[None] | None = None
 
     @property

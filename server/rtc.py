@@ -24,7 +24,7 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 
 from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
-from agent.emotion import PRESETS, EmotionSettings
+from agent.emotion import CHOICES, EmotionSettings
 from agent.events import ErrorEvent, Event, TurnMetrics
 from agent.session import Session
 from agent.stack import AgentStack
@@ -285,7 +285,7 @@ class Peer:
     # ------------------------------------------------------------------ data channel
 
     def _greet(self) -> None:
-        presets = {name: preset.model_dump() for name, preset in PRESETS.items()}
+        presets = {name: preset.model_dump() for name, preset in CHOICES.items()}
         self._send(Hello(self.id, self.stack.tts.voices, presets))
         self.session.announce_settings()
 

@@ -1,7 +1,7 @@
 // Tara's talk page: one WebRTC peer (mic up, agent voice down) plus the "events" data channel.
 // Agent audio plays from the WebRTC track so the browser's echo cancellation can remove it from the mic.
 // For tests and scripts: document.body.dataset.state holds the agent state, and #transcript holds one
-// element per utterance with data-role="user" or "agent". Query flags: ?raw=1 turns off the browser's
+// element per utterance with data-role="user" or "agent"; a user's has a .mood line (data-label, data-reply). Query flags: ?raw=1 turns off the browser's
 // echo cancellation/noise suppression/AGC; ?record=1 keeps the received audio (window.taraTest).
 "use strict";
 
@@ -39,6 +39,15 @@ function utterance(role, turnId) {
     utterances.set(key, element);
   }
   return element;
+}
+
+function child(element, className) {  // the element's one child of this class, made on first use
+  let found = element.querySelector(`.${className}`);
+  if (!found) {
+    found = Object.assign(document.createElement("span"), { className });
+    if (className === "text") element.prepend(found); else element.appendChild(found);
+  }
+  return found;
 }
 
 function scrollDown() { $("transcript").scrollTop = $("transcript").scrollHeight; }
@@ -86,9 +95,19 @@ const handlers = {
   user_speech_start() {},
   user_transcript(message) {
     const element = utterance("user", message.turn_id);
-    element.textContent = message.text;
+    child(element, "text").textContent = message.text;
     element.classList.toggle("partial", !message.final);
     scrollDown();
+  },
+  user_emotion(message) {  // "you sounded: anxious · replying: calm (auto)" under the user's words
+    const element = utterance("user", message.turn_id);
+    const mood = child(element, "mood");
+    mood.dataset.label = message.label;
+    mood.dataset.reply = message.reply.preset;
+    mood.title = message.reasons.join("; ");
+    const heard = message.features ? "you sounded" : "your words read";  // typed text has no voice
+    mood.textContent = `${heard}: ${message.label} (${Math.round(message.confidence * 100)}%) · `
+      + `replying: ${message.reply.preset}${message.auto ? " (auto)" : ""}`;
   },
   agent_text(message) {
     appendAgentText(utterance("agent", message.turn_id), message.text);

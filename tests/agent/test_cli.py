@@ -39,3 +39,26 @@ def test_doctor_names_the_key_for_a_missing_model(tmp_path, monkeypatch):
     run = tara("doctor")
     assert run.returncode == 1
     assert "llm.model" in run.stderr and "no-such-model" in run.stderr
+
+
+def test_analyze_prints_features_and_label(tmp_path):
+    import json
+
+    from tests.conftest import speak
+
+    speak("I'm really worried, I think I missed the last ferry, please help me.", tmp_path / "worried.wav")
+    run = tara("analyze", str(tmp_path / "worried.wav"), "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert "worried" in result["transcript"].lower() and result["label"] == "anxious"
+    assert result["features"]["syllables_per_s"] > 2 and result["features"]["f0_median_hz"] > 60
+    run = tara("analyze", str(tmp_path / "worried.wav"), "--no-stt")
+    assert run.returncode == 0 and "rms_db:" in run.stdout and "syllables_per_s: -" in run.stdout
+    assert "label: neutral" in run.stdout  # no words and no usual to compare with
+
+
+def test_analyze_a_bad_file_is_a_clear_error(tmp_path):
+    (tmp_path / "noise.wav").write_bytes(b"not audio at all")
+    run = tara("analyze", str(tmp_path / "noise.wav"), "--no-stt")
+    assert run.returncode == 2 and "cannot decode audio file" in run.stderr
+    assert "not found" in tara("analyze", str(tmp_path / "missing.wav")).stderr

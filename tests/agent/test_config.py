@@ -55,3 +55,11 @@ def test_missing_or_broken_file(tmp_path):
     broken.write_text("vad: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_emotion_preset_is_checked_at_start(monkeypatch):
+    monkeypatch.setenv("TARA_EMOTION__PRESET", "auto")
+    assert load_config().emotion.preset == "auto"
+    monkeypatch.setenv("TARA_EMOTION__PRESET", "grumpy")
+    with pytest.raises(ConfigError, match=r"emotion\.preset.*grumpy.*auto"):
+        load_config()

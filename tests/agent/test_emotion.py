@@ -1,6 +1,7 @@
 import pytest
 
-from agent.emotion import PRESETS, EmotionSettings
+from agent.emotion import AUTO_REPLIES, CHOICES, PRESETS, EmotionSettings, reply_emotion
+from agent.prosody import LABELS
 
 
 def test_every_preset_is_available():
@@ -38,3 +39,25 @@ def test_sliders_are_monotonic_and_validated():
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown emotion preset 'angry'"):
         EmotionSettings.from_preset("angry")
+
+
+def test_auto_answers_the_users_mood():
+    auto = EmotionSettings.from_preset("auto")
+    anxious = reply_emotion(auto, "anxious")
+    assert anxious.preset == "calm"
+    assert "warm" in anxious.style_instruction() and "calm" in anxious.style_instruction()
+    assert anxious.piper().length_scale > 1.0  # slower
+    assert reply_emotion(auto, "excited").preset == reply_emotion(auto, "happy").preset == "cheerful"
+    assert reply_emotion(auto, "sad").preset == "warm" and reply_emotion(auto, "sad").energy < 0.5
+    assert reply_emotion(auto, "frustrated").preset == "calm"
+    assert reply_emotion(auto, "neutral") == PRESETS["neutral"] == reply_emotion(auto, None)
+    assert set(AUTO_REPLIES) == set(LABELS)
+
+
+def test_a_manual_choice_always_wins_over_auto():
+    auto = EmotionSettings.from_preset("auto")
+    assert reply_emotion(EmotionSettings.from_preset("serious"), "anxious").preset == "serious"
+    moved = auto.with_sliders(energy=0.9)  # a slider moved while in auto: a manual custom setting
+    assert moved.preset == "custom" and reply_emotion(moved, "sad") == moved
+    assert auto.with_sliders(energy=0.5).preset == "neutral"
+    assert "auto" in CHOICES and "auto" not in PRESETS  # a choice for people, not a voice preset

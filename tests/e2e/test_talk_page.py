@@ -65,3 +65,20 @@ async def test_page_controls_typed_question_emotion_and_mute(open_page, tmp_path
     await wait_for_agent_text(page, "forty|40")
     await page.wait_for_function("document.body.dataset.state === 'listening'", timeout=60000)
     assert (await page.text_content("#latency-last")).endswith("ms")
+    mood = await page.text_content("#transcript [data-role=user] .mood[data-label=neutral][data-reply=calm]")
+    assert mood.startswith("your words read: neutral") and "(auto)" not in mood  # typed, and calm by hand
+
+
+async def test_auto_emotion_shows_how_the_user_sounded_and_how_tara_replies(open_page, voice, tmp_path):
+    worried = voice("I'm really worried, I think I missed the last ferry. Please help me!", speed=220, pitch=80, amplitude=180)
+    page = await open_page(mic_file(tmp_path / "mic.wav", 4.0, worried, 25.0))
+    await connect(page)
+    await page.click("#presets button[data-preset=auto]")  # before the question: the mic file starts silent
+    await page.wait_for_selector("#presets button.active[data-preset=auto]")
+    mood = "#transcript [data-role=user][data-turn='1'] .mood"
+    await page.wait_for_selector(f"{mood}[data-label=anxious][data-reply=calm]", timeout=120000)
+    shown = await page.text_content(mood)
+    assert "you sounded: anxious" in shown and "replying: calm (auto)" in shown
+    assert "worried" in (await utterances(page, "user"))[0].lower()
+    await wait_for_agent_text(page, "\\w", selector="[data-role=agent][data-turn='1'] .text")  # Tara answers
+    assert await page.locator("#presets button.active[data-preset=auto]").count() == 1  # auto stays chosen

@@ -11,7 +11,7 @@ import torch
 
 from agent.audio import write_wav
 from agent.config import PROJECT_ROOT, ConfigError, load_config
-from agent.emotion import EmotionSettings
+from agent.emotion import EmotionSettings, reply_emotion
 from agent.tts import TTS_BACKENDS
 from agent.tts.csm.backend import CSMTTS, USER_SPEAKER, Conversation
 from agent.tts.csm.files import resolve_files
@@ -180,6 +180,24 @@ def test_voice_prompts_follow_the_emotion(tts):
     assert voice.prompt_for(EmotionSettings.from_preset("calm")).text == "Easy now."
     assert voice.prompt_for(EmotionSettings.from_preset("excited")) is voice.prompt
     assert tts._voices["default"].prompt is None
+
+
+@pytest.mark.parametrize("user, preset, sampling", [
+    ("anxious", "calm", Sampling(0.5, 20)), ("excited", "cheerful", Sampling(0.8, 30)), ("neutral", "neutral", NEUTRAL),
+])
+async def test_auto_replies_speak_with_their_presets_sampling_and_voice_prompt(tts, monkeypatch, user, preset, sampling):
+    chosen = []
+
+    def record(text, voice, sampling, prompt, context):  # what generation would have used
+        chosen.append((sampling, prompt))
+        return iter(())
+
+    monkeypatch.setattr(tts, "_speak", record)
+    reply = reply_emotion(EmotionSettings.from_preset("auto"), user)
+    assert reply.preset == preset
+    assert [chunk async for chunk in tts.stream("Hello.", reply, "tara")] == []
+    voice = tts._voices["tara"]
+    assert chosen == [(sampling, voice.emotions["calm"] if preset == "calm" else voice.prompt)]
 
 
 def test_tara_say_writes_24khz_audio(data_dir, tmp_path, monkeypatch):

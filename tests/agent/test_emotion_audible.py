@@ -1,0 +1,47 @@
+"""Every preset is heard: ``tara say`` with Piper differs from neutral in pace, pitch range or loudness.
+
+Measured with ``agent.prosody`` on the written files. Piper draws random durations, so the text is
+three sentences long and the margins sit well above the run-to-run spread (about 1 % in pace, 0.2 dB).
+"""
+
+import pytest
+
+from agent.audio import read_audio
+from agent.cli import main
+from agent.emotion import PRESETS
+from agent.prosody import ProsodyFeatures, analyze
+
+TEXT = ("Good morning, and welcome to the harbour office. The next ferry to the island leaves at ten, "
+        "and the crossing takes about forty minutes. Tickets are sold at the desk by the gate.")
+MIN_RATE_CHANGE = 0.05  # relative
+MIN_RANGE_CHANGE_ST = 1.0
+MIN_ENERGY_CHANGE_DB = 1.5
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory) -> dict[str, ProsodyFeatures]:
+    folder = tmp_path_factory.mktemp("say")
+    measured = {}
+    for preset in PRESETS:
+        path = folder / f"{preset}.wav"
+        assert main(["say", TEXT, "-o", str(path), "--emotion", preset]) == 0
+        measured[preset] = analyze(read_audio(path, 22050), 22050, TEXT)
+    return measured
+
+
+@pytest.mark.parametrize("preset", [p for p in PRESETS if p != "neutral"])
+def test_preset_differs_audibly_from_neutral(spoken, preset):
+    neutral, voiced = spoken["neutral"], spoken[preset]
+    rate = voiced.syllables_per_s / neutral.syllables_per_s - 1
+    pitch_range = voiced.f0_range_semitones - neutral.f0_range_semitones
+    energy = voiced.rms_db - neutral.rms_db
+    measured = f"{preset}: rate {rate:+.1%}, range {pitch_range:+.2f} st, energy {energy:+.2f} dB"
+    assert (abs(rate) >= MIN_RATE_CHANGE or abs(pitch_range) >= MIN_RANGE_CHANGE_ST
+            or abs(energy) >= MIN_ENERGY_CHANGE_DB), measured
+
+
+def test_presets_move_the_way_their_names_say(spoken):
+    rate = {name: f.syllables_per_s for name, f in spoken.items()}
+    energy = {name: f.rms_db for name, f in spoken.items()}
+    assert max(rate["calm"], rate["warm"], rate["serious"]) < rate["neutral"] < rate["cheerful"] < rate["excited"]
+    assert min(energy["calm"], energy["serious"]) < energy["neutral"] < energy["cheerful"] < energy["excited"]

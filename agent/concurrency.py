@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -22,26 +24,38 @@ class ComputeScheduler:
     Whisper, llama.cpp and Piper each use every core; run side by side on two cores they slow each
     other down, and a session's first sentence waits behind another's fifth. So CPU backends take a
     slot per unit of work (a transcription, a token, a synthesised sentence): *urgent* units — on the
-    way to some turn's first audio — go before the rest, which yield between units.
+    way to some turn's first audio — go before the rest, which yield between units. Within each class
+    slots go first come, first served, so a generation that asks again right after its token queues
+    behind those already waiting.
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._busy = False
-        self._urgent_waiting = 0
+        self._urgent: deque[object] = deque()
+        self._later: deque[object] = deque()
+
+    def _my_turn(self, ticket: object, urgent: bool) -> bool:
+        if self._busy:
+            return False
+        if urgent:
+            return self._urgent[0] is ticket
+        return not self._urgent and self._later[0] is ticket
 
     @contextmanager
     def slot(self, urgent: bool = True, wait: bool = True) -> Iterator[None]:
         """Hold the CPU for one unit of work; ``wait=False`` raises ``CPUBusy`` instead of queueing."""
+        ticket = object()
+        queue = self._urgent if urgent else self._later
         with self._condition:
-            if not wait and (self._busy or self._urgent_waiting):
+            if not wait and (self._busy or self._urgent or self._later):
                 raise CPUBusy
-            self._urgent_waiting += urgent
+            queue.append(ticket)
             try:
-                while self._busy or (not urgent and self._urgent_waiting):
+                while not self._my_turn(ticket, urgent):
                     self._condition.wait()
             finally:
-                self._urgent_waiting -= urgent
+                queue.remove(ticket)
             self._busy = True
         try:
             yield
@@ -52,6 +66,10 @@ class ComputeScheduler:
 
 
 CPU = ComputeScheduler()  # the process's cores, shared by every session
+# Streams (an LLM reply, a voice) keep a worker for as long as they last, mostly waiting for their
+# consumer or a CPU slot; in asyncio's small default pool four sessions' replies would leave no thread
+# for the next transcription. The CPU scheduler, not the thread count, decides what computes.
+_STREAM_WORKERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tara-stream")
 
 
 async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int | None = None) -> AsyncIterator[T]:
@@ -93,7 +111,7 @@ async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int |
         else:
             put(_DONE)
 
-    loop.run_in_executor(None, work)
+    loop.run_in_executor(_STREAM_WORKERS, work)
     try:
         while True:
             item, error = await queue.get()

@@ -29,7 +29,7 @@ from agent.config import LLMConfig
 from agent.devices import resolve_device
 from agent.llm import LLM, ChatMessage, GenerationParams
 
-SENTENCE_END = re.compile(r"[.!?,;:]\s")  # the first clause is out: the rest can wait behind others' first ones
+SENTENCE_END = re.compile(r"[.!?]\s")  # the first sentence is out: the rest can wait behind others' first ones
 UNCONSUMED_DELTAS = 4  # a consumer that stops pulling (its speech is playing) pauses its generation
 
 

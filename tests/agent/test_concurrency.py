@@ -48,3 +48,31 @@ def test_urgent_work_goes_before_work_that_can_wait():
     for thread in (holder, later, first):
         thread.join(5)
     assert order == ["first sentence", "later sentence"]
+
+
+def test_slots_go_first_come_first_served_so_a_busy_loop_cannot_hog_the_cpu():
+    scheduler = ComputeScheduler()
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def generation() -> None:  # asks again right after each token
+        with scheduler.slot():
+            holding.set()
+            release.wait()
+        with scheduler.slot():
+            order.append("generation's next token")
+
+    def transcription() -> None:
+        with scheduler.slot():
+            order.append("transcription")
+
+    threads = [threading.Thread(target=generation)]
+    threads[0].start()
+    holding.wait()
+    threads.append(threading.Thread(target=transcription))
+    threads[1].start()
+    time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["transcription", "generation's next token"]

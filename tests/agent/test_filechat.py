@@ -14,7 +14,7 @@ from tests.conftest import TEST_KB, speak, without_network
 DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|cannot|can't|unable|sorry|not (?:have|know))\b", re.I)
 
 
-def test_tara_chat_json_answers_from_an_unseen_kb_and_speaks_the_answer(tmp_path, stack):
+async def test_tara_chat_json_answers_from_an_unseen_kb_and_speaks_the_answer(tmp_path, stack):
     question = tmp_path / "question.wav"
     reply = tmp_path / "reply.wav"
     speak("What is the name of the main telescope at the observatory?", question)
@@ -31,7 +31,7 @@ def test_tara_chat_json_answers_from_an_unseen_kb_and_speaks_the_answer(tmp_path
     timings = result["timings_ms"]
     assert {"transcript", "retrieval", "first_token", "first_sentence", "first_audio"} <= set(timings)
     # the spoken reply, transcribed back, carries the answer
-    heard = stack.stt._transcribe(read_audio(reply)).text.lower()
+    heard = (await stack.stt.transcribe(read_audio(reply))).text.lower()
     assert "maple" in heard
 
 

@@ -1,4 +1,4 @@
-"""The ``tara`` command: index, say, chat, analyze, doctor, serve and bench."""
+"""The ``tara`` command: index, say, chat, analyze, doctor, serve, bench and eval."""
 
 from __future__ import annotations
 
@@ -124,6 +124,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from agent.evaluate import evaluate, markdown
+    from agent.stack import load_stack
+
+    config = _config(args)
+
+    async def run() -> dict:
+        return await evaluate(await load_stack(config, console=console))
+
+    report = asyncio.run(run())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(report, indent=2))
+    (out / "eval.md").write_text(markdown(report) + "\n")
+    print(markdown(report))
+    console.print(f"wrote {out / 'eval.json'} and {out / 'eval.md'}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from server.bench import BenchOptions, bench
 
@@ -172,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
     serve.set_defaults(run=cmd_serve)
+
+    evaluation = commands.add_parser("eval", help="accuracy on spoken questions, TTS→STT word error rate, "
+                                                  "how audible each emotion preset is")
+    evaluation.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
+    evaluation.add_argument("--out", default="bench-results/eval", help="folder for eval.json and eval.md")
+    evaluation.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser("bench", help="latency through WebRTC at a real caller: table, JSON, PNG chart")
     bench.add_argument("--turns", type=int, default=20, help="spoken turns of one caller")

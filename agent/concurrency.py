@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,6 +13,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
+
+
+# Whether the caller's work is on the way to some turn's first audio; a session clears it for the
+# sentences after the first (they have seconds of playback in hand).
+URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("urgent_cpu_work", default=True)
 
 
 class CPUBusy(Exception):
@@ -43,8 +49,11 @@ class ComputeScheduler:
         return not self._urgent and self._later[0] is ticket
 
     @contextmanager
-    def slot(self, urgent: bool = True, wait: bool = True) -> Iterator[None]:
-        """Hold the CPU for one unit of work; ``wait=False`` raises ``CPUBusy`` instead of queueing."""
+    def slot(self, urgent: bool | None = None, wait: bool = True) -> Iterator[None]:
+        """Hold the CPU for one unit of work; ``wait=False`` raises ``CPUBusy`` instead of queueing.
+
+        ``urgent`` defaults to ``URGENT`` of the calling context (streams carry their caller's)."""
+        urgent = URGENT.get() if urgent is None else urgent
         ticket = object()
         queue = self._urgent if urgent else self._later
         with self._condition:
@@ -111,7 +120,7 @@ async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int |
         else:
             put(_DONE)
 
-    loop.run_in_executor(_STREAM_WORKERS, work)
+    loop.run_in_executor(_STREAM_WORKERS, contextvars.copy_context().run, work)
     try:
         while True:
             item, error = await queue.get()

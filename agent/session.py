@@ -26,7 +26,7 @@ import numpy as np
 
 from agent.audio import PIPELINE_RATE, RollingAudio
 from agent.barge_in import BargeInPolicy
-from agent.concurrency import CPUBusy
+from agent.concurrency import URGENT, CPUBusy
 from agent.emotion import EmotionSettings, reply_emotion
 from agent.empathy import Empathy
 from agent.endpointing import EndOfTurnPolicy
@@ -53,7 +53,7 @@ from agent.vad import VADEvent, VADKind
 
 log = logging.getLogger(__name__)
 PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
-TTS_AHEAD_S = 2.0  # synthesise the next sentence once no more than this is left to play
+TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
 
 
 class Session:
@@ -380,6 +380,7 @@ class Session:
                 await stack.tts.hear(self._voice_context, turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
                 await self.sink.ahead_at_most(TTS_AHEAD_S)
+                URGENT.set(not spoken)  # only the first sentence is on the way to the first audio
                 announced = False
                 async for chunk in stack.tts.stream(piece, emotion, self.voice, self._voice_context):
                     await turn.committed.wait()  # a speculative turn stays silent until committed

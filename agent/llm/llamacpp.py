@@ -14,6 +14,7 @@ reply still on its way to its first sentence goes before replies already being s
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import re
 import threading
 import time
@@ -22,6 +23,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from agent.assets import GGUF_MODELS, resolve_model
 from agent.concurrency import CPU, iterate_in_thread
@@ -39,6 +42,36 @@ class _Context:
     messages: list[ChatMessage] = field(default_factory=list)  # what its KV cache holds, roughly
     busy: bool = False
     last_used: float = 0.0
+
+
+@dataclass(frozen=True)
+class _KVState:
+    """A context's KV cache and the tokens in it.
+
+    (llama-cpp-python's ``save_state``/``load_state`` also copy and scan its whole logits buffer,
+    ~300 MB for Qwen's vocabulary: seconds per switch, and gigabytes of resident memory.)
+    """
+
+    data: bytes
+    tokens: np.ndarray
+
+    @classmethod
+    def save(cls, llama: Any) -> _KVState:
+        import llama_cpp
+
+        size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+        buffer = (ctypes.c_uint8 * size)()
+        used = llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size)
+        return cls(ctypes.string_at(buffer, used), llama.input_ids[: llama.n_tokens].copy())
+
+    def load(self, llama: Any) -> None:
+        import llama_cpp
+
+        buffer = (ctypes.c_uint8 * len(self.data)).from_buffer_copy(self.data)
+        if llama_cpp.llama_state_set_data(llama._ctx.ctx, buffer, len(self.data)) != len(self.data):
+            raise RuntimeError("llama.cpp refused a saved KV state")
+        llama.input_ids[: len(self.tokens)] = self.tokens
+        llama.n_tokens = len(self.tokens)
 
 
 def _shared_messages(a: list[ChatMessage], b: list[ChatMessage]) -> int:
@@ -62,7 +95,7 @@ class LlamaCppLLM(LLM):
             for _ in range(config.contexts)
         ]
         self._pool = threading.Condition()
-        self._prefix_states: dict[str, Any] = {}  # system prompt -> its KV state (llama_cpp.LlamaState)
+        self._prefix_states: dict[str, _KVState] = {}  # system prompt -> its KV state
         self._slot = CPU.slot if gpu_layers == 0 else lambda urgent: nullcontext()
 
     def count_tokens(self, text: str) -> int:
@@ -89,7 +122,7 @@ class LlamaCppLLM(LLM):
         system = messages[0].content if messages and messages[0].role == "system" else ""
         if context.messages[:1] != messages[:1] and system in self._prefix_states:
             with self._slot(urgent=True):
-                context.llama.load_state(self._prefix_states[system])
+                self._prefix_states[system].load(context.llama)
         reply = ""
         chunks = context.llama.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in messages],
@@ -128,7 +161,7 @@ class LlamaCppLLM(LLM):
             if not context.messages and not context.busy:
                 messages = prefixes[index % len(prefixes)]
                 context.busy = True
-                context.llama.load_state(self._prefix_states[messages[0].content])
+                self._prefix_states[messages[0].content].load(context.llama)
                 await asyncio.to_thread(self._read, context, messages)
 
     def _read(self, context: _Context, messages: list[ChatMessage], keep_state: bool = False) -> None:
@@ -137,6 +170,6 @@ class LlamaCppLLM(LLM):
             context.llama.create_chat_completion(messages=[{"role": m.role, "content": m.content} for m in messages],
                                                  max_tokens=1)
             if keep_state:
-                self._prefix_states[messages[0].content] = context.llama.save_state()
+                self._prefix_states[messages[0].content] = _KVState.save(context.llama)
         finally:
             self._release(context, messages)

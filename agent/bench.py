@@ -48,5 +48,14 @@ def stats(values: list[float]) -> dict[str, float]:
 
 def rss_mb(pid: int | str = "self") -> float:
     """Resident memory of a process, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+    return _proc_kb(f"/proc/{pid}/status", "VmRSS:") / 1024
+
+
+def pss_mb(pid: int | str = "self") -> float:
+    """Proportional resident memory: RSS counts the model file once per llama.cpp context mapping it,
+    PSS shares those pages out, so it is what the process really costs."""
+    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss:") / 1024
+
+
+def _proc_kb(path: str, key: str) -> int:
+    return next(int(line.split()[1]) for line in Path(path).read_text().splitlines() if line.startswith(key))

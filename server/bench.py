@@ -33,7 +33,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from agent.bench import QUESTIONS, STAGES, rss_mb, spoken, stats
+from agent.bench import QUESTIONS, STAGES, pss_mb, rss_mb, spoken, stats
 from server.client import TaraClient
 from server.serve import free_port
 
@@ -161,7 +161,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
                     report["turns"][callers] = await concurrent(url, callers, options.turns_per_session, folder)
             if options.soak:
                 report["soak"] = await soak(url, server.pid, options, folder)
-            report["server_rss_mb"] = round(rss_mb(server.pid))
+            report["server_rss_mb"], report["server_pss_mb"] = round(rss_mb(server.pid)), round(pss_mb(server.pid))
         finally:
             server.terminate()
             server.wait(15)
@@ -206,6 +206,7 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
                              for s in [*STAGES, "network"]},
         "waterfall_p50_ms": waterfall(single),
         "server_rss_mb": report["server_rss_mb"],
+        "server_pss_mb": report["server_pss_mb"],
     }
     if "soak" in report:
         summary["soak_rss_growth_percent"] = report["soak"]["growth_percent"]
@@ -226,7 +227,7 @@ def print_table(summary: dict[str, Any]) -> None:
     Console().print(table)
     Console().print("where the p50 turn's time goes: "
                     + ", ".join(f"{label} {ms:.0f}" for label, ms in summary["waterfall_p50_ms"].items()))
-    line = f"server RSS {summary['server_rss_mb']} MB"
+    line = f"server RSS {summary['server_rss_mb']} MB (PSS {summary['server_pss_mb']} MB)"
     if "soak_rss_growth_percent" in summary:
         line += f"; soak RSS growth {summary['soak_rss_growth_percent']} %"
     Console().print(line)

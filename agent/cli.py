@@ -200,9 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="latency through WebRTC at a real caller: table, JSON, PNG chart")
     bench.add_argument("--turns", type=int, default=20, help="spoken turns of one caller")
-    bench.add_argument("--barge-ins", type=int, default=5)
+    bench.add_argument("--barge-ins", type=int, default=3)
     bench.add_argument("--sessions", default="1,2,4", help="concurrency levels, e.g. 1,2,4")
-    bench.add_argument("--turns-per-session", type=int, default=3, help="turns of each caller at 2+ sessions")
+    bench.add_argument("--turns-per-session", type=int, default=2, help="turns of each caller at 2+ sessions")
     bench.add_argument("--soak", type=int, default=0, help="also run this many turns and report RSS growth")
     bench.add_argument("--out", default="bench-results/latest", help="folder for report.json and latency.png")
     bench.set_defaults(run=cmd_bench)

@@ -55,9 +55,9 @@ console = Console(stderr=True)
 @dataclass
 class BenchOptions:
     turns: int = 20
-    barge_ins: int = 5
+    barge_ins: int = 3
     sessions: list[int] = field(default_factory=lambda: [1, 2, 4])
-    turns_per_session: int = 3  # in each concurrent run
+    turns_per_session: int = 2  # in each concurrent run
     soak: int = 0  # turns, spread over the largest session count
     config: str | None = None
     out: Path = Path("bench-results")

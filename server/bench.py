@@ -40,7 +40,7 @@ from server.serve import free_port
 LONG_QUESTION = "Tell me everything about the Greenfield library, in great detail."
 INTERRUPTION = "Stop, please. How long is the kettle warranty?"
 PAUSE_BETWEEN_TURNS_S = 0.6
-MAX_REPLY_S = 6.0  # after the question: long replies are cut short, to keep the run to a few minutes
+MAX_REPLY_S = 4.0  # of a reply's playing: longer ones are cut short, to keep the run to a few minutes
 WATERFALL = [  # (label, from mark, to mark): consecutive stretches of a turn, from the voice stopping
     ("endpointing + speech recognition", None, "transcript"),
     ("retrieval", "transcript", "retrieval"),
@@ -82,13 +82,18 @@ def start_server(config: str | None, port: int, log_path: Path) -> subprocess.Po
 
 
 async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0) -> dict[str, Any]:
-    """One spoken turn; a reply still talking after ``MAX_REPLY_S`` is interrupted (the page's button)."""
+    """One spoken turn; a reply still talking ``MAX_REPLY_S`` after it began is interrupted (the page's button)."""
     clip = client.say(audio)
     await clip.done.wait()
+    done = asyncio.ensure_future(client.wait_for("agent_done", after=clip.ended, timeout=timeout))
+    began = asyncio.ensure_future(client.wait_for("agent_text", after=clip.ended, timeout=timeout))
+    await asyncio.wait([done, began], return_when=asyncio.FIRST_COMPLETED)
+    began.cancel()
     try:
-        await client.wait_for("agent_done", after=clip.ended, timeout=MAX_REPLY_S)
+        await asyncio.wait_for(asyncio.shield(done), MAX_REPLY_S)
     except TimeoutError:
         client.send({"type": "interrupt"})
+    await done
     metrics = await client.wait_for("metrics", after=clip.ended, timeout=timeout)
     done = client.events_of("agent_done")[-1]
     first_sound = client.received.first_sound_after(clip.speech_ended)

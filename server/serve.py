@@ -8,6 +8,7 @@ plain-HTTP listener on 127.0.0.1 for the browser on this machine (no certificate
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import ipaddress
 import logging
 import socket
@@ -22,6 +23,8 @@ from agent.config import ConfigError, TaraConfig
 from server.app import create_app
 from server.auth import is_loopback, load_or_create_token
 from server.tls import ensure_certificate, server_context
+
+M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,17 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Model streams run on many worker threads; glibc gives each its own malloc arena and rarely
+    returns their memory, so a long-running server's RSS creeps up. Two arenas are enough here."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def serve(config: TaraConfig, host: str | None = None, port: int | None = None) -> None:
+    limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -20,8 +20,17 @@ _DONE = object()
 URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("urgent_cpu_work", default=True)
 
 
+# Set by ``iterate_in_thread`` for its worker: the consumer has gone, so work waiting for a CPU slot gives
+# up (and releases what it holds, e.g. a llama.cpp context) instead of queueing behind others.
+STREAM_STOPPED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("stream_stopped", default=None)
+
+
 class CPUBusy(Exception):
     """Optional work (a partial transcript) found the CPU taken and was skipped."""
+
+
+class StreamStopped(Exception):
+    """The stream this work belongs to was closed while it waited for the CPU."""
 
 
 class ComputeScheduler:
@@ -60,11 +69,15 @@ class ComputeScheduler:
             if not wait and (self._busy or self._urgent or self._later):
                 raise CPUBusy
             queue.append(ticket)
+            stopped = STREAM_STOPPED.get()
             try:
                 while not self._my_turn(ticket, urgent):
-                    self._condition.wait()
+                    if stopped is not None and stopped.is_set():
+                        raise StreamStopped
+                    self._condition.wait(timeout=0.05 if stopped is not None else None)
             finally:
                 queue.remove(ticket)
+                self._condition.notify_all()
             self._busy = True
         try:
             yield
@@ -101,6 +114,7 @@ async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int |
             stop.set()
 
     def work() -> None:
+        STREAM_STOPPED.set(stop)
         try:
             iterator = produce()
             try:
@@ -115,6 +129,8 @@ async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int |
                 close = getattr(iterator, "close", None)
                 if close is not None:
                     close()
+        except StreamStopped:
+            put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
             put(_DONE, exc)
         else:

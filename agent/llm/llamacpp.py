@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from agent.assets import GGUF_MODELS, resolve_model
-from agent.concurrency import CPU, iterate_in_thread
+from agent.concurrency import CPU, STREAM_STOPPED, StreamStopped, iterate_in_thread
 from agent.config import LLMConfig
 from agent.devices import resolve_device
 from agent.llm import LLM, ChatMessage, GenerationParams
@@ -106,8 +106,11 @@ class LlamaCppLLM(LLM):
 
     def _acquire(self, messages: list[ChatMessage]) -> _Context:
         with self._pool:
+            stopped = STREAM_STOPPED.get()
             while not (free := [c for c in self._contexts if not c.busy]):
-                self._pool.wait()
+                if stopped is not None and stopped.is_set():
+                    raise StreamStopped  # the reply was cancelled while it waited
+                self._pool.wait(timeout=0.05)
             context = max(free, key=lambda c: (_shared_messages(c.messages, messages), -c.last_used))
             context.busy = True
             return context

@@ -76,3 +76,32 @@ def test_slots_go_first_come_first_served_so_a_busy_loop_cannot_hog_the_cpu():
     for thread in threads:
         thread.join(5)
     assert order == ["transcription", "generation's next token"]
+
+
+async def test_a_closed_stream_stops_waiting_for_the_cpu_and_releases_what_it_holds():
+    scheduler = ComputeScheduler()
+    released = threading.Event()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with scheduler.slot():
+            holding.set()
+            release.wait()
+
+    def produce():
+        try:
+            yield "first"
+            with scheduler.slot():  # queued behind the holder
+                yield "second"
+        finally:
+            released.set()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait()
+    stream = iterate_in_thread(produce)
+    assert await anext(stream) == "first"
+    await stream.aclose()
+    assert await asyncio.to_thread(released.wait, 2), "the worker kept waiting for the CPU after its stream closed"
+    release.set()
+    holder.join(5)

@@ -25,10 +25,6 @@ URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("urgent_cpu_work",
 STREAM_STOPPED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("stream_stopped", default=None)
 
 
-class CPUBusy(Exception):
-    """Optional work (a partial transcript) found the CPU taken and was skipped."""
-
-
 class StreamStopped(Exception):
     """The stream this work belongs to was closed while it waited for the CPU."""
 
@@ -58,16 +54,14 @@ class ComputeScheduler:
         return not self._urgent and self._later[0] is ticket
 
     @contextmanager
-    def slot(self, urgent: bool | None = None, wait: bool = True) -> Iterator[None]:
-        """Hold the CPU for one unit of work; ``wait=False`` raises ``CPUBusy`` instead of queueing.
+    def slot(self, urgent: bool | None = None) -> Iterator[None]:
+        """Hold the CPU for one unit of work.
 
         ``urgent`` defaults to ``URGENT`` of the calling context (streams carry their caller's)."""
         urgent = URGENT.get() if urgent is None else urgent
         ticket = object()
         queue = self._urgent if urgent else self._later
         with self._condition:
-            if not wait and (self._busy or self._urgent or self._later):
-                raise CPUBusy
             queue.append(ticket)
             stopped = STREAM_STOPPED.get()
             try:

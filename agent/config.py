@@ -92,9 +92,9 @@ class VADConfig(Section):
 class EndpointingConfig(Section):
     """How much silence ends the user's turn, judged from what they said so far.
 
-    The transcript made on the first pause decides: a finished sentence or question ends the turn after
-    ``complete_silence_ms``; one that trails off on a connective or filler ("and", "so", "um", a comma)
-    waits ``incomplete_silence_ms``; anything else waits ``vad.min_silence_ms``.
+    The transcript made on the first pause decides: a question, or a finished sentence of four words or
+    more, ends the turn after ``complete_silence_ms``; one that trails off on a connective or filler
+    ("and", "so", "um", a comma) waits ``incomplete_silence_ms``; anything else ``vad.min_silence_ms``.
     """
 
     complete_silence_ms: int = Field(200, ge=32, le=5000)

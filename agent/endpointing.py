@@ -2,8 +2,8 @@
 
 A fixed silence is either slow (every turn waits for the longest pause people make mid-sentence) or
 rude (cuts people off mid-thought). The transcript made on the first pause tells the two apart: a
-finished question ends the turn after a short silence, a sentence that trails off on "and", "so",
-"um" or a comma gets a long one.
+finished question or statement ends the turn after a short silence, a sentence that trails off on
+"and", "so", "um" or a comma gets a long one, and a greeting ("Hello Tara.") the usual one.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from agent.barge_in import normalise
 from agent.config import EndpointingConfig
 
 COMPLETE_ENDINGS = (".", "?", "!")
+MIN_STATEMENT_WORDS = 4  # "Hello Tara." or "Okay." is often the start of a turn, not all of it
 OPEN_ENDINGS = (",", ";", ":", "-", "\u2014", "...", "\u2026")
 
 
@@ -28,6 +29,6 @@ class EndOfTurnPolicy:
             return None
         if text.endswith(OPEN_ENDINGS) or words[-1] in self._continuations:
             return self.config.incomplete_silence_ms
-        if text.endswith(COMPLETE_ENDINGS):
+        if text.endswith("?") or (text.endswith(COMPLETE_ENDINGS) and len(words) >= MIN_STATEMENT_WORDS):
             return self.config.complete_silence_ms
         return None

@@ -26,7 +26,7 @@ import numpy as np
 
 from agent.audio import PIPELINE_RATE, RollingAudio
 from agent.barge_in import BargeInPolicy
-from agent.concurrency import URGENT, CPUBusy
+from agent.concurrency import URGENT
 from agent.emotion import EmotionSettings, reply_emotion
 from agent.empathy import Empathy
 from agent.endpointing import EndOfTurnPolicy
@@ -53,6 +53,7 @@ from agent.vad import VADEvent, VADKind
 
 log = logging.getLogger(__name__)
 PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
+PARTIAL_POLL_S = 0.1
 TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
 
 
@@ -76,7 +77,7 @@ class Session:
         self._utterance: Utterance | None = None
         self._turn_id = 0
         self._turn: Turn | None = None
-        self._stt_lock = asyncio.Lock()  # one transcription at a time per session
+        self._stt_lock = asyncio.Lock()  # one final transcription at a time per session
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self._unanswered = ""  # a spoken question the user talked over before hearing any answer
@@ -261,24 +262,22 @@ class Session:
             utterance.partial_job = self._spawn(self._partials(utterance))
 
     async def _partials(self, utterance: Utterance) -> None:
-        """Partial transcripts while the user is still talking; never delays a final one."""
+        """Partial transcripts while the user is still talking, as optional CPU work: a final
+        transcript (or anyone's reply) goes before them, and one that comes too late is dropped."""
         interval = self.config.stt.partial_interval_ms / 1000
+        due = time.perf_counter() + interval
         while self._utterance is utterance:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(PARTIAL_POLL_S)
             if self._utterance is not utterance or utterance.pause_sample is not None:
                 return
             end = self._audio.end
             seconds = (end - utterance.start_sample) / PIPELINE_RATE
-            if (seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO or self._stt_lock.locked()
+            if (time.perf_counter() < due or seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO
                     or self._vad.last_probability < self.config.vad.threshold):
                 continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds
-            try:
-                async with self._stt_lock:
-                    transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end),
-                                                                 urgent=False)
-            except CPUBusy:  # someone's reply needs the CPU more than this display does
-                continue
+            transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end), urgent=False)
+            due = time.perf_counter() + interval
             if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
 

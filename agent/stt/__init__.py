@@ -23,7 +23,7 @@ class STT(ABC):
         """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far).
 
         ``urgent=False`` marks optional work (a partial transcript for display): a backend sharing the
-        CPU may raise ``agent.concurrency.CPUBusy`` rather than delay anyone's reply.
+        CPU lets everyone's replies go first.
         """
 
     def set_vocabulary(self, terms: list[str]) -> None:

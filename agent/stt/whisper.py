@@ -51,7 +51,7 @@ class FasterWhisperSTT(STT):
             local_files_only=True,
         )
         self._lock = threading.Lock()
-        self._slot = CPU.slot if device == "cpu" else lambda urgent, wait: nullcontext()
+        self._slot = CPU.slot if device == "cpu" else lambda urgent: nullcontext()
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
                                     task="transcribe", language=config.language) if config.language else None
         self.set_vocabulary([])
@@ -72,7 +72,7 @@ class FasterWhisperSTT(STT):
         started = time.perf_counter()
         samples = to_float32(audio)
         # the CPU slot first: a transcription waiting for it must not hold the lock others queue on
-        with self._slot(urgent, wait=urgent), self._lock:  # one decode at a time: it uses every core
+        with self._slot(urgent), self._lock:  # one decode at a time: it uses every core
             frames = len(samples) * FRAMES_PER_SECOND // PIPELINE_RATE
             if self._tokenizer is not None and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES:
                 text = self._decode_short(samples, frames)

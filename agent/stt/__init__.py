@@ -15,6 +15,7 @@ class Transcript:
     text: str
     audio_seconds: float
     elapsed_seconds: float
+    rejected: str | None = None  # why the recogniser's text was not trusted (``text`` is then empty)
 
 
 class STT(ABC):

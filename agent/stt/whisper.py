@@ -4,6 +4,10 @@ Whisper pads every input to a 30 s window, so a 3 s question costs as much as 30
 utterances are instead padded to a window just long enough (at least 10 s, which keeps Whisper's
 end-of-text behaviour intact) and decoded greedily in one CTranslate2 call: about 4x faster on CPU.
 Longer audio takes faster-whisper's regular path.
+
+Every decoding is checked (``agent/stt/guards.py``): text that reads back the hotword prompt, loops,
+or that the decoder itself doubts is decoded once more without the prompt, and if that fails too the
+transcript is empty with the reason in ``rejected`` (the session then asks the user to say it again).
 """
 
 from __future__ import annotations
@@ -16,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.assets import WHISPER_BASE, resolve_model
+from agent.assets import WHISPER_MODELS, resolve_model
 from agent.audio import PIPELINE_RATE, to_float32
 from agent.concurrency import CPU
 from agent.config import ConfigError, STTConfig
 from agent.stt import STT, Transcript
+from agent.stt.guards import Decoding, is_silence, rejection
 
-MAX_HOTWORDS_CHARS = 400  # whisper's prompt holds ~220 tokens; leave room for the audio's own text
+MAX_HOTWORDS_CHARS = 160  # a short prompt: a long one is what Whisper reads back when the audio is unclear
+MIN_PROMPTED_FRAMES = 80  # under 0.8 s of audio the prompt would be most of what the decoder sees
 FRAMES_PER_SECOND = 100  # log-mel frames
 MIN_WINDOW_FRAMES = 1000  # 10 s
 TAIL_FRAMES = 200  # at least 2 s of padding after the speech
@@ -35,7 +41,7 @@ class FasterWhisperSTT(STT):
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
-        model_file = resolve_model(config.model, {"whisper-base": WHISPER_BASE}, "stt.model", data_dir)
+        model_file = resolve_model(config.model, WHISPER_MODELS, "stt.model", data_dir)
         model_dir = model_file.parent if model_file.is_file() else model_file
         if not (model_dir / "model.bin").exists():
             raise ConfigError(f"stt.model: {model_dir} is not a CTranslate2 whisper directory (no model.bin)")
@@ -62,8 +68,13 @@ class FasterWhisperSTT(STT):
         if len(text) > MAX_HOTWORDS_CHARS:
             text = text[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0]
         self._hotwords = f"The conversation mentions {text}." if text else None
-        self._prompt = (self._model.get_prompt(self._tokenizer, [], without_timestamps=True, hotwords=self._hotwords)
-                        if self._tokenizer else [])
+        self._prompt = self._prompt_tokens(self._hotwords)
+        self._plain_prompt = self._prompt_tokens(None)
+
+    def _prompt_tokens(self, hotwords: str | None) -> list[int]:
+        if self._tokenizer is None:
+            return []
+        return self._model.get_prompt(self._tokenizer, [], without_timestamps=True, hotwords=hotwords)
 
     async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
         return await asyncio.to_thread(self._transcribe, audio, urgent)
@@ -74,26 +85,45 @@ class FasterWhisperSTT(STT):
         # the CPU slot first: a transcription waiting for it must not hold the lock others queue on
         with self._slot(urgent), self._lock:  # one decode at a time: it uses every core
             frames = len(samples) * FRAMES_PER_SECOND // PIPELINE_RATE
-            if self._tokenizer is not None and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES:
-                text = self._decode_short(samples, frames)
-            else:
-                text = self._decode_long(samples)
-        return Transcript(text, len(audio) / PIPELINE_RATE, time.perf_counter() - started)
+            short = self._tokenizer is not None and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES
+            encoded = self._encode_short(samples, frames) if short else None
+            prompted = self._hotwords is not None and frames >= MIN_PROMPTED_FRAMES
+            decoding = self._decode(samples, frames, encoded, prompted)
+            reason = rejection(decoding, self._hotwords if prompted else None)
+            if reason and prompted:  # once more, without the names that may have led it astray
+                decoding = self._decode(samples, frames, encoded, prompted=False)
+                reason = rejection(decoding, self._hotwords)
+        seconds = len(audio) / PIPELINE_RATE
+        if is_silence(decoding) or reason:  # (silence is no failure: nobody said anything)
+            return Transcript("", seconds, time.perf_counter() - started,
+                              rejected=None if is_silence(decoding) else reason)
+        return Transcript(decoding.text, seconds, time.perf_counter() - started)
 
-    def _decode_short(self, samples: np.ndarray, frames: int) -> str:
+    def _decode(self, samples: np.ndarray, frames: int, encoded, prompted: bool) -> Decoding:
+        if encoded is None:
+            return self._decode_long(samples, prompted)
+        return self._decode_short(encoded, frames, prompted)
+
+    def _encode_short(self, samples: np.ndarray, frames: int):
         window = max(MIN_WINDOW_FRAMES, frames + TAIL_FRAMES)
         padded_audio = np.pad(samples, (0, window * PIPELINE_RATE // FRAMES_PER_SECOND - len(samples)))
         features = self._model.feature_extractor(padded_audio)
         features = features[:, : features.shape[1] - features.shape[1] % 2]  # the encoder halves the frames
-        prompt = self._prompt
+        return self._model.encode(features)
+
+    def _decode_short(self, encoded, frames: int, prompted: bool) -> Decoding:
+        prompt = self._prompt if prompted else self._plain_prompt
         max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
         result = self._model.model.generate(
-            self._model.encode(features), [prompt], beam_size=self.config.beam_size,
-            max_length=min(448, len(prompt) + max_new_tokens), suppress_blank=True,
-        )
-        return self._tokenizer.decode(result[0].sequences_ids[0]).strip()
+            encoded, [prompt], beam_size=self.config.beam_size, max_length=min(448, len(prompt) + max_new_tokens),
+            suppress_blank=True, return_scores=True, return_no_speech_prob=True,
+        )[0]
+        tokens = result.sequences_ids[0]
+        # as faster-whisper does: the score is length-normalised; the average counts the end token too
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return Decoding(self._tokenizer.decode(tokens).strip(), avg_logprob, result.no_speech_prob)
 
-    def _decode_long(self, samples: np.ndarray) -> str:
+    def _decode_long(self, samples: np.ndarray, prompted: bool) -> Decoding:
         segments, _info = self._model.transcribe(
             samples,
             language=self.config.language,
@@ -101,6 +131,11 @@ class FasterWhisperSTT(STT):
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
-            hotwords=self._hotwords,
+            hotwords=self._hotwords if prompted else None,
         )
-        return " ".join(segment.text.strip() for segment in segments).strip()
+        segments = list(segments)
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        if not segments:
+            return Decoding(text)
+        return Decoding(text, float(np.mean([s.avg_logprob for s in segments])),
+                        float(min(s.no_speech_prob for s in segments)))

@@ -152,6 +152,7 @@ class LLMConfig(Section):
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(160, ge=1)
     history_tokens: int = Field(1024, ge=0)
+    grounded_history_exchanges: int = Field(2, ge=1, le=50)  # what a document question sees of the history
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: str = ""
     model_name: str = "default"

@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.config import LLMConfig, RAGConfig
+from agent.guards import KnownNumbers
 from agent.llm import ChatMessage
 from agent.rag import Document, Passage
 
 HISTORY_PAGE = 4  # exchanges dropped together when the history outgrows its budget
+GROUNDED_HISTORY_PAGE = 2  # the same for the few exchanges a document question sees
+INSIST = "(Answer this from the documents, in your own words; do not repeat the question.)"
 
 GROUNDED_RULES = (
     "Answer the user's question using only the facts in the documents below. If they do not contain "
@@ -63,6 +66,7 @@ class PromptBuilder:
         else:
             self.grounded_system = f"{base}\n{GROUNDED_RULES}"
         self.no_context_system = f"{base}\n{NO_CONTEXT_RULES}"
+        self.known_numbers = KnownNumbers(d.text for d in documents)
 
     def warm_up_prefixes(self) -> list[list[ChatMessage]]:
         """The two stable prefixes, each with a throwaway question, to prime the cache at start."""
@@ -85,15 +89,17 @@ class PromptBuilder:
             user = f"Documents:\n{context}\n\nQuestion: {question}"
         if style:
             user = f"{user}\n({style})"
-        return Prompt([*self._prefix(grounded), *self.trim(history), ChatMessage("user", user)], grounded)
+        return Prompt([*self._prefix(grounded), *self.trim(history, grounded), ChatMessage("user", user)], grounded)
 
-    def trim(self, history: list[ChatMessage]) -> list[ChatMessage]:
-        """The most recent exchanges within ``llm.history_tokens``, dropped a page at a time.
+    def trim(self, history: list[ChatMessage], grounded: bool = False) -> list[ChatMessage]:
+        """The most recent exchanges within ``llm.history_tokens``, dropped a page at a time; a
+        document question sees only the last ``llm.grounded_history_exchanges`` or so.
 
         Dropping the oldest exchange every turn would change the prompt right after the cached system
         part on every turn once the budget is reached, so each turn would re-read the whole history.
-        Old exchanges go in pages of ``HISTORY_PAGE`` counted from the start of the conversation, so
-        the cached prefix stays valid for several turns between drops.
+        Old exchanges go in pages counted from the start of the conversation, so the cached prefix
+        stays valid for some turns between drops. Document questions keep little history: twenty
+        exchanges in, a small model borrows numbers from old answers instead of reading the documents.
         """
         exchanges = [history[i : i + 2] for i in range(0, len(history) - 1, 2)
                      if history[i].role == "user" and history[i + 1].role == "assistant"]
@@ -101,4 +107,14 @@ class PromptBuilder:
         start = 0
         while sum(costs[start:]) > self.llm_config.history_tokens:
             start += HISTORY_PAGE
+        excess = len(exchanges) - start - self.llm_config.grounded_history_exchanges
+        if grounded and excess > 0:
+            start += -(-excess // GROUNDED_HISTORY_PAGE) * GROUNDED_HISTORY_PAGE
+            start = min(start, len(exchanges) - 1)  # the last exchange stays: "And how much is that?"
         return [message for exchange in exchanges[start:] for message in exchange]
+
+
+def insisting(prompt: Prompt) -> Prompt:
+    """``prompt`` once more, telling the model to answer rather than restate the question."""
+    *head, question = prompt.messages
+    return Prompt([*head, ChatMessage("user", f"{question.content}\n{INSIST}")], prompt.grounded)

@@ -14,6 +14,11 @@ Typed text starts a committed Turn directly.
 
 Speech over the agent pauses its audio at once; ``BargeInPolicy`` (``agent/barge_in.py``) says what
 counts as speech while the agent talks and which transcripts are only backchannels, which resume it.
+
+A turn that was heard is never silent: the reply is cut into pieces on time (``SentenceChunker``),
+checked before it is voiced (``agent/guards.py``: no question said back, no loop, no number the
+documents lack), a holding phrase covers a reply with nothing to say after ``HOLDING_AFTER_S``, and a
+reply that ends with nothing said, or a transcript the recogniser did not trust, gets an honest phrase.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import numpy as np
 
@@ -43,7 +49,10 @@ from agent.events import (
     UserSpeechStarted,
     UserTranscript,
 )
+from agent.guards import NOT_IN_DOCUMENTS, ReplyCheck
 from agent.llm import ChatMessage, GenerationParams
+from agent.prompt import Prompt, insisting
+from agent.rag import Passage
 from agent.sink import AudioSink
 from agent.stack import AgentStack
 from agent.stt import Transcript
@@ -55,6 +64,10 @@ log = logging.getLogger(__name__)
 PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
 PARTIAL_POLL_S = 0.1
 TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
+HOLDING_AFTER_S = 2.0  # a reply with nothing to say this long after the turn ended says HOLDING_PHRASE
+HOLDING_PHRASE = "Let me check."
+NOT_HEARD_PHRASE = "Sorry, I didn't catch that. Could you say it again?"
+FAILED_PHRASE = "Sorry, something went wrong there. Could you ask again?"
 
 
 class Session:
@@ -215,7 +228,8 @@ class Session:
             transcript = await self.stack.stt.transcribe(audio)
         text = transcript.text.strip()
         if self._utterance is utterance and utterance.pause_sample == end:
-            self._vad.set_end_silence(self._end_of_turn.silence_needed_ms(text))
+            self._vad.set_end_silence(self._end_of_turn.silence_needed_ms(text)
+                                      if text else self.config.vad.min_silence_ms)
         if self._dismissed_as_backchannel(utterance, text):
             return transcript
         if text and self._utterance is utterance and utterance.pause_sample == end:
@@ -223,7 +237,7 @@ class Session:
             clock = TurnClock()
             clock.mark("transcript")
             self._start_turn(Turn(self._turn_id + 1, self._with_unanswered(text), clock, speculative_end=end,
-                                  audio=audio, prosody=prosody))
+                                  audio=audio, prosody=prosody, queries=self._queries(text)))
         return transcript
 
     def _speculating(self, end: int | None = None) -> bool:
@@ -280,6 +294,16 @@ class Session:
             due = time.perf_counter() + interval
             if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))
+                if not utterance.over_agent:
+                    await self._prefill(self._with_unanswered(transcript.text))
+
+    async def _prefill(self, question: str) -> None:
+        """Let the LLM read the prompt the words so far make, while the user is still talking: the
+        final question then shares all of it but its last words (first token ~0.5 → ~0.2 s)."""
+        passages = await self.stack.retriever.retrieve(question)
+        emotion = reply_emotion(self.emotion, None)
+        prompt = self.stack.prompts.build(self.history, question, passages, emotion.style_instruction())
+        await self.stack.llm.prefill(prompt.messages)
 
     async def _finish_utterance(self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock,
                                 turn_id: int) -> None:
@@ -297,13 +321,23 @@ class Session:
             return
         clock.mark("transcript")
         text = transcript.text.strip()
+        if transcript.rejected and not utterance.over_agent:  # heard, not understood: say so
+            log.info("transcript rejected: %s", transcript.rejected)
+            self._start_turn(Turn(turn_id, "", clock, canned=NOT_HEARD_PHRASE)).committed.set()
+            return
         if self._dismissed_as_backchannel(utterance, text) or not text:
             return
         self._emit(UserTranscript(text, final=True, turn_id=turn_id))
-        self._start_turn(Turn(turn_id, self._with_unanswered(text), clock, audio=audio, prosody=prosody)).committed.set()
+        self._start_turn(Turn(turn_id, self._with_unanswered(text), clock, audio=audio, prosody=prosody,
+                              queries=self._queries(text))).committed.set()
 
     def _with_unanswered(self, text: str) -> str:
         return f"{self._unanswered} {text}" if self._unanswered else text
+
+    def _queries(self, text: str) -> tuple[str, ...]:
+        """What to look up for ``text``: each question on its own (one the user talked over is merged
+        into this turn's words, not into its retrieval)."""
+        return (self._unanswered, text) if self._unanswered else (text,)
 
     # ------------------------------------------------------------------ the agent's turn
 
@@ -330,6 +364,11 @@ class Session:
                 exc = exc.exceptions[0]
             await turn.committed.wait()  # a speculative turn reports only once it is real
             self._emit(ErrorEvent(f"the agent could not answer: {exc}", stage="turn"))
+            if not spoken:  # the user asked and heard nothing: say so, if the voice still works
+                try:
+                    await self._voice(turn, FAILED_PHRASE, reply_emotion(self.emotion, None), None, asyncio.Lock())
+                except Exception:
+                    log.exception("could not say that the turn failed")
         finally:
             if turn.committed.is_set():  # an uncommitted speculative turn leaves no trace
                 reply = " ".join(spoken)
@@ -346,59 +385,131 @@ class Session:
         stack, clock = self.stack, turn.clock
         if turn.committed.is_set():
             self._set_state(AgentState.THINKING)
+        if turn.canned is not None:  # nothing to think about
+            await self._voice(turn, turn.canned, reply_emotion(self.emotion, None), None, asyncio.Lock())
+            await self.sink.drain()
+            return
 
-        async def retrieve():
-            passages = await stack.retriever.retrieve(turn.question)
-            clock.mark("retrieval")
-            return passages
-
-        passages, heard = await asyncio.gather(retrieve(), self._empathy.hear(turn.audio, turn.prosody, turn.question))
+        passages, heard = await asyncio.gather(self._retrieve(turn), self._empathy.hear(turn.audio, turn.prosody,
+                                                                                        turn.question))
         emotion = reply_emotion(self.emotion, heard.estimate.label)
         prompt = stack.prompts.build(self.history, turn.question, passages, emotion.style_instruction())
-
-        llm_config = self.config.llm
-        params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
         # the LLM runs at most a sentence ahead of the voice, the voice a few seconds ahead of playback:
         # what is not needed yet leaves the CPU to other sessions' first sentences
         sentences: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
+        voice_lock = asyncio.Lock()  # the holding phrase and the reply never talk over each other
+        started_speaking = asyncio.Event()
 
         async def think() -> None:
-            chunker = SentenceChunker()
-            async for delta in stack.llm.stream(prompt.messages, params):
-                clock.mark("first_token")
-                for piece in chunker.push(delta):
-                    clock.mark("first_sentence")
-                    await sentences.put(piece)
-            for piece in chunker.flush():
-                clock.mark("first_sentence")
+            check = ReplyCheck(turn.question, stack.prompts.known_numbers, prompt.grounded)
+            async for piece in self._written(prompt, check, clock):
                 await sentences.put(piece)
+            if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting
+                async for piece in self._written(insisting(prompt), check, clock):
+                    await sentences.put(piece)
+            if check.said_nothing:
+                await sentences.put(NOT_IN_DOCUMENTS)  # a heard turn is never silent
             await sentences.put(None)
 
         async def speak() -> None:
             if turn.audio is not None:
                 await stack.tts.hear(self._voice_context, turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
+                started_speaking.set()
                 await self.sink.ahead_at_most(TTS_AHEAD_S)
                 URGENT.set(not spoken)  # only the first sentence is on the way to the first audio
-                announced = False
-                async for chunk in stack.tts.stream(piece, emotion, self.voice, self._voice_context):
-                    await turn.committed.wait()  # a speculative turn stays silent until committed
-                    clock.mark("first_audio")
-                    if not announced:
-                        self._set_state(AgentState.SPEAKING)
-                        self._emit(AgentText(piece, turn.id))
-                        spoken.append(piece)
-                        announced = True
-                    self.sink.write(chunk)
+                await self._voice(turn, piece, emotion, spoken, voice_lock)
+            holding.cancel()
             await self.sink.drain()
+
+        async def hold() -> None:
+            """Nothing to say yet, long after the user stopped: say so, then go on."""
+            await turn.committed.wait()
+            await asyncio.sleep(turn.clock.speech_end + HOLDING_AFTER_S - time.perf_counter())
+            async with voice_lock:
+                if not started_speaking.is_set():
+                    clock.mark("holding")
+                    await self._voice(turn, HOLDING_PHRASE, emotion, None, asyncio.Lock())
 
         async with asyncio.TaskGroup() as group:
             group.create_task(think())
+            holding = group.create_task(hold())
             group.create_task(speak())
             await turn.committed.wait()
             self._set_state(AgentState.THINKING)
             self._emit(self._empathy.remember(turn.id, heard, emotion, self.emotion))
             self._emit(Sources(turn.id, [p.to_dict() for p in passages], prompt.grounded))
+
+    async def _retrieve(self, turn: Turn) -> list[Passage]:
+        """Passages for each of the turn's questions on their own; a follow-up that finds nothing
+        ("And on Sundays?") is looked up together with the question before it."""
+        retriever, prompts = self.stack.retriever, self.stack.prompts
+        found = await asyncio.gather(*(retriever.retrieve(query) for query in turn.queries))
+        passages = [p for ps in found for p in ps]
+        previous = next((m.content for m in reversed(self.history) if m.role == "user"), None)
+        if not prompts.is_relevant(sorted(passages, key=lambda p: -p.score)) and previous:
+            passages += await retriever.retrieve(f"{previous} {turn.queries[-1]}")
+        turn.clock.mark("retrieval")
+        best: dict[tuple[str, str], Passage] = {}
+        for passage in passages:
+            key = (passage.source, passage.text)
+            if key not in best or passage.score > best[key].score:
+                best[key] = passage
+        return sorted(best.values(), key=lambda p: -p.score)[: self.config.rag.top_k]
+
+    async def _written(self, prompt: Prompt, check: ReplyCheck, clock: TurnClock) -> AsyncIterator[str]:
+        """The LLM's reply as checked, speakable pieces, released on time even while the model is slow
+        (a pending token is waited for only until the chunker's deadline)."""
+        llm_config = self.config.llm
+        params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
+        chunker = SentenceChunker()
+        deltas = aiter(self.stack.llm.stream(prompt.messages, params))
+        pending: asyncio.Future[str | None] | None = None
+        try:
+            while True:
+                pending = pending or asyncio.ensure_future(anext(deltas, None))
+                deadline = chunker.deadline
+                done, _ = await asyncio.wait({pending}, timeout=None if deadline is None
+                                             else max(0.0, deadline - time.monotonic()))
+                finished = False
+                if not done:
+                    pieces = chunker.due()
+                else:
+                    delta, pending = pending.result(), None
+                    finished = delta is None
+                    if not finished:
+                        clock.mark("first_token")
+                    pieces = chunker.flush() if finished else chunker.push(delta)
+                for piece in pieces:
+                    spoken, stop = check.judge(piece)
+                    if spoken:
+                        clock.mark("first_sentence")
+                        yield spoken
+                    if stop:
+                        return
+                if finished:
+                    return
+        finally:
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            await deltas.aclose()
+
+    async def _voice(self, turn: Turn, piece: str, emotion: EmotionSettings, spoken: list[str] | None,
+                     lock: asyncio.Lock) -> None:
+        """Speak ``piece`` once the turn is committed; ``spoken`` (the history) records it."""
+        announced = False
+        async with lock:
+            async for chunk in self.stack.tts.stream(piece, emotion, self.voice, self._voice_context):
+                await turn.committed.wait()  # a speculative turn stays silent until committed
+                turn.clock.mark("first_audio")
+                if not announced:
+                    self._set_state(AgentState.SPEAKING)
+                    self._emit(AgentText(piece, turn.id))
+                    if spoken is not None:
+                        spoken.append(piece)
+                    announced = True
+                self.sink.write(chunk)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -65,7 +65,12 @@ class Turn:
     speculative_end: int | None = None  # the pause (stream sample) a speculative turn answers
     audio: np.ndarray | None = None  # the user's speech (16 kHz) for a spoken turn
     prosody: asyncio.Future[ProsodyFeatures | None] | None = None  # its prosody, measured with the transcript
+    queries: tuple[str, ...] = ()  # what to look up: each question the turn answers, on its own
+    canned: str | None = None  # a fixed reply (the user was not understood): no retrieval, no LLM
     task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.queries = self.queries or (self.question,)
 
     @property
     def active(self) -> bool:

@@ -9,7 +9,7 @@ from agent.events import TurnMetrics, UserEmotion
 from agent.filechat import feed
 from agent.session import Session
 from agent.sink import BufferSink
-from tests.agent.test_session import events_until
+from tests.fakes import events_until
 
 USUAL = "Can you tell me when the ferry leaves for the island in the morning?"
 WORRIED = "I'm really worried, I think I missed the last ferry. Please help me!"

@@ -21,6 +21,7 @@ from agent.filechat import feed
 from agent.session import Session
 from agent.sink import BufferSink
 from server.rtc import SpeakerTrack
+from tests.fakes import events_until
 
 
 class CountingSink(BufferSink):
@@ -33,16 +34,6 @@ class CountingSink(BufferSink):
     def write(self, chunk) -> None:
         self.write_times.append(time.perf_counter())
         super().write(chunk)
-
-
-async def events_until(session: Session, kind: type, timeout: float = 60.0) -> list:
-    seen = []
-    async with asyncio.timeout(timeout):
-        while True:
-            event = await session.events.get()
-            seen.append(event)
-            if isinstance(event, kind):
-                return seen
 
 
 async def test_a_typed_turn_goes_through_every_stage(stack):

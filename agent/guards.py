@@ -1,0 +1,132 @@
+"""Checks on a reply, piece by piece, before it is spoken: a small model's typical failures.
+
+A 0.5B model, asked about documents, sometimes restates the question instead of answering it,
+repeats itself in a loop, or states a number (a price, a time, a phone number) that no document
+holds. Each is caught on the piece about to be voiced, so the user never hears it:
+
+- ``restates_question``: a finished sentence that adds no word of its own to the question;
+- ``RepetitionGuard``: a sentence said before in this reply, or a phrase said three times;
+- ``KnownNumbers``: a number that is neither in the documents nor in the question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from text_to_num import alpha2digit
+
+from agent.barge_in import normalise
+
+# Words that carry no answer of their own ("yes" and "no" do, so they are not here).
+FUNCTION_WORDS = frozenset(
+    "a an the is are was were be it its it's of to in on at for and or do does did can could would will you i "
+    "me my your we our what when where how who whom which why that this there these those about with from "
+    "please tell know".split()
+)
+SENTENCE_END = (".", "!", "?")
+NOT_IN_DOCUMENTS = "Sorry, I don't have that in my documents."
+LOOP_NGRAM = 4  # a phrase of this many words ...
+LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
+def _words(text: str) -> list[str]:
+    return normalise(text).replace("-", " ").split()
+
+
+def restates_question(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` (a whole sentence of the reply) only says the question back.
+
+    Judged on finished sentences only: the clause "The warranty on the kettle," adds nothing yet, but
+    its sentence will ("... is two years.").
+    """
+    words = _words(sentence)
+    if len(words) < 3 or not sentence.rstrip().endswith(SENTENCE_END):
+        return False
+    asked = set(_words(question)) | FUNCTION_WORDS
+    return all(word in asked for word in words)
+
+
+class RepetitionGuard:
+    """Notices a reply going round in circles, so its generation can be cut."""
+
+    def __init__(self) -> None:
+        self._sentences: set[str] = set()
+        self._ngrams: Counter[tuple[str, ...]] = Counter()
+        self._tail: list[str] = []  # the last words, so phrases spanning two pieces count too
+
+    def repeats(self, piece: str) -> bool:
+        """Record ``piece``; True when it repeats what this reply already said."""
+        words = _words(piece)
+        key = " ".join(words)
+        if len(words) >= 3 and key in self._sentences:
+            return True
+        self._sentences.add(key)
+        stream = self._tail + words
+        start = max(0, len(self._tail) - LOOP_NGRAM + 1)
+        for index in range(start, len(stream) - LOOP_NGRAM + 1):
+            gram = tuple(stream[index : index + LOOP_NGRAM])
+            self._ngrams[gram] += 1
+            if self._ngrams[gram] >= LOOP_REPEATS:
+                return True
+        self._tail = stream[-(LOOP_NGRAM - 1) :]
+        return False
+
+
+def numbers_in(text: str) -> set[str]:
+    """Every number in ``text``, written as digits or as words, in a canonical form.
+
+    "Nine thirty" and "9:30" both give {"9", "30"}; "$3.50" gives {"3.5", "3", "50"}, so "three fifty"
+    and "three dollars fifty" match it; "0142" gives "142". (``text2num`` reads number words.)
+    """
+    found: set[str] = set()
+    for match in _NUMBER.finditer(alpha2digit(text, "en")):
+        token = match.group(0)
+        parts = re.split(r"[.,:]", token)
+        if re.fullmatch(r"\d{1,3}(?:,\d{3})+", token):  # 1,200
+            parts = ["".join(parts)]
+        found.update(str(int(part)) for part in parts)
+        if re.fullmatch(r"\d+\.\d+", token):
+            found.add(token.rstrip("0").rstrip(".") if "." in token else token)
+    return found
+
+
+class KnownNumbers:
+    """The numbers the documents state: a reply's number found nowhere there was made up."""
+
+    ALWAYS = frozenset({"0", "1"})  # "one of them", "a 1-minute walk": too common to judge
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self.numbers: frozenset[str] = frozenset().union(*(numbers_in(text) for text in texts))
+
+    def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
+        """Numbers in ``piece`` found neither in the documents (when answering from them) nor in the question."""
+        allowed = self.ALWAYS | numbers_in(question) | (self.numbers if grounded else frozenset())
+        return numbers_in(piece) - allowed
+
+
+class ReplyCheck:
+    """The guards one reply's pieces pass, in order, before they are voiced."""
+
+    def __init__(self, question: str, numbers: KnownNumbers, grounded: bool) -> None:
+        self.question, self.numbers, self.grounded = question, numbers, grounded
+        self._repetition = RepetitionGuard()
+        self._sentence = ""  # the sentence being said: its first clause may already be out
+        self.parroted = False  # a sentence was dropped for saying the question back
+        self.said_nothing = True
+
+    def judge(self, piece: str) -> tuple[str | None, bool]:
+        """What to say for ``piece`` (None: nothing) and whether the reply must stop there."""
+        if self._repetition.repeats(piece):
+            return None, True
+        sentence = f"{self._sentence} {piece}".strip()
+        self._sentence = "" if piece.endswith(SENTENCE_END) else sentence
+        if restates_question(self.question, sentence):
+            self.parroted = True
+            return None, False
+        self.said_nothing = False
+        if self.numbers.invented(piece, self.question, self.grounded):
+            return NOT_IN_DOCUMENTS, True
+        return piece, False

@@ -1,0 +1,45 @@
+from agent.guards import NOT_IN_DOCUMENTS, KnownNumbers, RepetitionGuard, ReplyCheck, numbers_in, restates_question
+
+
+def test_numbers_are_read_from_digits_and_words_alike():
+    assert numbers_in("It opens at nine thirty.") == numbers_in("It opens at 9:30.") == {"9", "30"}
+    assert {"3.5", "3", "50"} <= numbers_in("It costs $3.50.")
+    assert "142" in numbers_in("Call 555-0142.")
+    assert numbers_in("one of the best rooms") == set()
+    assert "1200" in numbers_in("It holds 1,200 people.")
+    assert numbers_in("The number is four seven eight.") == {"4", "7", "8"}
+
+
+def test_an_invented_number_is_found_and_a_stated_one_passes():
+    known = KnownNumbers(["Entry costs 12 euros; children 6.50.", "Open 9:00 to 17:00."])
+    assert known.invented("A tour costs 45 euros.", "How much is a tour?") == {"45"}
+    assert not known.invented("Entry is twelve euros, six fifty for children.", "How much?")
+    assert not known.invented("No, it opens at nine, not at 8.", "Does it open at 8?")  # the question's own
+    assert known.invented("It opens at 9.", "Hello!", grounded=False) == {"9"}  # no documents: all invented
+
+
+def test_restating_the_question_is_told_apart_from_answering_it():
+    question = "How long is the warranty on the kettle?"
+    assert restates_question(question, "How long is the warranty on the kettle?")
+    assert restates_question(question, "The warranty on the kettle.")
+    assert not restates_question(question, "The warranty on the kettle is two years.")
+    assert not restates_question(question, "The warranty on the kettle,")  # a clause: its sentence goes on
+    assert not restates_question("Is it open on Mondays?", "Yes, it is open on Mondays.")
+
+
+def test_repetition_is_a_repeated_sentence_or_a_phrase_said_three_times():
+    guard = RepetitionGuard()
+    assert not guard.repeats("It opens at nine.")
+    assert not guard.repeats("Entry is free.")
+    assert guard.repeats("It opens at nine.")
+    guard = RepetitionGuard()  # a phrase across pieces too short to be sentences
+    assert not any(guard.repeats(piece) for piece in ["the big", "hall and", "the big", "hall and", "the big"])
+    assert guard.repeats("hall and")
+
+
+def test_a_reply_check_drops_parrots_stops_loops_and_replaces_invented_numbers():
+    check = ReplyCheck("Who is the curator?", KnownNumbers(["The curator is Ines Berg, phone 478."]), grounded=True)
+    assert check.judge("Who is the curator?") == (None, False) and check.parroted and check.said_nothing
+    assert check.judge("The curator is Ines Berg.") == ("The curator is Ines Berg.", False)
+    assert check.judge("Call 479.") == (NOT_IN_DOCUMENTS, True)
+    assert check.judge("The curator is Ines Berg.") == (None, True)

@@ -1,0 +1,130 @@
+"""Scripted stand-ins for the model stages, to test the turn engine's logic around them.
+
+Real models cannot be told to stall, loop or fail on cue; these can. Each records what it was asked,
+so a test can check what the session sent. Capabilities are tested with the real models elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agent.audio import AudioChunk
+from agent.config import TaraConfig
+from agent.emotion import EmotionSettings
+from agent.llm import LLM, ChatMessage, GenerationParams
+from agent.prompt import PromptBuilder
+from agent.rag import Document, Passage, Progress, Retriever
+from agent.stack import AgentStack
+from agent.stt import STT, Transcript
+from agent.tts import TTS
+
+Reply = list[str | float | Exception]  # text deltas; a float sleeps that long; an exception is raised
+
+
+class ScriptedLLM(LLM):
+    """Streams one scripted reply per call (the last one repeats); ``delay`` between deltas."""
+
+    def __init__(self, *replies: Reply, delay: float = 0.0) -> None:
+        self.replies = list(replies)
+        self.delay = delay
+        self.prompts: list[list[ChatMessage]] = []
+        self.closed_early = 0  # streams whose consumer stopped before the script ended
+
+    async def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
+        self.prompts.append(messages)
+        script = self.replies[min(len(self.prompts), len(self.replies)) - 1]
+        finished = False
+        try:
+            for item in script:
+                if isinstance(item, Exception):
+                    raise item
+                if isinstance(item, float):
+                    await asyncio.sleep(item)
+                    continue
+                await asyncio.sleep(self.delay)
+                yield item
+            finished = True
+        finally:
+            self.closed_early += not finished
+
+
+def words(text: str) -> list[str]:
+    """``text`` as an LLM streams it: words with their leading spaces."""
+    parts = text.split(" ")
+    return [parts[0]] + [" " + part for part in parts[1:]]
+
+
+class ScriptedSTT(STT):
+    """Returns the scripted transcripts in turn (the last one repeats)."""
+
+    def __init__(self, *transcripts: str | Transcript) -> None:
+        self.transcripts = [t if isinstance(t, Transcript) else Transcript(t, 1.0, 0.0) for t in transcripts]
+        self.calls = 0
+
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+        self.calls += 1
+        return self.transcripts[min(self.calls, len(self.transcripts)) - 1]
+
+
+class ToneTTS(TTS):
+    """Speaks every piece as 0.2 s of tone, at once; remembers what it said."""
+
+    sample_rate = 16000
+    default_voice = "tone"
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    @property
+    def voices(self) -> list[str]:
+        return [self.default_voice]
+
+    async def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None,
+                     context: object = None) -> AsyncIterator[AudioChunk]:
+        self.said.append(text)
+        tone = (3000 * np.sin(np.arange(self.sample_rate // 5) * 0.05)).astype(np.int16)
+        yield AudioChunk(tone, self.sample_rate)
+
+
+@dataclass
+class KeywordRetriever(Retriever):
+    """Scores each document by how many of the query's longer words it contains (three make 1.0)."""
+
+    documents: list[Document] = field(default_factory=list)
+    kb_dir: Path = Path(".")
+    skipped: list[str] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
+
+    async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
+        self.queries.append(query)
+        asked = {w.strip("?.,!").lower() for w in query.split() if len(w) > 3}
+        scored = [Passage(d.text, d.source, min(1.0, len(asked & set(d.text.lower().replace(".", " ").split())) / 3))
+                  for d in self.documents]
+        return sorted(scored, key=lambda p: -p.score)[: k or 3]
+
+    def refreshed(self, progress: Progress | None = None) -> Retriever:
+        return self
+
+
+def fake_stack(config: TaraConfig, llm: LLM, stt: STT | None = None, documents: list[Document] | None = None,
+               tts: TTS | None = None) -> AgentStack:
+    """An ``AgentStack`` of fakes (the VAD stays Silero: it is small and the session makes its own)."""
+    retriever = KeywordRetriever(documents or [])
+    prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
+    return AgentStack(config, stt or ScriptedSTT("Hello."), retriever, llm, tts or ToneTTS(), prompts)
+
+
+async def events_until(session, kind: type, timeout: float = 60.0) -> list:
+    """A session's events up to and including the first of ``kind``."""
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await session.events.get()
+            seen.append(event)
+            if isinstance(event, kind):
+                return seen

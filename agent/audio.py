@@ -136,3 +136,14 @@ def rms_dbfs(samples: np.ndarray) -> float:
         return -120.0
     rms = float(np.sqrt(np.mean(to_float32(samples) ** 2)))
     return 20.0 * np.log10(max(rms, 1e-6))
+
+
+def without_leading_silence(chunk: AudioChunk, threshold_dbfs: float = -50.0, keep_ms: int = 10) -> AudioChunk:
+    """``chunk`` from ``keep_ms`` before its first audible 10 ms on: Piper starts a sentence with up to
+    60 ms of silence, which a reply's first audio would otherwise wait for."""
+    window = chunk.sample_rate // 100
+    for start in range(0, len(chunk.samples), window):
+        if rms_dbfs(chunk.samples[start : start + window]) > threshold_dbfs:
+            cut = max(0, start - keep_ms * chunk.sample_rate // 1000)
+            return AudioChunk(chunk.samples[cut:], chunk.sample_rate)
+    return chunk

@@ -26,7 +26,7 @@ FUNCTION_WORDS = frozenset(
     "please tell know".split()
 )
 SENTENCE_END = (".", "!", "?")
-NOT_IN_DOCUMENTS = "Sorry, I don't have that in my documents."
+NOT_IN_DOCUMENTS = "Sorry, I don't know that. It isn't in my documents."
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from agent.prompt import PromptBuilder
 from agent.rag import Retriever
-from agent.rag.documents import SUPPORTED, kb_files, vocabulary
+from agent.rag.documents import SUPPORTED, document_words, kb_files, vocabulary
 from agent.stack import AgentStack
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class KnowledgeBase:
             return
         stack.retriever, stack.prompts = fresh, prompts  # one step on the loop: turns see both or neither
         if stack.config.stt.hotwords_from_kb:
-            stack.stt.set_vocabulary(vocabulary(fresh.documents))
+            stack.stt.set_vocabulary(vocabulary(fresh.documents), document_words(fresh.documents))
         status.state, status.phase, status.finished = "ready", "", time.time()
         log.info("knowledge base: reindexed %d documents in %.1fs (%s)", len(fresh.documents),
                  status.finished - status.started, "in the prompt" if prompts.inline else "retrieved")

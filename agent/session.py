@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from agent.audio import PIPELINE_RATE, RollingAudio
+from agent.audio import PIPELINE_RATE, RollingAudio, without_leading_silence
 from agent.barge_in import BargeInPolicy
 from agent.concurrency import URGENT
 from agent.emotion import EmotionSettings, reply_emotion
@@ -504,6 +504,7 @@ class Session:
                 await turn.committed.wait()  # a speculative turn stays silent until committed
                 turn.clock.mark("first_audio")
                 if not announced:
+                    chunk = without_leading_silence(chunk)
                     self._set_state(AgentState.SPEAKING)
                     self._emit(AgentText(piece, turn.id))
                     if spoken is not None:

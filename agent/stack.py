@@ -15,7 +15,7 @@ from agent.emotion import EmotionSettings
 from agent.llm import LLM, LLM_BACKENDS
 from agent.prompt import PromptBuilder
 from agent.rag import RETRIEVERS, Retriever
-from agent.rag.documents import vocabulary
+from agent.rag.documents import document_words, vocabulary
 from agent.stt import STT, STT_BACKENDS
 from agent.tts import TTS, TTS_BACKENDS
 from agent.vad import VAD_BACKENDS, SileroVAD
@@ -56,7 +56,7 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
     llm = timed("language model", lambda: LLM_BACKENDS.create(config.llm.backend, config.llm, data_dir))
     tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir))
     if config.stt.hotwords_from_kb:
-        stt.set_vocabulary(vocabulary(retriever.documents))
+        stt.set_vocabulary(vocabulary(retriever.documents), document_words(retriever.documents))
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
     started = time.perf_counter()
     with console.status("warming up (speech recognition, prompt cache, voice)..."):

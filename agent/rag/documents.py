@@ -59,3 +59,11 @@ def vocabulary(documents: list[Document], limit: int = 30) -> list[str]:
                 continue
             counts[" ".join(words)] += 1
     return [term for term, _ in counts.most_common(limit)]
+
+
+_WORD = re.compile(r"[A-Za-z][a-z]{4,}")
+
+
+def document_words(documents: list[Document]) -> frozenset[str]:
+    """The documents' own words of five letters or more, lower case: what a misheard word may have been."""
+    return frozenset(match.group(0).lower() for document in documents for match in _WORD.finditer(document.text))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,8 +28,9 @@ class STT(ABC):
         CPU lets everyone's replies go first.
         """
 
-    def set_vocabulary(self, terms: list[str]) -> None:
-        """Bias recognition toward these terms (names, products); backends may ignore it."""
+    def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
+        """Bias recognition toward these terms (names, products) and the documents' ``words``
+        (lower case); backends may ignore it."""
 
 
 STT_BACKENDS: Registry[STT] = Registry("stt.backend", {"faster-whisper": "agent.stt.whisper:FasterWhisperSTT"})

@@ -13,8 +13,11 @@ transcript is empty with the reason in ``rejected`` (the session then asks the u
 from __future__ import annotations
 
 import asyncio
+import difflib
+import re
 import threading
 import time
+from collections.abc import Collection
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -28,6 +31,8 @@ from agent.stt import STT, Transcript
 from agent.stt.guards import Decoding, is_silence, rejection
 
 MAX_HOTWORDS_CHARS = 160  # a short prompt: a long one is what Whisper reads back when the audio is unclear
+RESPELL_WORD = re.compile(r"[A-Za-z]{5,}")
+RESPELL_SIMILARITY = 0.8  # difflib's ratio: "discale" and "descale" are 0.86 apart
 MIN_PROMPTED_FRAMES = 80  # under 0.8 s of audio the prompt would be most of what the decoder sees
 FRAMES_PER_SECOND = 100  # log-mel frames
 MIN_WINDOW_FRAMES = 1000  # 10 s
@@ -62,7 +67,9 @@ class FasterWhisperSTT(STT):
                                     task="transcribe", language=config.language) if config.language else None
         self.set_vocabulary([])
 
-    def set_vocabulary(self, terms: list[str]) -> None:
+    def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
+        self._words = sorted(words)
+        self._word_set = frozenset(words)
         # A sentence, not a bare list: a list makes Whisper transcribe short questions as more list items.
         text = ", ".join(terms)
         if len(text) > MAX_HOTWORDS_CHARS:
@@ -97,7 +104,28 @@ class FasterWhisperSTT(STT):
         if is_silence(decoding) or reason:  # (silence is no failure: nobody said anything)
             return Transcript("", seconds, time.perf_counter() - started,
                               rejected=None if is_silence(decoding) else reason)
-        return Transcript(decoding.text, seconds, time.perf_counter() - started)
+        return Transcript(self._respell(decoding.text), seconds, time.perf_counter() - started)
+
+    def _respell(self, text: str) -> str:
+        """Misheard document words put right: "How often do I discale it?" → "... descale it?".
+
+        A word Whisper's own tokenizer splits into pieces is rare in English; when it is one or two
+        letters off a word of the documents, that word is what was said. Common words (one token)
+        are left alone, so "cleaning" never becomes "leaning".
+        """
+        if not self._words:
+            return text
+
+        def fix(match: re.Match[str]) -> str:
+            word = match.group(0)
+            lower = word.lower()
+            tokens = self._model.hf_tokenizer.encode(f" {lower}", add_special_tokens=False).ids
+            if lower in self._word_set or len(tokens) < 2:
+                return word
+            close = difflib.get_close_matches(lower, self._words, n=1, cutoff=RESPELL_SIMILARITY)
+            return (close[0].capitalize() if word[0].isupper() else close[0]) if close else word
+
+        return RESPELL_WORD.sub(fix, text)
 
     def _decode(self, samples: np.ndarray, frames: int, encoded, prompted: bool) -> Decoding:
         if encoded is None:

@@ -55,3 +55,15 @@ def test_rolling_audio_addresses_samples_by_stream_position():
     audio.trim(300)
     assert audio.start == 700
     assert list(audio.clip(650, 710)) == [7] * 10  # clamped to what is kept
+
+
+def test_leading_silence_is_cut_to_a_few_ms():
+    from agent.audio import AudioChunk, without_leading_silence
+
+    rate = 16000
+    speech = (8000 * np.sin(np.arange(rate // 2) * 0.1)).astype(np.int16)
+    chunk = AudioChunk(np.concatenate([np.zeros(rate // 10, dtype=np.int16), speech]), rate)
+    trimmed = without_leading_silence(chunk)
+    assert len(trimmed.samples) == len(speech) + rate // 100  # 10 ms of lead kept
+    silent = AudioChunk(np.zeros(rate, dtype=np.int16), rate)
+    assert without_leading_silence(silent) is silent

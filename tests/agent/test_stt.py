@@ -3,6 +3,7 @@ import re
 import numpy as np
 import pytest
 
+from agent.stt.guards import Decoding
 from agent.stt.whisper import FasterWhisperSTT
 
 
@@ -48,3 +49,37 @@ async def test_long_audio_takes_the_regular_path(stt, voice):
 async def test_silence_gives_empty_or_short_text(stt):
     transcript = await stt.transcribe(np.zeros(16000, dtype=np.int16))
     assert len(transcript.text.split()) <= 3
+
+
+async def test_a_misheard_document_word_is_put_right_and_common_words_are_left_alone(stt):
+    stt.set_vocabulary([], {"descale", "kettle", "leaning"})
+    assert stt._respell("How often do I discale the Kettle?") == "How often do I descale the Kettle?"
+    assert stt._respell("Is the cleaning free?") == "Is the cleaning free?"
+    stt.set_vocabulary([])
+
+
+async def test_a_prompt_read_back_is_decoded_again_without_it(stt, voice, monkeypatch):
+    stt.set_vocabulary(["Harbour Museum", "Ines Berg", "Tuesday"])
+    real = stt._decode_short
+    prompts = []
+
+    def echo_when_prompted(encoded, frames, prompted):
+        prompts.append(prompted)
+        if prompted:
+            return Decoding("The conversation mentions Harbour Museum, Ines Berg, Tuesday, Tuesday.")
+        return real(encoded, frames, prompted)
+
+    monkeypatch.setattr(stt, "_decode_short", echo_when_prompted)
+    transcript = await stt.transcribe(voice("What time does the train leave?"))
+    assert prompts == [True, False]
+    assert "train" in words(transcript.text) and transcript.rejected is None
+    monkeypatch.setattr(stt, "_decode_short", lambda encoded, frames, prompted: Decoding("Tuesday, Tuesday, Tuesday."))
+    transcript = await stt.transcribe(voice("What time does the train leave?"))
+    assert transcript.text == "" and transcript.rejected == "the recogniser repeated itself"
+    stt.set_vocabulary([])
+
+
+async def test_whisper_tiny_en_is_a_bundled_choice(config, voice):
+    tiny = FasterWhisperSTT(config.stt.model_copy(update={"model": "bundled:whisper-tiny-en"}), config.data_path)
+    transcript = await tiny.transcribe(voice("What time does the train leave in the morning?"))
+    assert {"time", "train", "morning"} <= words(transcript.text)

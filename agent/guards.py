@@ -99,7 +99,11 @@ class KnownNumbers:
     ALWAYS = frozenset({"0", "1"})  # "one of them", "a 1-minute walk": too common to judge
 
     def __init__(self, texts: Iterable[str]) -> None:
-        self.numbers: frozenset[str] = frozenset().union(*(numbers_in(text) for text in texts))
+        stated = set().union(*(numbers_in(text) for text in texts))
+        # said another way: "17:00" is "five" in the afternoon, "555-0142" is read digit by digit
+        afternoon = {str(int(n) - 12) for n in stated if n.isdigit() and 13 <= int(n) <= 23}
+        digits = {digit for n in stated for digit in n if digit.isdigit()}
+        self.numbers: frozenset[str] = frozenset(stated | afternoon | digits)
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
         """Numbers in ``piece`` found neither in the documents (when answering from them) nor in the question."""

@@ -16,6 +16,13 @@ def test_an_invented_number_is_found_and_a_stated_one_passes():
     assert not known.invented("Entry is twelve euros, six fifty for children.", "How much?")
     assert not known.invented("No, it opens at nine, not at 8.", "Does it open at 8?")  # the question's own
     assert known.invented("It opens at 9.", "Hello!", grounded=False) == {"9"}  # no documents: all invented
+    assert not known.invented("It is open from nine to five.", "When is it open?")  # 17:00
+
+
+def test_a_phone_number_read_digit_by_digit_matches_the_documents():
+    known = KnownNumbers(["Call 555-0142."])
+    assert not known.invented("Call five five five, zero one four two.", "What is the number?")
+    assert known.invented("Call 555-0199.", "What is the number?") == {"199"}
 
 
 def test_restating_the_question_is_told_apart_from_answering_it():

@@ -6,7 +6,7 @@ holds. Each is caught on the piece about to be voiced, so the user never hears i
 
 - ``restates_question``: a finished sentence that adds no word of its own to the question;
 - ``RepetitionGuard``: a sentence said before in this reply, or a phrase said three times;
-- ``KnownNumbers``: a number that is neither in the documents nor in the question.
+- ``KnownFacts``: a number or a name that is neither in the documents nor in the question.
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ NOT_IN_DOCUMENTS = "Sorry, I don't know that. It isn't in my documents."
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+TITLES = ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Prof.")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+# Capitalised words any reply may use: the agent's name, days, months.
+COMMON_NAMES = frozenset(
+    "tara i monday tuesday wednesday thursday friday saturday sunday january february march april may june "
+    "july august september october november december sorry english".split()
+)
 
 
 def _words(text: str) -> list[str]:
@@ -93,29 +100,45 @@ def numbers_in(text: str) -> set[str]:
     return found
 
 
-class KnownNumbers:
-    """The numbers the documents state: a reply's number found nowhere there was made up."""
+class KnownFacts:
+    """The numbers and names the documents state: a reply's number or name found nowhere there (nor
+    in the question) was made up."""
 
     ALWAYS = frozenset({"0", "1"})  # "one of them", "a 1-minute walk": too common to judge
 
     def __init__(self, texts: Iterable[str]) -> None:
+        texts = list(texts)
         stated = set().union(*(numbers_in(text) for text in texts))
         # said another way: "17:00" is "five" in the afternoon, "555-0142" is read digit by digit
         afternoon = {str(int(n) - 12) for n in stated if n.isdigit() and 13 <= int(n) <= 23}
         digits = {digit for n in stated for digit in n if digit.isdigit()}
         self.numbers: frozenset[str] = frozenset(stated | afternoon | digits)
+        self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
-        """Numbers in ``piece`` found neither in the documents (when answering from them) nor in the question."""
-        allowed = self.ALWAYS | numbers_in(question) | (self.numbers if grounded else frozenset())
-        return numbers_in(piece) - allowed
+        """Numbers and names in ``piece`` found neither in the documents (when answering from them)
+        nor in the question."""
+        numbers = self.ALWAYS | numbers_in(question) | (self.numbers if grounded else frozenset())
+        words = COMMON_NAMES | set(_words(question)) | (self.words if grounded else frozenset())
+        return (numbers_in(piece) - numbers) | {name for name in names_in(piece) if name.lower() not in words}
+
+
+def names_in(text: str) -> list[str]:
+    """Capitalised words that do not start a sentence: "Ask Dr. Patel at the front desk." → ["Patel"]."""
+    names = []
+    for match in _CAPITALISED.finditer(text):
+        before = text[: match.start()].rstrip()
+        starts_sentence = not before or (before.endswith(SENTENCE_END) and not before.endswith(TITLES))
+        if not starts_sentence:
+            names.append(match.group(0))
+    return names
 
 
 class ReplyCheck:
     """The guards one reply's pieces pass, in order, before they are voiced."""
 
-    def __init__(self, question: str, numbers: KnownNumbers, grounded: bool) -> None:
-        self.question, self.numbers, self.grounded = question, numbers, grounded
+    def __init__(self, question: str, facts: KnownFacts, grounded: bool) -> None:
+        self.question, self.facts, self.grounded = question, facts, grounded
         self._repetition = RepetitionGuard()
         self._sentence = ""  # the sentence being said: its first clause may already be out
         self.parroted = False  # a sentence was dropped for saying the question back
@@ -131,6 +154,6 @@ class ReplyCheck:
             self.parroted = True
             return None, False
         self.said_nothing = False
-        if self.numbers.invented(piece, self.question, self.grounded):
+        if self.facts.invented(piece, self.question, self.grounded):
             return NOT_IN_DOCUMENTS, True
         return piece, False

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.config import LLMConfig, RAGConfig
-from agent.guards import KnownNumbers
+from agent.guards import KnownFacts
 from agent.llm import ChatMessage
 from agent.rag import Document, Passage
 
@@ -66,7 +66,7 @@ class PromptBuilder:
         else:
             self.grounded_system = f"{base}\n{GROUNDED_RULES}"
         self.no_context_system = f"{base}\n{NO_CONTEXT_RULES}"
-        self.known_numbers = KnownNumbers(d.text for d in documents)
+        self.known_facts = KnownFacts([d.text for d in documents])
 
     def warm_up_prefixes(self) -> list[list[ChatMessage]]:
         """The two stable prefixes, each with a throwaway question, to prime the cache at start."""

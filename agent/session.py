@@ -401,7 +401,7 @@ class Session:
         started_speaking = asyncio.Event()
 
         async def think() -> None:
-            check = ReplyCheck(turn.question, stack.prompts.known_numbers, prompt.grounded)
+            check = ReplyCheck(turn.question, stack.prompts.known_facts, prompt.grounded)
             async for piece in self._written(prompt, check, clock):
                 await sentences.put(piece)
             if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting

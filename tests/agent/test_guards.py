@@ -1,4 +1,4 @@
-from agent.guards import NOT_IN_DOCUMENTS, KnownNumbers, RepetitionGuard, ReplyCheck, numbers_in, restates_question
+from agent.guards import NOT_IN_DOCUMENTS, KnownFacts, RepetitionGuard, ReplyCheck, numbers_in, restates_question
 
 
 def test_numbers_are_read_from_digits_and_words_alike():
@@ -11,7 +11,7 @@ def test_numbers_are_read_from_digits_and_words_alike():
 
 
 def test_an_invented_number_is_found_and_a_stated_one_passes():
-    known = KnownNumbers(["Entry costs 12 euros; children 6.50.", "Open 9:00 to 17:00."])
+    known = KnownFacts(["Entry costs 12 euros; children 6.50.", "Open 9:00 to 17:00."])
     assert known.invented("A tour costs 45 euros.", "How much is a tour?") == {"45"}
     assert not known.invented("Entry is twelve euros, six fifty for children.", "How much?")
     assert not known.invented("No, it opens at nine, not at 8.", "Does it open at 8?")  # the question's own
@@ -20,7 +20,7 @@ def test_an_invented_number_is_found_and_a_stated_one_passes():
 
 
 def test_a_phone_number_read_digit_by_digit_matches_the_documents():
-    known = KnownNumbers(["Call 555-0142."])
+    known = KnownFacts(["Call 555-0142."])
     assert not known.invented("Call five five five, zero one four two.", "What is the number?")
     assert known.invented("Call 555-0199.", "What is the number?") == {"199"}
 
@@ -45,8 +45,16 @@ def test_repetition_is_a_repeated_sentence_or_a_phrase_said_three_times():
 
 
 def test_a_reply_check_drops_parrots_stops_loops_and_replaces_invented_numbers():
-    check = ReplyCheck("Who is the curator?", KnownNumbers(["The curator is Ines Berg, phone 478."]), grounded=True)
+    check = ReplyCheck("Who is the curator?", KnownFacts(["The curator is Ines Berg, phone 478."]), grounded=True)
     assert check.judge("Who is the curator?") == (None, False) and check.parroted and check.said_nothing
     assert check.judge("The curator is Ines Berg.") == ("The curator is Ines Berg.", False)
     assert check.judge("Call 479.") == (NOT_IN_DOCUMENTS, True)
     assert check.judge("The curator is Ines Berg.") == (None, True)
+
+
+def test_a_name_no_document_holds_is_invented():
+    known = KnownFacts(["Dr. Ines Berg sees patients on Mondays. Hygienist: Tom Reyes."])
+    assert known.invented("On Mondays, ask for Dr. Patel.", "Who sees patients?") == {"Patel"}
+    assert not known.invented("Dr. Berg sees patients on Mondays, and Tom Reyes cleans.", "Who?")
+    assert not known.invented("Sorry, I'm Tara, and it is Friday.", "Hi!", grounded=False)
+    assert not known.invented("Hello Anna, nice to meet you.", "Hi, I am Anna.", grounded=False)

@@ -14,13 +14,16 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from agent.audio import PIPELINE_RATE, resample, rms_dbfs
-from server.rtc import FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, listen_without_prefetch, received_pcm
+from server.auth import is_loopback
+from server.rtc import (FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, ice_on_loopback_only, listen_without_prefetch,
+                        received_pcm)
 
 # Like a browser's adaptive playout buffer on a quiet LAN (tens of ms), not aiortc's fixed 80 ms.
 PLAYOUT_PREFETCH = 2
@@ -134,6 +137,8 @@ class TaraClient:
         await self.close()
 
     async def connect(self, timeout: float = 20.0) -> None:
+        if is_loopback(urlsplit(self.base_url).hostname or ""):
+            ice_on_loopback_only()
         pc = self._pc
         pc.addTrack(self.mic)
         self._channel = pc.createDataChannel("events")

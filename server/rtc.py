@@ -160,6 +160,17 @@ def listen_without_prefetch(pc: RTCPeerConnection, prefetch: int = 1) -> None:
             setattr(receiver, JITTER_BUFFER_ATTRIBUTE, JitterBuffer(capacity=16, prefetch=prefetch))
 
 
+def ice_on_loopback_only() -> None:
+    """Gather ICE candidates on 127.0.0.1 only, for a server or caller that talks to nothing else.
+
+    aioice leaves loopback out of its host candidates and offers the machine's LAN addresses instead,
+    so a "local" call would otherwise go over the LAN interface (and announce it).
+    """
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
     return RTCConfiguration(iceServers=[RTCIceServer(**server) for server in ice_servers])
 

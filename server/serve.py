@@ -22,6 +22,7 @@ from rich.console import Console
 from agent.config import ConfigError, TaraConfig
 from server.app import create_app
 from server.auth import is_loopback, load_or_create_token
+from server.rtc import ice_on_loopback_only
 from server.tls import ensure_certificate, server_context
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
@@ -61,6 +62,8 @@ def tls_context(config: TaraConfig, host: str, addresses: list[str]) -> ssl.SSLC
 
 
 async def run_server(config: TaraConfig, host: str, port: int, console: Console) -> None:
+    if is_loopback(host):  # nothing but this machine can reach it: no LAN candidates either
+        ice_on_loopback_only()
     addresses = lan_addresses()
     context = tls_context(config, host, addresses)
     token = load_or_create_token(config.server.access_token, config.data_path)

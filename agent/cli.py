@@ -18,6 +18,7 @@ from rich.console import Console  # noqa: E402
 from agent.config import ConfigError, TaraConfig, load_config  # noqa: E402
 
 console = Console(stderr=True)
+EVAL_OUT, HELDOUT_OUT = "bench-results/eval", "bench-results/heldout"
 
 
 def _config(args: argparse.Namespace) -> TaraConfig:
@@ -125,6 +126,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.heldout:
+        from server.heldout import HeldoutOptions, heldout
+
+        heldout(HeldoutOptions(split=args.split, kbs=args.heldout_kb or [], mode=args.mode, turns=args.turns,
+                               config=args.config, out=Path(args.out if args.out != EVAL_OUT else HELDOUT_OUT)))
+        return 0
     from agent.evaluate import evaluate, markdown
     from agent.stack import load_stack
 
@@ -195,7 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="accuracy on spoken questions, TTS→STT word error rate, "
                                                   "how audible each emotion preset is")
     evaluation.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
-    evaluation.add_argument("--out", default="bench-results/eval", help="folder for eval.json and eval.md")
+    evaluation.add_argument("--out", default=EVAL_OUT, help="folder for the report (JSON and markdown)")
+    evaluation.add_argument("--heldout", action="store_true",
+                            help="the held-out knowledge bases in eval/heldout/, spoken through real WebRTC")
+    evaluation.add_argument("--split", choices=["dev", "final"], default="dev",
+                            help="held-out split (run final once, at the end)")
+    evaluation.add_argument("--heldout-kb", action="append", help="only this held-out knowledge base (repeatable)")
+    evaluation.add_argument("--mode", choices=["long", "short", "both"], default="long",
+                            help="one long conversation per knowledge base, short ones, or both")
+    evaluation.add_argument("--turns", type=int, default=36, help="turns per held-out knowledge base")
     evaluation.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser("bench", help="latency through WebRTC at a real caller: table, JSON, PNG chart")

@@ -63,10 +63,13 @@ class BenchOptions:
     out: Path = Path("bench-results")
 
 
-def start_server(config: str | None, port: int, log_path: Path) -> subprocess.Popen:
+def start_server(config: str | None, port: int, log_path: Path, kb: Path | None = None) -> subprocess.Popen:
+    """``tara serve`` on loopback in its own process (over the knowledge base ``kb``, if given)."""
     command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
     if config:
         command[3:3] = ["--config", config]
+    if kb:
+        command += ["--kb", str(kb)]
     server = subprocess.Popen(command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     with console.status("starting tara serve (loading models)..."):
         for _ in range(600):
@@ -81,8 +84,12 @@ def start_server(config: str | None, port: int, log_path: Path) -> subprocess.Po
     raise SystemExit("the server did not come up in 5 minutes")
 
 
-async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0) -> dict[str, Any]:
-    """One spoken turn; a reply still talking ``MAX_REPLY_S`` after it began is interrupted (the page's button)."""
+async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0,
+              max_reply_s: float = MAX_REPLY_S) -> dict[str, Any]:
+    """One spoken turn; a reply still talking ``max_reply_s`` after it began is interrupted (the page's button).
+
+    ``answer`` is what the agent's turn recorded; ``said`` every piece it voiced (holding phrases too),
+    ``heard`` the user's final transcript."""
     clip = client.say(audio)
     await clip.done.wait()
     done = asyncio.ensure_future(client.wait_for("agent_done", after=clip.ended, timeout=timeout))
@@ -90,7 +97,7 @@ async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0) -> d
     await asyncio.wait([done, began], return_when=asyncio.FIRST_COMPLETED)
     began.cancel()
     try:
-        await asyncio.wait_for(asyncio.shield(done), MAX_REPLY_S)
+        await asyncio.wait_for(asyncio.shield(done), max_reply_s)
     except TimeoutError:
         client.send({"type": "interrupt"})
     await done
@@ -98,7 +105,11 @@ async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0) -> d
     done = client.events_of("agent_done")[-1]
     first_sound = client.received.first_sound_after(clip.speech_ended)
     stages = metrics["stages"]
-    turn = {"answer": done["text"], "server_stages_ms": stages, "client_ms": None}
+    since = [(at, event) for at, event in client.events if at > clip.speech_started]
+    turn = {"answer": done["text"], "server_stages_ms": stages, "client_ms": None,
+            "said": " ".join(e["text"] for _, e in since if e["type"] == "agent_text"),
+            "heard": " ".join(e["text"] for _, e in since if e["type"] == "user_transcript" and e["final"]),
+            "grounded": next((e["grounded"] for _, e in since if e["type"] == "sources"), None)}
     if first_sound is not None:
         turn["client_ms"] = round((first_sound - clip.speech_ended) * 1000, 1)
         if "voice_to_first_audio" in stages:

@@ -33,6 +33,8 @@ from agent.stt.guards import Decoding, is_silence, rejection
 MAX_HOTWORDS_CHARS = 160  # a short prompt: a long one is what Whisper reads back when the audio is unclear
 RESPELL_WORD = re.compile(r"[A-Za-z]{5,}")
 RESPELL_SIMILARITY = 0.8  # difflib's ratio: "discale" and "descale" are 0.86 apart
+RARE_WORD_TOKENS = 3  # a document word whisper splits this finely is one it may not know
+RARE_WORDS = 6
 MIN_PROMPTED_FRAMES = 80  # under 0.8 s of audio the prompt would be most of what the decoder sees
 FRAMES_PER_SECOND = 100  # log-mel frames
 MIN_WINDOW_FRAMES = 1000  # 10 s
@@ -70,8 +72,11 @@ class FasterWhisperSTT(STT):
     def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
         self._words = sorted(words)
         self._word_set = frozenset(words)
+        # The documents' rarest words ("hygienist": three tokens to whisper) after their names.
+        rare = sorted((w for w in self._words if self._token_count(w) >= RARE_WORD_TOKENS),
+                      key=lambda w: (-self._token_count(w), w))
         # A sentence, not a bare list: a list makes Whisper transcribe short questions as more list items.
-        text = ", ".join(terms)
+        text = ", ".join([*terms, *rare[:RARE_WORDS]])
         if len(text) > MAX_HOTWORDS_CHARS:
             text = text[:MAX_HOTWORDS_CHARS].rsplit(",", 1)[0]
         self._hotwords = f"The conversation mentions {text}." if text else None
@@ -106,6 +111,12 @@ class FasterWhisperSTT(STT):
                               rejected=None if is_silence(decoding) else reason)
         return Transcript(self._respell(decoding.text), seconds, time.perf_counter() - started)
 
+    def _token_count(self, word: str) -> int:
+        """How finely whisper's tokenizer splits ``word``, as it may appear (its merges are uneven:
+        " tooth" takes three tokens, " Tooth" two): a rough measure of how rare the word is to it."""
+        encode = self._model.hf_tokenizer.encode
+        return min(len(encode(form, add_special_tokens=False).ids) for form in (f" {word}", f" {word.capitalize()}", word))
+
     def _respell(self, text: str) -> str:
         """Misheard document words put right: "How often do I discale it?" → "... descale it?".
 
@@ -119,8 +130,7 @@ class FasterWhisperSTT(STT):
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lower = word.lower()
-            tokens = self._model.hf_tokenizer.encode(f" {lower}", add_special_tokens=False).ids
-            if lower in self._word_set or len(tokens) < 2:
+            if lower in self._word_set or self._token_count(lower) < 2:
                 return word
             close = difflib.get_close_matches(lower, self._words, n=1, cutoff=RESPELL_SIMILARITY)
             return (close[0].capitalize() if word[0].isupper() else close[0]) if close else word

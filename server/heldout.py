@@ -42,6 +42,7 @@ HELDOUT_DIR = PROJECT_ROOT / "eval" / "heldout"
 SPLITS = {"dev": ["dentist", "bikes", "museum"], "final": ["pool"]}
 SHORT_TURNS = 4  # turns per conversation in short mode
 MAX_REPLY_S = 12.0  # a reply still playing after this is cut (its words so far are scored)
+REPLY_TIMEOUT_S = 30.0  # no reply by then: the turn was silent
 SNR_DB = 12.0
 DRIFT_TURNS = 12  # accuracy of the first and of the last this many turns of a long conversation
 ESPEAK_VOICES = {"us": ("en-us", 160), "gb": ("en-gb", 150), "f3": ("en-us+f3", 175)}
@@ -191,7 +192,10 @@ async def converse(url: str, kb: str, questions: list[Question], start: int, voi
     turns = []
     async with TaraClient(url) as client:
         for offset, question in enumerate(questions):
-            turn = await ask(client, await voices.speak(question), timeout=60, max_reply_s=MAX_REPLY_S)
+            try:
+                turn = await ask(client, await voices.speak(question), timeout=REPLY_TIMEOUT_S, max_reply_s=MAX_REPLY_S)
+            except TimeoutError:  # nothing came back: a silent turn (a late reply may still come)
+                turn = {"said": "", "heard": "", "grounded": None, "client_ms": None}
             said = turn["said"]
             silent = turn["client_ms"] is None
             turns.append({"kb": kb, "index": start + offset, "kind": question.kind, "say": question.say,

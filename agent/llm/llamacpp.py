@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.assets import GGUF_MODELS, resolve_model
+from agent.assets import GGUF_MODELS, requantized, resolve_model
 from agent.concurrency import CPU, STREAM_STOPPED, StreamStopped, iterate_in_thread
 from agent.config import LLMConfig
 from agent.devices import resolve_device
@@ -88,6 +88,8 @@ class LlamaCppLLM(LLM):
         from llama_cpp import Llama
 
         self.model_path = resolve_model(config.model, GGUF_MODELS, "llm.model", data_dir)
+        if config.model.startswith("bundled:") and config.quantize != "none":
+            self.model_path = requantized(self.model_path, config.model.removeprefix("bundled:"), config.quantize, data_dir)
         gpu_layers = -1 if resolve_device(config.device, "llm.device") == "cuda" else 0
         self._contexts = [
             _Context(Llama(model_path=str(self.model_path), n_ctx=config.n_ctx, n_threads=config.threads,

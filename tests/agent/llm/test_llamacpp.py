@@ -54,3 +54,11 @@ async def test_cancelling_the_consumer_aborts(llm):
 def test_counts_tokens_with_the_model_tokenizer(llm):
     assert 1 <= llm.count_tokens("Hello world") <= 4
     assert llm.count_tokens("word " * 100) >= 90
+
+
+async def test_the_bundled_model_runs_requantized_to_q4_0(llm):
+    assert llm.model_path.name == "qwen2.5-coder-0.5b-q4_0.gguf"
+    assert llm.model_path.with_suffix(".json").exists()
+    answer = "".join([d async for d in llm.stream([SYSTEM, ChatMessage("user", "What is the capital of France?")],
+                                                  GenerationParams(temperature=0.0, max_tokens=30))])
+    assert "Paris" in answer

@@ -2,13 +2,16 @@
 
 Some weights are too big for one package and arrive as byte-split parts across several; they are
 joined once into the data dir, checked against a pinned sha256, and reused on every later start.
+A bundled GGUF may also be re-quantized once into the data dir (``requantized``), for faster kernels.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.util
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from agent.config import ConfigError
 
 _CHUNK = 8 << 20
+log = logging.getLogger(__name__)
 
 
 def package_dir(module: str) -> Path:
@@ -89,6 +93,71 @@ class JoinedFile:
                 "reinstall its part packages"
             )
         partial.replace(target)
+
+
+QUANT_TYPES = {"q4_0": 2, "iq4_nl": 25}  # llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_0, LLAMA_FTYPE_MOSTLY_IQ4_NL
+
+
+def requantized(source: Path, name: str, quant: str, data_dir: Path) -> Path:
+    """``source`` re-quantized to ``quant`` (a ``QUANT_TYPES`` key), made once and reused.
+
+    The file is ``<data_dir>/models/<name>/<name>-<quant>.gguf``; a stamp beside it records its sha256
+    and its source's. It is made again when it is missing, when either file no longer matches its
+    stamp (a file whose size and mtime are unchanged is not hashed again), or when the stamp is absent.
+    """
+    target_dir = data_dir / "models" / name
+    target = target_dir / f"{name}-{quant}.gguf"
+    stamp = target.with_suffix(".json")
+    try:
+        recorded = json.loads(stamp.read_text())
+        if (recorded["quant"] == quant and _digest(source, recorded["source"]) == recorded["source"]["sha256"]
+                and _digest(target, recorded["output"]) == recorded["output"]["sha256"]):
+            return target
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no stamp, an unreadable one, or a missing file: make it again
+    target_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    log.info("re-quantizing %s to %s (once)", source.name, quant)
+    try:
+        _quantize(source, partial, QUANT_TYPES[quant])
+        entry = {"quant": quant, "source": _fingerprint(source), "output": _fingerprint(partial)}
+        partial.replace(target)  # (a rename keeps the mtime the stamp records)
+    finally:
+        partial.unlink(missing_ok=True)
+    stamp.write_text(json.dumps(entry))
+    return target
+
+
+def _quantize(source: Path, target: Path, ftype: int) -> None:
+    import llama_cpp
+
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # (it logs every tensor otherwise)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = True  # the bundled files are quantized already
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params)) != 0:
+        raise RuntimeError(f"llama.cpp could not re-quantize {source}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        while chunk := source.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path) -> dict[str, object]:
+    info = path.stat()
+    return {"sha256": _sha256(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def _digest(path: Path, recorded: dict[str, object]) -> str:
+    """``path``'s sha256, taken from ``recorded`` when its size and mtime say it is that same file."""
+    info = path.stat()
+    if (info.st_size, info.st_mtime_ns) == (recorded["size"], recorded["mtime_ns"]):
+        return str(recorded["sha256"])
+    return _sha256(path)
 
 
 @dataclass(frozen=True)

@@ -54,16 +54,17 @@ class ComputeScheduler:
         return not self._urgent and self._later[0] is ticket
 
     @contextmanager
-    def slot(self, urgent: bool | None = None) -> Iterator[None]:
+    def slot(self, urgent: bool | None = None, give_up: threading.Event | None = None) -> Iterator[None]:
         """Hold the CPU for one unit of work.
 
-        ``urgent`` defaults to ``URGENT`` of the calling context (streams carry their caller's)."""
+        ``urgent`` defaults to ``URGENT`` of the calling context (streams carry their caller's). Waiting
+        stops with ``StreamStopped`` once ``give_up`` is set (default: the calling stream's ``STREAM_STOPPED``)."""
         urgent = URGENT.get() if urgent is None else urgent
         ticket = object()
         queue = self._urgent if urgent else self._later
         with self._condition:
             queue.append(ticket)
-            stopped = STREAM_STOPPED.get()
+            stopped = give_up if give_up is not None else STREAM_STOPPED.get()
             try:
                 while not self._my_turn(ticket, urgent):
                     if stopped is not None and stopped.is_set():

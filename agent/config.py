@@ -147,7 +147,8 @@ class LLMConfig(Section):
     n_ctx: int = Field(4096, ge=512)
     threads: int = Field(2, ge=1)
     device: Device = "cpu"  # llama-cpp: cuda offloads every layer (needs a CUDA build of llama-cpp-python)
-    contexts: int = Field(4, ge=1, le=16)  # llama.cpp KV caches kept (one per active conversation)
+    contexts: int = Field(4, ge=1, le=16)  # llama-cpp: conversation sequences cached (and generated at once)
+    quantize: Literal["q4_0", "iq4_nl", "none"] = "q4_0"  # llama-cpp: re-quantize a bundled model once at start
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(160, ge=1)

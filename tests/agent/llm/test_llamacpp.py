@@ -4,7 +4,7 @@ import time
 import pytest
 
 from agent.llm import ChatMessage, GenerationParams
-from agent.llm.llamacpp import LlamaCppLLM
+from agent.llm.llamacpp import UNCONSUMED_DELTAS, Detokenizer, LlamaCppLLM, Slot, choose_slot, past_first_clause
 
 SYSTEM = ChatMessage("system", "You are a helpful assistant. Answer briefly.")
 
@@ -54,3 +54,192 @@ async def test_cancelling_the_consumer_aborts(llm):
 def test_counts_tokens_with_the_model_tokenizer(llm):
     assert 1 <= llm.count_tokens("Hello world") <= 4
     assert llm.count_tokens("word " * 100) >= 90
+
+
+async def test_the_bundled_model_runs_requantized_to_q4_0(llm):
+    assert llm.model_path.name == "qwen2.5-coder-0.5b-q4_0.gguf"
+    assert llm.model_path.with_suffix(".json").exists()
+    answer = "".join([d async for d in llm.stream([SYSTEM, ChatMessage("user", "What is the capital of France?")],
+                                                  GenerationParams(temperature=0.0, max_tokens=30))])
+    assert "Paris" in answer
+
+
+# --- the batched engine, with the real model
+
+QUESTIONS = ["What is the capital of France?", "Name three colours.", "Who wrote Hamlet?",
+             "Why is the sky blue? Answer in two sentences."]
+
+
+def conversation(question: str) -> list[ChatMessage]:
+    return [SYSTEM, ChatMessage("user", question)]
+
+
+async def reply(llm, messages, max_tokens=40) -> str:
+    return "".join([d async for d in llm.stream(messages, GenerationParams(temperature=0.0, max_tokens=max_tokens))])
+
+
+async def within(seconds: float, condition) -> None:
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        assert time.perf_counter() < deadline, "not in time"
+        await asyncio.sleep(0.01)
+
+
+def holding(llm) -> int:
+    """Conversation sequences held by a reply or prefill."""
+    return sum(slot.job is not None for slot in llm._engine._slots if not slot.reserved)
+
+
+async def test_four_concurrent_streams_give_the_same_greedy_text_as_one_at_a_time(llm):
+    alone = [await reply(llm, conversation(q)) for q in QUESTIONS]
+    await forget(llm)
+    together = await asyncio.gather(*(reply(llm, conversation(q)) for q in QUESTIONS))
+    assert together == alone
+    assert "Paris" in together[0] and "Shakespeare" in together[2]
+
+
+async def forget(llm) -> None:
+    """Four unrelated short replies take every conversation sequence (what they held is cut back)."""
+    await asyncio.gather(*(reply(llm, conversation(f"Say the number {n}."), max_tokens=2) for n in range(4)))
+
+
+async def test_closing_one_of_four_streams_frees_its_sequence_and_the_other_three_finish(llm):
+    params = GenerationParams(temperature=0.0, max_tokens=60)
+    streams = [llm.stream(conversation(f"Count from {n} to {n + 40}, in words."), params) for n in range(4)]
+    got: list[list[str]] = [[], [], [], []]
+
+    async def consume(index: int) -> None:
+        async for delta in streams[index]:
+            got[index].append(delta)
+
+    others = [asyncio.create_task(consume(i)) for i in (1, 2, 3)]
+    async for delta in streams[0]:
+        got[0].append(delta)
+        if len(got[0]) == 3:
+            break
+    await streams[0].aclose()
+    await within(1.0, lambda: holding(llm) <= 3)  # by the next step
+    # the freed sequence serves a new reply while the other three still run
+    first = await anext(aiter(llm.stream(conversation("Say hi."), GenerationParams(max_tokens=5))))
+    assert first and not all(task.done() for task in others)
+    await asyncio.gather(*others)
+    assert all(len("".join(g)) > 40 for g in got[1:]), ["".join(g) for g in got]  # whole replies
+    assert len(got[0]) == 3
+    assert holding(llm) == 0
+
+
+async def test_a_fifth_stream_waits_for_a_sequence_then_runs_and_a_waiting_one_can_be_cancelled(llm):
+    finished: list[float] = []
+    first_delta: list[float] = []
+
+    async def run(question: str, max_tokens: int) -> str:
+        text = ""
+        async for delta in llm.stream(conversation(question), GenerationParams(temperature=0.0, max_tokens=max_tokens)):
+            first_delta.append(time.perf_counter()) if not text else None
+            text += delta
+        finished.append(time.perf_counter())
+        return text
+
+    four = [asyncio.create_task(run(f"Count from {n} to {n + 40}, in words.", 40)) for n in range(4)]
+    await within(5.0, lambda: holding(llm) == 4)
+    fifth = asyncio.create_task(run("What is the capital of France?", 30))
+    sixth = asyncio.create_task(run("Tell me a story.", 50))
+    await within(2.0, lambda: len(llm._engine._waiting) == 2)
+    assert not finished
+    sixth.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sixth
+    await within(1.0, lambda: len(llm._engine._waiting) == 1)
+    assert "Paris" in await fifth
+    await asyncio.gather(*four)
+    assert len(first_delta) == 5 and max(first_delta) > min(finished)  # the fifth began once one of four ended
+    assert len(llm._engine._waiting) == 0 and holding(llm) == 0
+
+
+async def test_prefill_then_stream_gives_the_same_text_as_stream_alone(llm):
+    messages = conversation("What is the largest planet in the solar system?")
+    alone = await reply(llm, messages)
+    await forget(llm)
+    prompt = llm._chat_tokens(messages)
+    assert not any(slot.tokens[: len(prompt)] == prompt for slot in llm._engine._slots)
+    await llm.prefill(messages)
+    assert any(slot.tokens == prompt for slot in llm._engine._slots)  # read, waiting for the reply
+    assert await reply(llm, messages) == alone
+
+
+async def test_a_reply_that_nobody_reads_pauses_until_its_consumer_pulls(llm):
+    stream = llm.stream(conversation("Count from one to a hundred, in words."), GenerationParams(max_tokens=100))
+    await anext(stream)
+    await asyncio.sleep(1.0)
+    job = next(slot.job for slot in llm._engine._slots if slot.job is not None)
+    paused = job.generated
+    await asyncio.sleep(0.5)
+    assert job.generated == paused and job.unconsumed == UNCONSUMED_DELTAS
+    await anext(stream)
+    await asyncio.sleep(0.5)
+    assert job.generated > paused
+    await stream.aclose()
+
+
+async def test_a_model_error_inside_a_step_reaches_the_consumer_and_the_next_stream_works(llm, monkeypatch):
+    import llama_cpp
+
+    real, calls = llama_cpp.llama_decode, []
+
+    def failing_once(ctx, batch):
+        calls.append(batch.n_tokens)
+        return -3 if len(calls) == 1 else real(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", failing_once)
+    with pytest.raises(RuntimeError, match="llama_decode returned -3"):
+        await reply(llm, conversation("What is 3 plus 3?"))
+    assert holding(llm) == 0
+    assert "Paris" in await reply(llm, conversation("What is the capital of France?"))
+
+
+# --- the engine's rules, without a model
+
+def test_a_reply_is_urgent_until_its_first_sentence_or_clause():
+    assert not past_first_clause("")
+    assert not past_first_clause("The capital")
+    assert not past_first_clause("The capital of France is Paris.")  # not done until something follows
+    assert past_first_clause("The capital of France is Paris. It")
+    assert past_first_clause("Sure! Paris")
+    assert not past_first_clause("Well, the")  # a comma after fewer than four words
+    assert past_first_clause("In the centre of France, there")
+    assert past_first_clause("These three things matter; first")
+
+
+def test_a_sequence_is_chosen_by_the_longest_shared_prefix_then_what_it_would_lose():
+    system = [1, 2, 3, 4]
+    mine = Slot(0, tokens=[*system, 10, 11], last_used=5.0)
+    other = Slot(1, tokens=[*system, 20, 21], last_used=1.0)
+    unused = Slot(2)
+    everyone = [mine, other, unused]
+    # a conversation's next turn finds its own history
+    turn = [*system, 10, 11, 12, 13]
+    assert choose_slot(everyone, everyone, turn, len(turn) - 1) == (mine, None, 6)
+    # ... even if part of what it held is cut (a reply cut short): nobody else has more of it
+    cut = [*system, 10, 14]
+    assert choose_slot([mine, other], everyone, cut, len(cut) - 1) == (mine, None, 5)
+    # a new conversation goes where nothing is lost, its system prompt copied from a slot that has it
+    fresh = [*system, 30]
+    assert choose_slot(everyone, everyone, fresh, 4) == (unused, mine, 4)
+    # with every slot holding a history, the least recently used one gives way
+    assert choose_slot([mine, other], everyone, fresh, 4) == (other, None, 4)
+    # a busy slot (not a candidate, e.g. a warm-up prompt) still lends its cells
+    prefix = Slot(9, reserved=True, tokens=system)
+    assert choose_slot([unused], [unused, prefix], fresh, 4) == (unused, prefix, 4)
+    # a reply re-reads at least its last prompt token (for its logits); a prompt read ahead is kept
+    read_ahead = Slot(3, tokens=[*system, 40, 41], last_used=9.0)
+    ahead = [*system, 40, 41]
+    assert choose_slot([read_ahead, unused], [read_ahead, unused], ahead, 5) == (read_ahead, None, 5)
+
+
+def test_detokenizing_keeps_a_character_split_across_tokens_whole():
+    pieces = {1: b"caf", 2: b"\xc3", 3: b"\xa9 ", 4: b"\xe2\x82", 5: b"\xac"}
+    detokenizer = Detokenizer(pieces.__getitem__)
+    assert [detokenizer.push(t) for t in (1, 2, 3, 4, 5)] == ["caf", "", "é ", "", "€"]
+    assert detokenizer.flush() == ""
+    detokenizer.push(2)
+    assert detokenizer.flush() == "\ufffd"  # a reply cut mid-character

@@ -236,6 +236,11 @@ class LlamaCppLLM(LLM):
 
         await asyncio.gather(*(read(prompt) for prompt in prompts))
 
+    def holds(self, messages: list[ChatMessage]) -> bool:
+        """Whether the warm-up prompt ``messages`` sits read in a reserved sequence (replies copy it)."""
+        prompt = self._chat_tokens(messages)
+        return any(slot.reserved and slot.tokens == prompt for slot in self._engine._slots)
+
     async def _results(self, job: Job) -> AsyncIterator[str]:
         """Run ``job`` in the engine and yield its deltas; closing this stops it before the next step."""
         loop = asyncio.get_running_loop()

@@ -114,7 +114,7 @@ async def test_an_uploaded_document_is_answered_from_after_reindex(api, live_ser
     listing = await (await client.get("/api/kb", headers=ADMIN)).json()
     assert next(d for d in listing["documents"] if d["name"] == "lighthouse.md")["chunks"] >= 1
     assert "Barnaby Thistlewood" in kb_stack.prompts.grounded_system  # the new documents are in the system prompt
-    assert kb_stack.prompts.grounded_system in kb_stack.llm._prefix_states  # and that prefix is cached already
+    assert kb_stack.llm.holds(kb_stack.prompts.warm_up_prefixes()[0])  # and that prefix is cached already
 
     url, _ = await live_server(stack=kb_stack, app_config=config.model_copy(update={"data_dir": str(tmp_path / "live")}))
     async with TaraClient(url) as caller:

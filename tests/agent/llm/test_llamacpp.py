@@ -4,7 +4,8 @@ import time
 import pytest
 
 from agent.llm import ChatMessage, GenerationParams
-from agent.llm.llamacpp import UNCONSUMED_DELTAS, Detokenizer, LlamaCppLLM, Slot, choose_slot, past_first_clause
+from agent.llm.llamacpp import LlamaCppLLM
+from agent.llm.llamacpp_engine import UNCONSUMED_DELTAS, Detokenizer, Slot, choose_slot, past_first_clause
 
 SYSTEM = ChatMessage("system", "You are a helpful assistant. Answer briefly.")
 

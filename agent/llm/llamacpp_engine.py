@@ -1,0 +1,433 @@
+"""The engine thread behind ``LlamaCppLLM``: sequences, jobs and the batched step loop (see llamacpp.py)."""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from agent.concurrency import CPU, StreamStopped
+from agent.config import LLMConfig
+from agent.llm import GenerationParams
+
+log = logging.getLogger(__name__)
+
+UNCONSUMED_DELTAS = 4  # a consumer that stops pulling (its speech is playing) pauses its reply
+CHUNK_SHARED = 16  # prompt tokens per step while other sequences decode
+STEP_ALONE_S = 0.25  # while none decodes, prompts are read in steps of about this long (a reply arriving waits one)
+BATCH = 512  # tokens per step, at most
+PREFIX_SEQUENCES = 4  # reserved for warm-up prompts: the current ones and those a reindex replaces
+TOP_K = 40  # sampling with a temperature: the candidates top_p chooses from
+SENTENCE_END = re.compile(r"[.!?]\s")
+CLAUSE_BREAK = re.compile(r"[,;:\u2014]\s")  # as agent/text.py's chunker cuts a first clause
+FIRST_CLAUSE_WORDS = 4
+
+
+def past_first_clause(text: str) -> bool:
+    """Whether ``text`` holds a first piece to speak: a sentence, or a clause of ``FIRST_CLAUSE_WORDS`` words."""
+    if SENTENCE_END.search(text):
+        return True
+    return any(len(text[: m.start()].split()) >= FIRST_CLAUSE_WORDS for m in CLAUSE_BREAK.finditer(text))
+
+
+def shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    count = 0
+    for left, right in zip(a, b):
+        if left != right:
+            break
+        count += 1
+    return count
+
+
+class Detokenizer:
+    """Tokens to text; a character whose UTF-8 bytes span several tokens comes out with the last of them."""
+
+    def __init__(self, piece: Callable[[int], bytes]) -> None:
+        self._piece = piece
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token: int) -> str:
+        return self._decoder.decode(self._piece(token))
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
+class Kind(Enum):
+    REPLY = "reply"  # reads its prompt, then samples until end of turn or max_tokens
+    PREFILL = "prefill"  # reads its prompt into a conversation sequence; gives way to any reply
+    WARM = "warm"  # reads a stable prompt into a reserved sequence
+
+
+@dataclass(eq=False)
+class Slot:
+    """One KV sequence of the context."""
+
+    id: int
+    reserved: bool = False  # holds a warm-up prompt
+    tokens: list[int] = field(default_factory=list)  # what its cells hold, position by position
+    job: Job | None = None
+    last_used: float = 0.0
+    generation: int = 0  # reserved: the warm_up call whose prompt it holds
+
+
+@dataclass(eq=False)
+class Job:
+    kind: Kind
+    prompt: list[int]
+    params: GenerationParams = GenerationParams()
+    deliver: Callable[[object], None] = lambda item: None  # to the consumer, from any thread
+    generation: int = 0  # WARM: its warm_up call
+    slot: Slot | None = None
+    read: int = 0  # prompt tokens in the slot's cells
+    next_token: int | None = None  # sampled, fed in the next step
+    generated: int = 0
+    text: str = ""
+    urgent: bool = field(init=False, default=False)  # a reply without its first clause yet
+    unconsumed: int = 0  # deltas handed over, not pulled yet (under the engine's lock)
+    closed: bool = False  # the consumer has gone (under the engine's lock)
+    detokenizer: Detokenizer | None = None
+    rng: np.random.Generator | None = None
+
+    def __post_init__(self) -> None:
+        self.urgent = self.kind is Kind.REPLY
+
+
+def choose_slot(candidates: list[Slot], donors: list[Slot], prompt: list[int], limit: int) -> tuple[Slot, Slot | None, int]:
+    """The slot for ``prompt``, the slot to copy its start from (or None) and how many tokens are reused.
+
+    In order: the most tokens reused (at most ``limit``), from a candidate's own cells or lent by
+    another slot (a warm-up prompt, another conversation on the same system prompt); a candidate that
+    loses nothing it holds; one whose match goes beyond what any other slot could lend (its own
+    conversation); the least recently used (which keeps the other conversations' histories).
+    """
+    full = {id(s): shared_prefix(s.tokens, prompt) for s in (*donors, *candidates)}
+    shared = {key: min(n, limit) for key, n in full.items()}
+
+    def lender(slot: Slot) -> Slot | None:
+        return max((d for d in donors if d is not slot), key=lambda d: shared[id(d)], default=None)
+
+    def rank(slot: Slot) -> tuple[int, bool, bool, float]:
+        own, donor = shared[id(slot)], lender(slot)
+        lent = shared[id(donor)] if donor is not None else 0
+        return max(own, lent), len(slot.tokens) == full[id(slot)], own > lent, -slot.last_used
+
+    slot = max(candidates, key=rank)
+    donor = lender(slot)
+    if donor is not None and shared[id(donor)] > shared[id(slot)]:
+        return slot, donor, shared[id(donor)]
+    return slot, None, shared[id(slot)]
+
+
+@dataclass
+class _Work:
+    job: Job
+    tokens: list[int]
+    logits: bool  # sample after this step
+    index: int = -1  # of its last token in the batch
+
+
+_END = object()
+
+
+class _Engine:
+    """The step loop over one llama.cpp context, in its own thread; its state is under ``_lock``."""
+
+    def __init__(self, llama_cpp: Any, model: Any, config: LLMConfig, gpu: bool) -> None:
+        from llama_cpp._internals import LlamaContext
+
+        self._ll = llama_cpp
+        self._vocab = model.vocab
+        self._n_vocab = model.n_vocab()
+        self._n_ctx = config.n_ctx
+        params = LlamaContext.default_params()
+        params.n_ctx = config.n_ctx * (config.contexts + 1)  # every sequence full, with room for warm-up prompts
+        params.n_batch = params.n_ubatch = BATCH
+        params.n_seq_max = config.contexts + PREFIX_SEQUENCES
+        params.kv_unified = True  # cells copied between sequences are shared, and one attention covers all
+        params.n_threads = params.n_threads_batch = config.threads
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as llama_cpp.Llama's default
+        self._context = LlamaContext(model=model, params=params, verbose=False)
+        self._memory = self._context.memory
+        self._batch = llama_cpp.llama_batch_init(BATCH, 0, 1)
+        self._slots = [Slot(i) for i in range(config.contexts)]
+        self._slots += [Slot(config.contexts + i, reserved=True) for i in range(PREFIX_SEQUENCES)]
+        self._cpu = (lambda urgent, give_up: nullcontext()) if gpu else CPU.slot
+        self._lock = threading.Condition()
+        self._waiting: deque[Job] = deque()  # submitted, without a slot yet
+        self._jobs: list[Job] = []  # holding a slot
+        self._generation = 0
+        self._cpu_wait: bool | None = None  # while waiting for the CPU: whether as urgent
+        self._give_up = threading.Event()  # stop waiting for the CPU: a reply came in that is more urgent
+        # how fast prompts are read, measured as it runs (2 shared AVX2 cores: ~57 tok/s, and no faster in
+        # chunks over 16; CPUs with wider vectors gain from bigger chunks)
+        self._seconds_per_token = STEP_ALONE_S / CHUNK_SHARED
+        threading.Thread(target=self._run, name="tara-llm", daemon=True).start()
+
+    # --- called from the event loop
+
+    def next_generation(self) -> int:
+        with self._lock:
+            self._generation += 1
+            return self._generation
+
+    def submit(self, job: Job) -> None:
+        job.detokenizer = Detokenizer(self._piece)
+        with self._lock:
+            self._waiting.append(job)
+            if job.kind is Kind.REPLY and self._cpu_wait is False:
+                self._give_up.set()
+            self._lock.notify()
+
+    def consumed(self, job: Job) -> None:
+        with self._lock:
+            job.unconsumed -= 1
+            if job.unconsumed == UNCONSUMED_DELTAS - 1:
+                self._lock.notify()
+
+    def close(self, job: Job) -> None:
+        with self._lock:
+            if not job.closed:
+                job.closed = True
+                self._lock.notify()
+
+    # --- the engine thread
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._iterate()
+            except Exception as exc:  # (a bug, not a model error): fail what was running, keep serving
+                log.exception("llama.cpp engine")
+                with self._lock:
+                    for slot in self._slots:
+                        self._ll.llama_memory_seq_rm(self._memory, slot.id, len(slot.tokens), -1)
+                    for job in [*self._waiting, *self._jobs]:
+                        self._finish(job, exc)
+                    self._waiting.clear()
+
+    def _iterate(self) -> None:
+        with self._lock:
+            while not self._ready():
+                self._lock.wait()
+            plan = self._organize()
+            if not plan:
+                return
+            urgent = any(work.job.urgent for work in plan)
+            self._give_up.clear()
+            self._cpu_wait = urgent
+        try:
+            with self._cpu(urgent, self._give_up):
+                self._cpu_wait = None
+                with self._lock:
+                    plan = self._organize()  # what changed while it waited
+                if plan:
+                    self._step(plan)
+        except StreamStopped:
+            pass  # a more urgent reply came in: plan again
+        finally:
+            self._cpu_wait = None
+
+    def _ready(self) -> bool:
+        """Whether there is anything to do (else the thread sleeps until a submit, pull or close)."""
+        for job in self._waiting:
+            if job.closed or job.kind is not Kind.REPLY or self._candidates():
+                return True
+        return any(job.closed or job.kind is not Kind.REPLY or job.unconsumed < UNCONSUMED_DELTAS for job in self._jobs)
+
+    def _candidates(self) -> list[Slot]:
+        return [s for s in self._slots if not s.reserved and (s.job is None or s.job.kind is Kind.PREFILL)]
+
+    def _organize(self) -> list[_Work]:
+        """Release the slots of closed jobs, give slots to waiting ones, and plan the next step."""
+        for job in [j for j in self._jobs if j.closed]:
+            self._release(job)
+        self._waiting = deque(j for j in self._waiting if not j.closed)
+        still: deque[Job] = deque()
+        while self._waiting:
+            job = self._waiting.popleft()
+            if job.kind is Kind.WARM:
+                self._admit_warm(job)
+            elif candidates := self._candidates():
+                limit = len(job.prompt) - (1 if job.kind is Kind.REPLY else 0)  # a reply needs its last token's logits
+                self._assign(job, *choose_slot(candidates, self._slots, job.prompt, limit))
+            elif job.kind is Kind.PREFILL:
+                self._finish(job)  # no free sequence: dropped
+            else:
+                still.append(job)
+        self._waiting = still
+        for job in [j for j in self._jobs if j.kind is not Kind.REPLY and j.read == len(j.prompt)]:
+            self._finish(job)
+        return self._plan()
+
+    def _admit_warm(self, job: Job) -> None:
+        for slot in self._slots:
+            if slot.reserved and slot.tokens == job.prompt and slot.job is None:
+                slot.generation = job.generation  # read already (an unchanged prompt after a reindex)
+                return self._finish(job)
+        free = [s for s in self._slots if s.reserved and s.job is None and s.generation < job.generation]
+        if not free:
+            log.warning("llama.cpp: more warm-up prompts than the %d reserved sequences; one is not cached", PREFIX_SEQUENCES)
+            return self._finish(job)
+        slot, _, reused = choose_slot(free, [], job.prompt, len(job.prompt))
+        slot.generation = job.generation
+        self._assign(job, slot, None, reused)
+
+    def _assign(self, job: Job, slot: Slot, donor: Slot | None, reused: int) -> None:
+        if slot.job is not None:
+            self._finish(slot.job)  # a prefill gives way
+        ll = self._ll
+        if donor is not None:
+            ll.llama_memory_seq_rm(self._memory, slot.id, 0, -1)
+            ll.llama_memory_seq_cp(self._memory, donor.id, slot.id, 0, reused)
+            slot.tokens = donor.tokens[:reused]
+        elif ll.llama_memory_seq_rm(self._memory, slot.id, reused, -1):
+            del slot.tokens[reused:]
+        else:  # (a cache that cannot drop part of a sequence)
+            ll.llama_memory_seq_rm(self._memory, slot.id, 0, -1)
+            slot.tokens, reused = [], 0
+        job.slot, job.read, slot.job, slot.last_used = slot, reused, job, time.monotonic()
+        self._jobs.append(job)
+
+    def _plan(self) -> list[_Work]:
+        """Every decoding reply's next token, and prompt tokens for the readers in the order they came.
+
+        Urgent replies' prompts first; prefill and warm-up only while no reply waits for a first clause.
+        """
+        replies = [j for j in self._jobs if j.kind is Kind.REPLY and j.unconsumed < UNCONSUMED_DELTAS]
+        replies.sort(key=lambda j: not j.urgent)  # (stable: in the order they came)
+        jobs = replies if any(j.urgent for j in replies) else replies + [j for j in self._jobs if j.kind is not Kind.REPLY]
+        plan = [_Work(j, [j.next_token], logits=True) for j in jobs if j.next_token is not None]
+        reading = CHUNK_SHARED if plan else max(CHUNK_SHARED, int(STEP_ALONE_S / self._seconds_per_token))
+        reading = min(reading, BATCH - len(plan))
+        for job in jobs:
+            if job.next_token is None and reading > 0:
+                tokens = job.prompt[job.read : job.read + reading]
+                reading -= len(tokens)
+                last = job.read + len(tokens) == len(job.prompt)
+                plan.append(_Work(job, tokens, logits=job.kind is Kind.REPLY and last))
+        return plan
+
+    def _step(self, plan: list[_Work]) -> None:
+        """One decode over ``plan``; a failure fails the jobs in it, never the engine."""
+        try:
+            started = time.perf_counter()
+            status = self._decode(plan)
+            tokens = sum(len(work.tokens) for work in plan)
+            if status == 0 and tokens >= CHUNK_SHARED:
+                self._seconds_per_token = 0.7 * self._seconds_per_token + 0.3 * (time.perf_counter() - started) / tokens
+            while status == 1:  # no room in the KV cache
+                with self._lock:
+                    if not self._evict({id(w.job.slot) for w in plan}):
+                        break
+                status = self._decode(plan)
+            if status != 0:
+                raise RuntimeError(f"llama.cpp could not decode (llama_decode returned {status})")
+            for work in plan:
+                work.job.slot.tokens.extend(work.tokens)
+            sampled = [(work, self._sample(work)) for work in plan if work.logits]
+        except Exception as exc:
+            log.exception("llama.cpp step failed")
+            with self._lock:
+                for work in plan:
+                    self._ll.llama_memory_seq_rm(self._memory, work.job.slot.id, len(work.job.slot.tokens), -1)  # half written
+                    self._finish(work.job, exc)
+            return
+        with self._lock:
+            for work in plan:
+                if work.job.next_token is None:
+                    work.job.read += len(work.tokens)
+            for work, token in sampled:
+                self._advance(work.job, token)
+
+    def _decode(self, plan: list[_Work]) -> int:
+        batch, n = self._batch, 0
+        for work in plan:
+            start, seq = len(work.job.slot.tokens), work.job.slot.id
+            for offset, token in enumerate(work.tokens):
+                batch.token[n], batch.pos[n], batch.n_seq_id[n], batch.logits[n] = token, start + offset, 1, 0
+                batch.seq_id[n][0] = seq
+                n += 1
+            if work.logits:
+                batch.logits[n - 1], work.index = 1, n - 1
+        batch.n_tokens = n
+        return self._ll.llama_decode(self._context.ctx, batch)
+
+    def _sample(self, work: _Work) -> int:
+        logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self._context.ctx, work.index), shape=(self._n_vocab,))
+        params = work.job.params
+        if params.temperature <= 0.0:
+            return int(np.argmax(logits))
+        top = np.argpartition(logits, -TOP_K)[-TOP_K:]
+        weights = np.exp((logits[top] - logits[top].max()) / params.temperature)
+        order = np.argsort(-weights)
+        probabilities = weights[order] / weights.sum()
+        keep = min(int(np.searchsorted(np.cumsum(probabilities), params.top_p)) + 1, TOP_K)  # the top_p nucleus
+        rng = work.job.rng = work.job.rng or np.random.default_rng()
+        return int(top[order[rng.choice(keep, p=probabilities[:keep] / probabilities[:keep].sum())]])
+
+    def _advance(self, job: Job, token: int) -> None:
+        """A reply's next token: hand over its text, or end the reply."""
+        if job.closed or job.slot is None:
+            return
+        if self._ll.llama_vocab_is_eog(self._vocab, token):
+            return self._finish(job)
+        job.generated += 1
+        job.next_token = token
+        if delta := job.detokenizer.push(token):
+            job.text += delta
+            job.urgent = job.urgent and not past_first_clause(job.text)
+            self._deliver(job, delta)
+            job.unconsumed += 1
+        if job.generated >= job.params.max_tokens or len(job.slot.tokens) + 1 >= self._n_ctx:
+            self._finish(job)
+
+    def _finish(self, job: Job, error: BaseException | None = None) -> None:
+        if job.kind is Kind.REPLY and error is None and (tail := job.detokenizer.flush()):
+            self._deliver(job, tail)
+        self._deliver(job, error if error is not None else _END)
+        self._release(job)
+
+    def _release(self, job: Job) -> None:
+        if job.slot is not None:
+            job.slot.job, job.slot.last_used, job.slot = None, time.monotonic(), None
+            self._jobs.remove(job)
+        job.closed = True
+        self._lock.notify()
+
+    def _deliver(self, job: Job, item: object) -> None:
+        if job.closed:
+            return
+        try:
+            job.deliver(item)
+        except RuntimeError:  # the consumer's loop has closed
+            job.closed = True
+
+    def _evict(self, keep: set[int]) -> bool:
+        """Free the cells of the least recently used idle sequence (not in ``keep``)."""
+        idle = [s for s in self._slots if s.job is None and s.tokens and id(s) not in keep]
+        if not idle:
+            return False
+        slot = min(idle, key=lambda s: (s.reserved and s.generation == self._generation, s.last_used))
+        self._ll.llama_memory_seq_rm(self._memory, slot.id, 0, -1)
+        slot.tokens = []
+        return True
+
+    def _piece(self, token: int) -> bytes:
+        buffer = ctypes.create_string_buffer(64)
+        n = self._ll.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = self._ll.llama_token_to_piece(self._vocab, token, buffer, len(buffer), 0, False)
+        return buffer.raw[:n]

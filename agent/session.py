@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import numpy as np
 
@@ -51,12 +50,12 @@ from agent.events import (
 )
 from agent.guards import NOT_IN_DOCUMENTS, ReplyCheck
 from agent.llm import ChatMessage, GenerationParams
-from agent.prompt import Prompt, insisting
+from agent.prompt import insisting
 from agent.rag import Passage
+from agent.reply import written
 from agent.sink import AudioSink
 from agent.stack import AgentStack
 from agent.stt import Transcript
-from agent.text import SentenceChunker
 from agent.turn import Turn, TurnClock, Utterance
 from agent.vad import VADEvent, VADKind
 
@@ -402,10 +401,10 @@ class Session:
 
         async def think() -> None:
             check = ReplyCheck(turn.question, stack.prompts.known_facts, prompt.grounded)
-            async for piece in self._written(prompt, check, clock):
+            async for piece in written(self.stack.llm, prompt, self._params(), check, clock):
                 await sentences.put(piece)
             if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting
-                async for piece in self._written(insisting(prompt), check, clock):
+                async for piece in written(self.stack.llm, insisting(prompt), self._params(), check, clock):
                     await sentences.put(piece)
             if check.said_nothing:
                 await sentences.put(NOT_IN_DOCUMENTS)  # a heard turn is never silent
@@ -457,43 +456,9 @@ class Session:
                 best[key] = passage
         return sorted(best.values(), key=lambda p: -p.score)[: self.config.rag.top_k]
 
-    async def _written(self, prompt: Prompt, check: ReplyCheck, clock: TurnClock) -> AsyncIterator[str]:
-        """The LLM's reply as checked, speakable pieces, released on time even while the model is slow
-        (a pending token is waited for only until the chunker's deadline)."""
+    def _params(self) -> GenerationParams:
         llm_config = self.config.llm
-        params = GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
-        chunker = SentenceChunker()
-        deltas = aiter(self.stack.llm.stream(prompt.messages, params))
-        pending: asyncio.Future[str | None] | None = None
-        try:
-            while True:
-                pending = pending or asyncio.ensure_future(anext(deltas, None))
-                deadline = chunker.deadline
-                done, _ = await asyncio.wait({pending}, timeout=None if deadline is None
-                                             else max(0.0, deadline - time.monotonic()))
-                finished = False
-                if not done:
-                    pieces = chunker.due()
-                else:
-                    delta, pending = pending.result(), None
-                    finished = delta is None
-                    if not finished:
-                        clock.mark("first_token")
-                    pieces = chunker.flush() if finished else chunker.push(delta)
-                for piece in pieces:
-                    spoken, stop = check.judge(piece)
-                    if spoken:
-                        clock.mark("first_sentence")
-                        yield spoken
-                    if stop:
-                        return
-                if finished:
-                    return
-        finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.gather(pending, return_exceptions=True)
-            await deltas.aclose()
+        return GenerationParams(llm_config.temperature, llm_config.top_p, llm_config.max_tokens)
 
     async def _voice(self, turn: Turn, piece: str, emotion: EmotionSettings, spoken: list[str] | None,
                      lock: asyncio.Lock) -> None:

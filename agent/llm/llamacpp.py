@@ -1,24 +1,30 @@
 """llama.cpp in-process (llama-cpp-python): every reply advances in one batched decode per step.
 
-On a small CPU a decode step costs about the same for one token as for a few: the weights are read
-once either way. Measured on 2 shared cores with Qwen2.5 0.5B, one ``llama_decode`` over four
-conversations' next tokens gives 48–55 tok/s in all, against ~28 for four llama.cpp contexts taking
-turns token by token (the same greedy tokens). So one engine thread owns one context whose unified
-KV cache holds several *sequences*:
+A decode step reads all the weights whether it computes one token or several, so four conversations'
+next tokens in one ``llama_decode`` cost less than four decodes. Measured with Qwen2.5 0.5B Q4_0 on 2
+shared AVX2 cores: four replies at once gave 28-29 tok/s in all, against 19-23 for four llama.cpp
+contexts taking turns token by token, with the same greedy text (a CPU with more memory bandwidth
+per core gains more: 48-55 against ~28 was measured before). So one engine thread owns one context
+holding several *sequences*:
 
 - ``llm.contexts`` conversation sequences, each remembering the tokens its cells hold. A reply takes
   the free one that shares the longest token prefix with its prompt (each conversation finds its
   history cached) and reads only the rest; a prompt that starts like some other sequence (the same
-  system prompt) gets those cells copied in (``llama_memory_seq_cp``: shared, not duplicated).
+  system prompt) gets that sequence's cache copied in (``llama_memory_seq_cp``) instead.
 - sequences reserved for the stable system prompts given to ``warm_up``, read once, so no caller
   ever reads the documents in the system prompt.
 
-Each step puts every runnable sequence's work into one batch — a prompt still being read in chunks
-of ``CHUNK_SHARED`` tokens while others decode (so a new turn does not stall replies being spoken),
-in steps of about ``STEP_ALONE_S`` when none does; else the token sampled last — and holds one CPU slot, urgent while some
-reply has not yet written its first clause. A reply whose consumer leaves ``UNCONSUMED_DELTAS`` deltas
-unread (its speech is playing) sits steps out, which leaves the CPU to others' first sentences.
-``prefill`` reads a likely prompt ahead, only in steps no first clause is waiting for.
+Each sequence has a KV cache of its own (not llama.cpp's unified one): a reply then computes exactly
+the same logits alone or batched with others (bitwise; in a unified cache its attention also spans
+the other sequences' cells, which moved logits by up to 0.2 and changed greedy replies), and a step's
+attention covers only each sequence's own tokens (a 4-reply step took 131 instead of 156 ms).
+
+Each step puts every runnable sequence's work into one batch — the token it sampled last, or the
+next part of a prompt still being read: ``CHUNK_SHARED`` tokens while others decode (a new turn does
+not stall replies being spoken), steps of about ``STEP_ALONE_S`` when none does — and holds one CPU
+slot, urgent while some reply has not yet written its first clause. A reply whose consumer leaves
+``UNCONSUMED_DELTAS`` deltas unread (its speech is playing) sits steps out, which leaves the CPU to
+others' first sentences. ``prefill`` reads a likely prompt ahead, only in steps no first clause waits for.
 
 This module is the backend the stack talks to; the engine thread is ``llamacpp_engine.py``.
 """

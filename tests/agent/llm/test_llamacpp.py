@@ -79,11 +79,31 @@ async def reply(llm, messages, max_tokens=40) -> str:
     return "".join([d async for d in llm.stream(messages, GenerationParams(temperature=0.0, max_tokens=max_tokens))])
 
 
-async def within(seconds: float, condition) -> None:
-    deadline = time.perf_counter() + seconds
+@pytest.fixture
+async def engine(llm, monkeypatch):
+    """The model, counting its steps (``engine.steps``); the test ends once the engine is idle."""
+    import llama_cpp
+
+    real = llama_cpp.llama_decode
+    llm.steps = 0
+
+    def counting(ctx, batch):
+        llm.steps += 1
+        return real(ctx, batch)
+
+    monkeypatch.setattr(llama_cpp, "llama_decode", counting)
+    yield llm
+    deadline = time.perf_counter() + 120
+    while (holding(llm) or llm._engine._waiting or llm._engine._inbox) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)  # (what a failed test left running must not reach the next)
+
+
+async def by_step(llm, condition, steps: int = 2) -> None:
+    """Wait for ``condition``: true before the engine has taken ``steps`` more steps (however slow they are)."""
+    start = llm.steps
     while not condition():
-        assert time.perf_counter() < deadline, "not in time"
-        await asyncio.sleep(0.01)
+        assert llm.steps - start <= steps, f"not true after {llm.steps - start} steps"
+        await asyncio.sleep(0.005)
 
 
 def holding(llm) -> int:
@@ -104,7 +124,8 @@ async def forget(llm) -> None:
     await asyncio.gather(*(reply(llm, conversation(f"Say the number {n}."), max_tokens=2) for n in range(4)))
 
 
-async def test_closing_one_of_four_streams_frees_its_sequence_and_the_other_three_finish(llm):
+async def test_closing_one_of_four_streams_frees_its_sequence_and_the_other_three_finish(engine):
+    llm = engine
     params = GenerationParams(temperature=0.0, max_tokens=60)
     streams = [llm.stream(conversation(f"Count from {n} to {n + 40}, in words."), params) for n in range(4)]
     got: list[list[str]] = [[], [], [], []]
@@ -119,17 +140,19 @@ async def test_closing_one_of_four_streams_frees_its_sequence_and_the_other_thre
         if len(got[0]) == 3:
             break
     await streams[0].aclose()
-    await within(1.0, lambda: holding(llm) <= 3)  # by the next step
+    await by_step(llm, lambda: holding(llm) <= 3)  # before the next step
     # the freed sequence serves a new reply while the other three still run
-    first = await anext(aiter(llm.stream(conversation("Say hi."), GenerationParams(max_tokens=5))))
-    assert first and not all(task.done() for task in others)
+    hi = llm.stream(conversation("Say hi."), GenerationParams(max_tokens=5))
+    assert await anext(hi) and not all(task.done() for task in others)
+    await hi.aclose()
     await asyncio.gather(*others)
     assert all(len("".join(g)) > 40 for g in got[1:]), ["".join(g) for g in got]  # whole replies
     assert len(got[0]) == 3
     assert holding(llm) == 0
 
 
-async def test_a_fifth_stream_waits_for_a_sequence_then_runs_and_a_waiting_one_can_be_cancelled(llm):
+async def test_a_fifth_stream_waits_for_a_sequence_then_runs_and_a_waiting_one_can_be_cancelled(engine):
+    llm = engine
     finished: list[float] = []
     first_delta: list[float] = []
 
@@ -142,15 +165,15 @@ async def test_a_fifth_stream_waits_for_a_sequence_then_runs_and_a_waiting_one_c
         return text
 
     four = [asyncio.create_task(run(f"Count from {n} to {n + 40}, in words.", 40)) for n in range(4)]
-    await within(5.0, lambda: holding(llm) == 4)
+    await by_step(llm, lambda: holding(llm) == 4, steps=4)
     fifth = asyncio.create_task(run("What is the capital of France?", 30))
     sixth = asyncio.create_task(run("Tell me a story.", 50))
-    await within(2.0, lambda: len(llm._engine._waiting) == 2)
+    await by_step(llm, lambda: len(llm._engine._waiting) == 2)
     assert not finished
     sixth.cancel()
     with pytest.raises(asyncio.CancelledError):
         await sixth
-    await within(1.0, lambda: len(llm._engine._waiting) == 1)
+    await by_step(llm, lambda: len(llm._engine._waiting) == 1)
     assert "Paris" in await fifth
     await asyncio.gather(*four)
     assert len(first_delta) == 5 and max(first_delta) > min(finished)  # the fifth began once one of four ended
@@ -168,21 +191,23 @@ async def test_prefill_then_stream_gives_the_same_text_as_stream_alone(llm):
     assert await reply(llm, messages) == alone
 
 
-async def test_a_reply_that_nobody_reads_pauses_until_its_consumer_pulls(llm):
+async def test_a_reply_that_nobody_reads_pauses_until_its_consumer_pulls(engine):
+    llm = engine
     stream = llm.stream(conversation("Count from one to a hundred, in words."), GenerationParams(max_tokens=100))
     await anext(stream)
-    await asyncio.sleep(1.0)
     job = next(slot.job for slot in llm._engine._slots if slot.job is not None)
-    paused = job.generated
+    await by_step(llm, lambda: job.paused, steps=3 * UNCONSUMED_DELTAS)
+    assert job.delivered - job.pulled == UNCONSUMED_DELTAS
+    steps, generated = llm.steps, job.generated
     await asyncio.sleep(0.5)
-    assert job.generated == paused and job.unconsumed == UNCONSUMED_DELTAS
+    assert (llm.steps, job.generated) == (steps, generated)  # the engine rests: nothing else to do
     await anext(stream)
-    await asyncio.sleep(0.5)
-    assert job.generated > paused
+    await by_step(llm, lambda: job.generated > generated)
     await stream.aclose()
 
 
-async def test_a_model_error_inside_a_step_reaches_the_consumer_and_the_next_stream_works(llm, monkeypatch):
+async def test_a_model_error_inside_a_step_reaches_the_consumer_and_the_next_stream_works(engine, monkeypatch):
+    llm = engine
     import llama_cpp
 
     real, calls = llama_cpp.llama_decode, []
@@ -244,3 +269,26 @@ def test_detokenizing_keeps_a_character_split_across_tokens_whole():
     assert detokenizer.flush() == ""
     detokenizer.push(2)
     assert detokenizer.flush() == "\ufffd"  # a reply cut mid-character
+
+
+def test_a_prompt_is_never_read_one_token_at_a_time():
+    """(llama.cpp computes a lone prompt token differently: a reply would depend on how its prompt was cut.)"""
+    from types import SimpleNamespace
+
+    from agent.llm.llamacpp_engine import CHUNK_SHARED, Job, Kind, _Engine
+
+    def job(slot: int, prompt: int, read: int = 0, next_token: int | None = None) -> Job:
+        made = Job(Kind.REPLY, list(range(prompt)))
+        made.slot, made.read, made.next_token = Slot(slot), read, next_token
+        return made
+
+    def plan(*jobs: Job) -> list[tuple[int, int]]:
+        engine = SimpleNamespace(_jobs=list(jobs), _seconds_per_token=1.0)  # (slow: chunks of CHUNK_SHARED)
+        return [(work.job.slot.id, len(work.tokens)) for work in _Engine._plan(engine)]
+
+    decoding = job(0, 10, read=10, next_token=5)
+    assert plan(decoding, job(1, CHUNK_SHARED + 1)) == [(0, 1), (1, CHUNK_SHARED - 1)]  # two left for later
+    assert plan(decoding, job(1, 3)) == [(0, 1), (1, 3)]
+    # what the first reader leaves of the step's budget is not handed on one token at a time
+    assert plan(job(1, CHUNK_SHARED - 1), job(2, 40)) == [(1, CHUNK_SHARED - 1)]
+    assert plan(job(1, CHUNK_SHARED - 2), job(2, 40)) == [(1, CHUNK_SHARED - 2), (2, 2)]

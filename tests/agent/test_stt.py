@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from agent.stt.guards import Decoding
-from agent.stt.whisper import FasterWhisperSTT
+from agent.stt.whisper import DOUBTFUL_LOGPROB, SAFE_WINDOW_FRAMES, TAIL_FRAMES, FasterWhisperSTT
 
 
 def words(text: str) -> set[str]:
@@ -71,12 +71,34 @@ async def test_a_prompt_read_back_is_decoded_again_without_it(stt, voice, monkey
 
     monkeypatch.setattr(stt, "_decode_short", echo_when_prompted)
     transcript = await stt.transcribe(voice("What time does the train leave?"))
-    assert prompts == [True, False]
+    assert prompts == [True, True, False]  # the tight window, the safe one, the safe one without the prompt
     assert "train" in words(transcript.text) and transcript.rejected is None
     monkeypatch.setattr(stt, "_decode_short", lambda encoded, frames, prompted: Decoding("Tuesday, Tuesday, Tuesday."))
     transcript = await stt.transcribe(voice("What time does the train leave?"))
     assert transcript.text == "" and transcript.rejected == "the recogniser repeated itself"
     stt.set_vocabulary([])
+
+
+async def test_a_doubtful_decoding_in_the_tight_window_is_redone_in_the_safe_one(stt, voice, monkeypatch):
+    real_encode, real_decode = stt._encode_short, stt._decode_short
+    windows = []
+
+    def encode(samples, frames, window):
+        windows.append(max(window, frames + TAIL_FRAMES))
+        return real_encode(samples, frames, window)
+
+    def doubtful_in_tight_window(encoded, frames, prompted):
+        decoding = real_decode(encoded, frames, prompted)
+        return decoding if len(windows) > 1 else Decoding(decoding.text, DOUBTFUL_LOGPROB - 0.1)
+
+    monkeypatch.setattr(stt, "_encode_short", encode)
+    transcript = await stt.transcribe(voice("What time does the train leave?"))
+    assert len(windows) == 1 and windows[0] < SAFE_WINDOW_FRAMES  # a sure decoding: done in the tight window
+    windows.clear()
+    monkeypatch.setattr(stt, "_decode_short", doubtful_in_tight_window)
+    transcript = await stt.transcribe(voice("What time does the train leave?"))
+    assert len(windows) == 2 and windows[1] == SAFE_WINDOW_FRAMES
+    assert "train" in words(transcript.text)
 
 
 async def test_whisper_tiny_en_is_a_bundled_choice(config, voice):

@@ -11,6 +11,7 @@ import asyncio
 import ctypes
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 
@@ -126,7 +127,8 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 def serve(config: TaraConfig, host: str | None = None, port: int | None = None) -> None:
     limit_malloc_arenas()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=os.environ.get("TARA_LOG_LEVEL", "INFO").upper(),  # DEBUG: per-reply LLM timings
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     console = Console()

@@ -100,6 +100,8 @@ class Job:
     closed: bool = False  # the consumer has gone, or the job ended
     detokenizer: Detokenizer | None = None
     rng: np.random.Generator | None = None
+    submitted: float = field(default_factory=time.perf_counter)
+    reused: int = 0  # prompt tokens found cached when it got a slot
 
     def __post_init__(self) -> None:
         self.urgent = self.kind is Kind.REPLY
@@ -316,7 +318,7 @@ class _Engine:
         else:  # (a cache that cannot drop part of a sequence)
             ll.llama_memory_seq_rm(self._memory, slot.id, 0, -1)
             slot.tokens, reused = [], 0
-        job.slot, job.read, slot.job, slot.last_used = slot, reused, job, time.monotonic()
+        job.slot, job.read, job.reused, slot.job, slot.last_used = slot, reused, reused, job, time.monotonic()
         self._jobs.append(job)
 
     def _plan(self) -> list[_Work]:
@@ -408,6 +410,9 @@ class _Engine:
         if delta := job.detokenizer.push(token):
             job.text += delta
             job.urgent = job.urgent and not past_first_clause(job.text)
+            if not job.delivered:
+                log.debug("llama.cpp: first text %.0f ms after submit; %d prompt tokens read, %d cached",
+                          (time.perf_counter() - job.submitted) * 1000, len(job.prompt) - job.reused, job.reused)
             job.delivered += 1  # (before the consumer can pull it)
             self._deliver(job, delta)
         if job.generated >= job.params.max_tokens or len(job.slot.tokens) + 1 >= self._n_ctx:

@@ -4,7 +4,8 @@ A 0.5B model, asked about documents, sometimes restates the question instead of 
 repeats itself in a loop, or states a number (a price, a time, a phone number) that no document
 holds. Each is caught on the piece about to be voiced, so the user never hears it:
 
-- ``restates_question``: a finished sentence that adds no word of its own to the question;
+- ``restates_question``: a finished sentence that adds no word of its own to the question, or to
+  the instructions it was given ("No lists, no markdown, no emojis.": its own prompt read out);
 - ``RepetitionGuard``: a sentence said before in this reply, or a phrase said three times;
 - ``KnownFacts``: a number or a name that is neither in the documents nor in the question.
 """
@@ -137,8 +138,9 @@ def names_in(text: str) -> list[str]:
 class ReplyCheck:
     """The guards one reply's pieces pass, in order, before they are voiced."""
 
-    def __init__(self, question: str, facts: KnownFacts, grounded: bool) -> None:
+    def __init__(self, question: str, facts: KnownFacts, grounded: bool, instructions: str = "") -> None:
         self.question, self.facts, self.grounded = question, facts, grounded
+        self.instructions = instructions  # the persona part of the system prompt (not the documents)
         self._repetition = RepetitionGuard()
         self._sentence = ""  # the sentence being said: its first clause may already be out
         self.parroted = False  # a sentence was dropped for saying the question back
@@ -153,6 +155,8 @@ class ReplyCheck:
         if restates_question(self.question, sentence):
             self.parroted = True
             return None, False
+        if self.instructions and restates_question(self.instructions, sentence):
+            return None, False  # its instructions read out: nothing the user asked for
         self.said_nothing = False
         if self.facts.invented(piece, self.question, self.grounded):
             return NOT_IN_DOCUMENTS, True

@@ -400,7 +400,7 @@ class Session:
         started_speaking = asyncio.Event()
 
         async def think() -> None:
-            check = ReplyCheck(turn.question, stack.prompts.known_facts, prompt.grounded)
+            check = ReplyCheck(turn.question, stack.prompts.known_facts, prompt.grounded, stack.config.llm.system_prompt)
             async for piece in written(self.stack.llm, prompt, self._params(), check, clock):
                 await sentences.put(piece)
             if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting

@@ -6,8 +6,9 @@ on noise, a confident-looking guess. Each is caught here so it never becomes a q
 
 - the prompt read back: the transcript shares a run of ``PROMPT_ECHO_WORDS`` words with the prompt
   that spans two of its terms (a long name said by the user is not an echo);
-- a loop: a phrase of up to three words said three times in a row, or text that compresses too well
-  (gzip ratio over ``MAX_COMPRESSION_RATIO``, whisper's own rule);
+- a loop: a phrase of up to three words said three times in a row, a longer one twice ("Where was it
+  owned? Where was it owned?"), or text that compresses too well (gzip ratio over
+  ``MAX_COMPRESSION_RATIO``, whisper's own rule);
 - a guess: an average token log-probability under ``MIN_AVG_LOGPROB`` (whisper's own threshold).
 
 Audio that Whisper itself calls silence (``no_speech_prob`` high and a low log-probability, its rule
@@ -26,7 +27,7 @@ PROMPT_ECHO_WORDS = 4
 MAX_COMPRESSION_RATIO = 2.4
 MIN_AVG_LOGPROB = -1.0
 NO_SPEECH_PROB = 0.6
-_LOOP = re.compile(r"\b(\w+(?: \w+){0,2})(?: \1\b){2,}")
+_LOOP = re.compile(r"\b(\w+(?: \w+){0,2})(?: \1\b){2,}|\b(\w+(?: \w+){3,})(?: \2\b)+")
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,13 @@ def test_a_reply_check_drops_parrots_stops_loops_and_replaces_invented_numbers()
     assert check.judge("The curator is Ines Berg.") == (None, True)
 
 
+def test_a_reply_check_drops_its_instructions_read_out():
+    persona = "You are Tara, a voice assistant: answer in short sentences of plain text: no lists, no markdown, no emojis."
+    check = ReplyCheck("Is there a restaurant on the roof?", KnownFacts(["A cafe on the ground floor."]), True, persona)
+    assert check.judge("No lists, no markdown, no emojis.") == (None, False) and check.said_nothing
+    assert check.judge("There is a cafe on the ground floor.") == ("There is a cafe on the ground floor.", False)
+
+
 def test_a_name_no_document_holds_is_invented():
     known = KnownFacts(["Dr. Ines Berg sees patients on Mondays. Hygienist: Tom Reyes."])
     assert known.invented("On Mondays, ask for Dr. Patel.", "Who sees patients?") == {"Patel"}

@@ -50,6 +50,7 @@ from agent.events import (
 )
 from agent.guards import NOT_IN_DOCUMENTS, ReplyCheck
 from agent.llm import ChatMessage, GenerationParams
+from agent.phrases import FAILED_PHRASE, HOLDING_PHRASE, NOT_HEARD_PHRASE
 from agent.prompt import insisting
 from agent.rag import Passage
 from agent.reply import written
@@ -64,9 +65,6 @@ PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial tran
 PARTIAL_POLL_S = 0.1
 TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
 HOLDING_AFTER_S = 2.0  # a reply with nothing to say this long after the turn ended says HOLDING_PHRASE
-HOLDING_PHRASE = "Let me check."
-NOT_HEARD_PHRASE = "Sorry, I didn't catch that. Could you say it again?"
-FAILED_PHRASE = "Sorry, something went wrong there. Could you ask again?"
 
 
 class Session:
@@ -465,7 +463,7 @@ class Session:
         """Speak ``piece`` once the turn is committed; ``spoken`` (the history) records it."""
         announced = False
         async with lock:
-            async for chunk in self.stack.tts.stream(piece, emotion, self.voice, self._voice_context):
+            async for chunk in self.stack.speech.stream(piece, emotion, self.voice, self._voice_context):
                 await turn.committed.wait()  # a speculative turn stays silent until committed
                 turn.clock.mark("first_audio")
                 if not announced:

@@ -13,6 +13,7 @@ from agent.audio import PIPELINE_RATE
 from agent.config import TaraConfig
 from agent.emotion import EmotionSettings
 from agent.llm import LLM, LLM_BACKENDS
+from agent.phrases import Speech
 from agent.prompt import PromptBuilder
 from agent.rag import RETRIEVERS, Retriever
 from agent.rag.documents import document_words, vocabulary
@@ -30,6 +31,10 @@ class AgentStack:
     tts: TTS
     prompts: PromptBuilder
     load_seconds: dict[str, float] = field(default_factory=dict)
+    speech: Speech = field(init=False)  # the TTS as sessions use it (fixed phrases recorded)
+
+    def __post_init__(self) -> None:
+        self.speech = Speech(self.tts)
 
     def new_vad(self) -> SileroVAD:
         """VADs are per stream: Silero keeps recurrent state."""
@@ -62,8 +67,8 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
     with console.status("warming up (speech recognition, prompt cache, voice)..."):
         await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
         await llm.warm_up(prompts.warm_up_prefixes())
-        async for _ in tts.stream("Hello.", EmotionSettings.from_preset(config.emotion.preset)):
-            pass  # so is the first synthesis
+        stack = AgentStack(config, stt, retriever, llm, tts, prompts, timings)
+        await stack.speech.record(EmotionSettings.from_preset(config.emotion.preset))
     timings["warm-up"] = round(time.perf_counter() - started, 2)
     console.log(f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})")
-    return AgentStack(config, stt, retriever, llm, tts, prompts, timings)
+    return stack

@@ -100,6 +100,9 @@ async def offer(request: web.Request) -> web.Response:
     except OfferError as exc:
         await peer.close()
         raise web.HTTPBadRequest(reason=str(exc)) from None
+    except BaseException:  # a bug, or the caller left: the slot is freed all the same (json_errors answers 500)
+        peer.close()
+        raise
     log.info("session %s opened for %s", peer.id, request.remote)
     return web.json_response(Answer(sdp=answer.sdp, type=answer.type, session_id=peer.id).model_dump())
 

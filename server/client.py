@@ -117,9 +117,10 @@ class Received:
 class TaraClient:
     """``async with TaraClient(url) as client:`` — a connected caller with its events and received audio."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None, microphone: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.microphone = microphone  # False: a caller who only listens (and types)
         self.mic = MicTrack()
         self.received = Received()
         self.events: list[tuple[float, dict[str, Any]]] = []
@@ -140,7 +141,10 @@ class TaraClient:
         if is_loopback(urlsplit(self.base_url).hostname or ""):
             ice_on_loopback_only()
         pc = self._pc
-        pc.addTrack(self.mic)
+        if self.microphone:
+            pc.addTrack(self.mic)
+        else:
+            pc.addTransceiver("audio", direction="recvonly")
         self._channel = pc.createDataChannel("events")
         opened = asyncio.Event()
         self._channel.on("open", opened.set)

@@ -22,6 +22,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
 
 from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
 from agent.emotion import CHOICES, EmotionSettings
@@ -37,6 +38,7 @@ JITTER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc 1.16 keeps 
 FRAME_SAMPLES = RTC_RATE // 50  # 20 ms
 MAX_LAG_S = 0.2  # further behind the wall clock than this (a stalled loop), restart the clock: no burst
 CONNECT_TIMEOUT_S = 30.0
+CLOSE_STEP_TIMEOUT_S = 5.0  # each teardown step (tasks, session, connection) gets this long, then is given up
 RECENT_TURNS = 20  # per-turn latencies a peer keeps for the admin page
 
 
@@ -155,8 +157,8 @@ def listen_without_prefetch(pc: RTCPeerConnection, prefetch: int = 1) -> None:
     Speech detection needs no playout smoothing (packet order is still restored), and every 20 ms
     held there is 20 ms more before the agent notices the user stopped or started talking.
     """
-    for receiver in pc.getReceivers():
-        if receiver.track.kind == "audio" and hasattr(receiver, JITTER_BUFFER_ATTRIBUTE):
+    for receiver in pc.getReceivers():  # a listen-only caller's receiver has no track
+        if receiver.track is not None and receiver.track.kind == "audio" and hasattr(receiver, JITTER_BUFFER_ATTRIBUTE):
             setattr(receiver, JITTER_BUFFER_ATTRIBUTE, JitterBuffer(capacity=16, prefetch=prefetch))
 
 
@@ -176,7 +178,27 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
 
 
 class OfferError(ValueError):
-    """The offer cannot start a session (bad SDP, no audio)."""
+    """The offer cannot start a session (bad SDP, no audio Tara can speak on)."""
+
+
+def check_offer_audio(sdp: str) -> None:
+    """Every section must carry ICE credentials and a DTLS fingerprint, and an audio section must let
+    Tara speak (``sendrecv``, or ``recvonly`` for a caller who only listens and types); OfferError says
+    what is missing."""
+    try:
+        media = SessionDescription.parse(sdp).media
+    except Exception as exc:  # aiortc's parser raises ValueError, KeyError, IndexError, … on bad SDP
+        raise OfferError(f"not a usable SDP offer: {str(exc) or type(exc).__name__}") from exc
+    for section in media:  # aiortc takes these and only fails later, when connecting
+        if not (section.ice and section.ice.usernameFragment and section.ice.password):
+            raise OfferError(f"the offer's {section.kind} section has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
+        if not (section.dtls and section.dtls.fingerprints):
+            raise OfferError(f"the offer's {section.kind} section has no DTLS fingerprint (a=fingerprint)")
+    audio = [m for m in media if m.kind == "audio"]
+    if not audio:
+        raise OfferError("the offer has no audio track: the page must send its microphone (or receive audio)")
+    if not any(m.direction in ("sendrecv", "recvonly", None) for m in audio):
+        raise OfferError(f"the offer's audio is {audio[0].direction}: the page must at least receive Tara's voice")
 
 
 Observer = Callable[["Peer", Event], None]
@@ -208,20 +230,22 @@ class Peer:
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self._spawn(self._close_unless_connected())  # from registration: an offer that never completes frees its slot
 
     async def answer(self, sdp: str) -> RTCSessionDescription:
-        """Accept the browser's offer and return our answer (ICE candidates included, no trickle)."""
+        """Accept the browser's offer and return our answer (ICE candidates included, no trickle).
+
+        Anything aiortc cannot negotiate is an ``OfferError``; the caller closes the peer on any failure.
+        """
+        check_offer_audio(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as exc:  # aiortc raises ValueError, KeyError, … for SDP it cannot use
-            raise OfferError(f"not a usable SDP offer: {exc or type(exc).__name__}") from exc
-        if not any(t.kind == "audio" for t in self.pc.getTransceivers()):
-            raise OfferError("the offer has no audio track: the page must send its microphone")
-        self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
-        listen_without_prefetch(self.pc)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+            self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
+            listen_without_prefetch(self.pc)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError, KeyError, OperationError, … for SDP it cannot use
+            raise OfferError(f"not a usable SDP offer: {str(exc) or type(exc).__name__}") from exc
         self._spawn(self._forward_events())
-        self._spawn(self._close_unless_connected())
         return self.pc.localDescription
 
     def close(self) -> asyncio.Task:
@@ -231,18 +255,28 @@ class Peer:
         return self._closing
 
     async def _close(self) -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current and not task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self.session.close()
-        self.speaker.stop()
-        await self.pc.close()
-        result = self._on_closed(self)
-        if asyncio.iscoroutine(result):
-            await result
-        log.info("session %s closed", self.id)
+        """Every step is bounded and its failure logged, never raised: the peer is always unregistered."""
+        try:
+            current = asyncio.current_task()
+            tasks = [task for task in self._tasks if task is not current and not task.done()]
+            for task in tasks:
+                task.cancel()
+            await self._teardown("tasks", asyncio.gather(*tasks, return_exceptions=True))
+            await self._teardown("session", self.session.close())
+            self.speaker.stop()
+            await self._teardown("connection", self.pc.close())
+        finally:
+            result = self._on_closed(self)
+            if asyncio.iscoroutine(result):
+                await result
+            log.info("session %s closed", self.id)
+
+    async def _teardown(self, what: str, step: Awaitable) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_STEP_TIMEOUT_S):
+                await step
+        except Exception:  # TimeoutError included: a hung close must not hold the slot
+            log.warning("session %s: closing its %s failed", self.id, what, exc_info=True)
 
     # ------------------------------------------------------------------ peer events
 

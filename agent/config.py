@@ -59,6 +59,7 @@ class ServerConfig(Section):
     admin_token: str = ""  # the admin page and API; empty: generated at first start, kept in data_dir/admin_token
     max_sessions: int = Field(4, ge=1, le=64)
     ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
+    allowed_hosts: list[str] = []  # Host names served besides loopback and this machine's names and addresses
 
 
 class APIConfig(Section):

@@ -22,7 +22,7 @@ from agent.stack import AgentStack, load_stack
 from agent.voices import VoiceLibrary
 from server import api as rest
 from server.api.routes import Api
-from server.auth import access_middleware, load_or_create_token
+from server.auth import access_middleware, allowed_hosts, load_or_create_token, site_guard
 from server.keys import CONFIG, KB, PEERS, STACK, STARTED, VOICES
 from server.rtc import OfferError, PeerRegistry
 
@@ -112,7 +112,9 @@ def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token
     """Build the app; the models load at startup unless an already loaded ``stack`` is given."""
     token = access_token or load_or_create_token(config.server.access_token, config.data_path)
     admin = admin_token or load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, access_middleware(token, admin)])
+    guard = site_guard(allowed_hosts(config.server.allowed_hosts))
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[json_errors, guard, access_middleware(token, admin)])
     app[STARTED] = time.monotonic()
     app[CONFIG] = config
     app[PEERS] = PeerRegistry(config.server.max_sessions)

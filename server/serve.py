@@ -9,37 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ipaddress
 import logging
 import socket
 import ssl
 
-import ifaddr
 import segno
 from aiohttp import web
 from rich.console import Console
 
 from agent.config import ConfigError, TaraConfig
 from server.app import create_app
-from server.auth import is_loopback, load_or_create_token
+from server.auth import is_loopback, lan_addresses, load_or_create_token
 from server.rtc import ice_on_loopback_only
 from server.tls import ensure_certificate, server_context
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 log = logging.getLogger(__name__)
-
-
-def lan_addresses() -> list[str]:
-    """This machine's IPv4 addresses other than loopback and link-local, from its interfaces."""
-    found = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str):
-                address = ipaddress.ip_address(ip.ip)
-                if not (address.is_loopback or address.is_link_local):
-                    found.append(ip.ip)
-    return sorted(set(found))
 
 
 def free_port(host: str = "127.0.0.1") -> int:

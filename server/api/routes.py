@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.auth import check_admin
@@ -96,16 +97,24 @@ def wav_response(data: bytes, filename: str) -> web.Response:
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 
+MAX_FORM_PARTS = 8  # every form here has two or three fields
+
+
 async def read_form(request: web.Request, limits: dict[str, int], default_limit: int = 64 * 1024) -> dict[str, tuple[str | None, bytes]]:
-    """multipart/form-data fields → {name: (filename, bytes)}, each read up to its limit (413 beyond)."""
+    """multipart/form-data fields → {name: (filename, bytes)}, each read up to its limit (413 beyond);
+    at most ``MAX_FORM_PARTS`` parts; a malformed body is a 400."""
     if not request.content_type.startswith("multipart/"):
         raise web.HTTPBadRequest(reason="send multipart/form-data")
     fields: dict[str, tuple[str | None, bytes]] = {}
+    parts = 0
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader) or not part.name:
                 raise web.HTTPBadRequest(reason="unexpected nested multipart content")
+            parts += 1
+            if parts > MAX_FORM_PARTS:
+                raise web.HTTPBadRequest(reason=f"too many form fields (at most {MAX_FORM_PARTS})")
             limit = limits.get(part.name, default_limit)
             data = bytearray()
             while chunk := await part.read_chunk(64 * 1024):
@@ -114,6 +123,6 @@ async def read_form(request: web.Request, limits: dict[str, int], default_limit:
                     raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data),
                                                         reason=f"the {part.name} field is over {limit} bytes")
             fields[part.name] = (part.filename, bytes(data))
-    except ValueError as exc:  # a malformed multipart body
-        raise web.HTTPBadRequest(reason=f"malformed multipart body: {exc}") from None
+    except (ValueError, HttpProcessingError) as exc:  # a malformed body, a part header too long or unparsable
+        raise web.HTTPBadRequest(reason=f"malformed multipart body: {' '.join(str(exc).split())[:200]}") from None
     return fields

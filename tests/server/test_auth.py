@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from cryptography import x509
 
 from server.app import create_app
-from server.auth import COOKIE, access_middleware, load_or_create_token
+from server.auth import COOKIE, access_middleware, load_or_create_token, matches
 from server.tls import ensure_certificate
 
 TOKEN = "s3cret-token"
@@ -78,3 +78,10 @@ def test_the_certificate_names_the_lan_addresses_and_is_reused(tmp_path):
     assert ensure_certificate(tmp_path, ["192.168.1.20"])[0].read_bytes() == before  # reused
     ensure_certificate(tmp_path, ["10.1.2.3"])  # a new network: made again
     assert cert.read_bytes() != before
+
+
+def test_a_token_that_is_not_utf8_never_matches_and_never_raises():
+    # aiohttp keeps header and cookie bytes that are not UTF-8 as surrogates (the live test sends raw bytes)
+    for presented in ("\udcff\udcfe", "caf\udcc3", TOKEN + "\udcff", ""):
+        assert not matches(presented, TOKEN)
+    assert matches(TOKEN, TOKEN)

@@ -182,3 +182,92 @@ async def test_a_close_that_raises_or_hangs_is_logged_and_the_peer_still_goes(se
             await real_close()
     assert "closing its connection failed" in caplog.text
     await assert_back_to_baseline(url, app, baseline)
+
+
+# ---------------------------------------------------------------------------- 2. other sites are refused
+
+
+async def raw_request(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send ``request`` as it is (bytes no HTTP client would send) and read the status and body."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(15):
+            response = await reader.read()
+    finally:
+        writer.close()
+    TALLY["bad inputs"] += 1
+    status = int(response.split(b" ", 2)[1])
+    TALLY["5xx"] += status >= 500
+    return status, response.partition(b"\r\n\r\n")[2]
+
+
+async def test_other_sites_cannot_use_the_loopback_server(server, baseline):
+    url, app = server
+    port = url.rsplit(":", 1)[1]
+    sdp = await offer_sdp()
+    offer = {"sdp": sdp, "type": "offer"}
+    async with aiohttp.ClientSession() as http:
+        async def status(method: str, path: str, **kwargs) -> int:
+            TALLY["bad inputs"] += 1
+            async with http.request(method, f"{url}{path}", **kwargs) as response:
+                if response.status >= 400 and path.startswith(("/api", "/offer")):
+                    assert "error" in await response.json()
+                TALLY["5xx"] += response.status >= 500
+                return response.status
+
+        import json
+
+        # a no-cors "simple" POST from any page: text/plain, form-encoded or no type at all
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", "text/plain;charset=UTF-8"):
+            assert await status("POST", "/offer", data=json.dumps(offer), headers={"Content-Type": content_type}) == 415
+        assert await status("POST", "/offer", data=json.dumps(offer).encode()) == 415  # octet-stream
+        # DNS rebinding: the page's own origin points at 127.0.0.1, its Host names the attacker's domain
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.evil"):
+            for method, path in (("GET", "/"), ("GET", "/api/config"), ("POST", "/offer"), ("GET", "/api/health")):
+                assert await status(method, path, json=offer, headers={"Host": host}) == 421, (host, path)
+        # a foreign Origin on anything that changes state
+        for origin in ("http://evil.example", "null", "https://127.0.0.1.evil.example", "file://", "not a url"):
+            assert await status("POST", "/offer", json=offer, headers={"Origin": origin}) == 403, origin
+            assert await status("DELETE", "/api/sessions/x", headers={"Origin": origin, **ADMIN}) == 403
+            assert await status("POST", "/api/tts", json={"text": "hi"}, headers={"Origin": origin, **ADMIN}) == 403
+        # this machine's own names and origins pass
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]:8080", "LOCALHOST."):
+            assert await status("GET", "/api/health", headers={"Host": host}) == 200, host
+        async with http.get(f"{url}/") as response:
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+            assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert response.headers["Referrer-Policy"] == "no-referrer"
+    async with TaraClient(url) as client:  # aiohttp sends no Origin; a browser page sends its own
+        assert client.session_id
+    await assert_back_to_baseline(url, app, baseline)
+
+
+# ---------------------------------------------------------------------------- 5. malformed headers are 4xx
+
+
+async def test_non_utf8_tokens_and_malformed_multipart_are_clean_4xx(server, baseline):
+    url, app = server
+    port = url.rsplit(":", 1)[1]
+    head = f"Host: 127.0.0.1:{port}\r\nConnection: close\r\n".encode()
+    for token in (b"Bearer \xff\xfe", b"Bearer caf\xc3", b"\xff", b"Bearer " + "é".encode("latin-1")):
+        status, body = await raw_request(url, b"GET /api/sessions HTTP/1.1\r\n" + head + b"Authorization: " + token + b"\r\n\r\n")
+        assert status == 401 and b"admin token" in body, token
+    multipart = [
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.md\"\r\n\r\nhi\r\n",  # no closing boundary
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.md\"\r\n" + b"x" * 9000 + b"\r\n\r\nhi\r\n--b--\r\n",
+        b"--b\r\nnot a header line\r\n\r\nhi\r\n--b--\r\n",
+        b"--b\r\nContent-Disposition: \xff\xfe\r\n\r\nhi\r\n--b--\r\n",
+        b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Transfer-Encoding: bogus\r\n\r\nhi\r\n--b--\r\n",
+        b"--nope\r\n\r\n",
+        b"",
+    ]
+    for body in multipart:
+        request = (b"POST /api/kb HTTP/1.1\r\n" + head + f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
+                   + b"Content-Type: multipart/form-data; boundary=b\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        status, answer = await raw_request(url, request)
+        assert 400 <= status < 500 and b'"error"' in answer, (body[:60], status, answer[:200])
+    await assert_back_to_baseline(url, app, baseline)

@@ -25,11 +25,12 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
 from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
+from agent.config import ServerConfig
 from agent.emotion import CHOICES, EmotionSettings
-from agent.events import ErrorEvent, Event, TurnMetrics
+from agent.events import ErrorEvent, Event, TurnMetrics, UserSpeechStarted
 from agent.session import Session
 from agent.stack import AgentStack
-from server.protocol import Hello, Interrupt, Mute, Ping, Pong, SetEmotion, SetVoice, Text, parse_message
+from server.protocol import Hello, Interrupt, Mute, Ping, Pong, RateLimit, SetEmotion, SetVoice, Text, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ MAX_LAG_S = 0.2  # further behind the wall clock than this (a stalled loop), res
 CONNECT_TIMEOUT_S = 30.0
 CLOSE_STEP_TIMEOUT_S = 5.0  # each teardown step (tasks, session, connection) gets this long, then is given up
 RECENT_TURNS = 20  # per-turn latencies a peer keeps for the admin page
+WATCH_INTERVAL_S = 0.5  # how often a call's heartbeat, idle and length limits are checked
 
 
 class PacedAudioTrack(MediaStreamTrack):
@@ -212,9 +214,14 @@ class Peer:
     """
 
     def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None],
-                 remote: str | None = None, observers: Sequence[Observer] = ()):
+                 remote: str | None = None, observers: Sequence[Observer] = (), limits: ServerConfig | None = None):
         self.id = uuid.uuid4().hex[:12]
         self.created = time.time()
+        self._limits = limits or ServerConfig()
+        self._opened = self._last_activity = time.monotonic()
+        self._last_heard: float | None = None  # the page's last message, once the channel is open
+        self._rate = RateLimit(self._limits.messages_per_second)
+        self._throttled = False
         self.remote = remote
         self.turns = 0
         self.recent_turns: deque[TurnMetrics] = deque(maxlen=RECENT_TURNS)
@@ -231,6 +238,7 @@ class Peer:
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
         self._spawn(self._close_unless_connected())  # from registration: an offer that never completes frees its slot
+        self._spawn(self._watch())
 
     async def answer(self, sdp: str) -> RTCSessionDescription:
         """Accept the browser's offer and return our answer (ICE candidates included, no trickle).
@@ -312,6 +320,8 @@ class Peer:
             self._send(await self.session.events.get())
 
     def _observe(self, event: Event) -> None:
+        if isinstance(event, UserSpeechStarted):
+            self._last_activity = time.monotonic()
         if isinstance(event, TurnMetrics):
             self.turns += 1
             self.recent_turns.append(event)
@@ -327,14 +337,44 @@ class Peer:
             log.warning("session %s never connected; closing it", self.id)
             self.close()
 
+    async def _watch(self) -> None:
+        """End a call whose page went silent (it pings every 2 s: a vanished caller), that nobody spoke or
+        typed in for ``idle_minutes``, or that is over ``max_call_minutes``; closing frees everything."""
+        limits = self._limits
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            now = time.monotonic()
+            if limits.heartbeat_timeout_s and self._last_heard is not None \
+                    and now - self._last_heard > limits.heartbeat_timeout_s:
+                reason = f"nothing heard from the page for {limits.heartbeat_timeout_s:g} s (server.heartbeat_timeout_s)"
+            elif limits.idle_minutes and now - self._last_activity > limits.idle_minutes * 60:
+                reason = f"nobody spoke for {limits.idle_minutes:g} minutes (server.idle_minutes)"
+            elif limits.max_call_minutes and now - self._opened > limits.max_call_minutes * 60:
+                reason = f"the call is over {limits.max_call_minutes:g} minutes (server.max_call_minutes)"
+            else:
+                continue
+            log.info("session %s: %s; closing it", self.id, reason)
+            self._send(ErrorEvent(f"call ended: {reason}", stage="call"))
+            self.close()
+            return
+
     # ------------------------------------------------------------------ data channel
 
     def _greet(self) -> None:
+        self._last_heard = time.monotonic()
         presets = {name: preset.model_dump() for name, preset in CHOICES.items()}
         self._send(Hello(self.id, self.stack.tts.voices, presets))
         self.session.announce_settings()
 
     def _on_message(self, raw: str | bytes) -> None:
+        self._last_heard = time.monotonic()
+        if not self._rate.allow():  # dropped; the page hears of it once per burst
+            if not self._throttled:
+                self._throttled = True
+                self._send(ErrorEvent(f"too many messages: at most {self._limits.messages_per_second:g} a second "
+                                      "(server.messages_per_second); the rest are dropped", stage="message"))
+            return
+        self._throttled = False
         try:
             message = parse_message(raw)
             self._apply(message)
@@ -355,6 +395,7 @@ class Peer:
             case SetVoice(voice=voice):
                 session.set_voice(voice)
             case Text(text=text):
+                self._last_activity = time.monotonic()
                 session.say_text(text)
             case Ping(t=t):
                 self._send(Pong(t))
@@ -375,8 +416,9 @@ class Peer:
 class PeerRegistry:
     """Every live peer of the process, with the ``max_sessions`` limit; ``observers`` see every peer's events."""
 
-    def __init__(self, max_sessions: int) -> None:
+    def __init__(self, max_sessions: int, limits: ServerConfig | None = None) -> None:
         self.max_sessions = max_sessions
+        self.limits = limits or ServerConfig()  # each new peer's heartbeat, idle, length and message limits
         self.peers: dict[str, Peer] = {}
         self.observers: list[Observer] = []
 
@@ -386,7 +428,7 @@ class PeerRegistry:
 
     def open(self, stack: AgentStack, ice_servers: list[dict], remote: str | None = None) -> Peer:
         peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None), remote=remote,
-                    observers=self.observers)
+                    observers=self.observers, limits=self.limits)
         self.peers[peer.id] = peer
         return peer
 

@@ -86,7 +86,7 @@ async def test_garbage_on_the_data_channel_gets_error_events_and_the_session_liv
         assert any("nobody" in e["message"] for e in errors)
 
         client.send({"type": "ping", "t": 12.5})
-        assert (await client.wait_for("pong"))["t"] == 12.5
+        assert (await client.wait_for("pong", t=12.5))["t"] == 12.5
         client.send({"type": "emotion", "preset": "calm"})
         settings = await client.wait_for("settings", emotion={"preset": "calm", "warmth": 0.6, "energy": 0.2, "rate": 0.25})
         assert settings["voice"] == "joe"

@@ -21,7 +21,7 @@ from agent.knowledge import KnowledgeBase
 from agent.stack import AgentStack, load_stack
 from agent.voices import VoiceLibrary
 from server import api as rest
-from server.api.routes import Api
+from server.api.routes import Api, read_body
 from server.auth import access_middleware, allowed_hosts, load_or_create_token, site_guard
 from server.keys import CONFIG, KB, PEERS, STACK, STARTED, VOICES
 from server.rtc import OfferError, PeerRegistry
@@ -82,7 +82,7 @@ async def admin_page(request: web.Request) -> web.FileResponse:
 async def offer(request: web.Request) -> web.Response:
     """``{"sdp", "type": "offer"}`` → a new session; answers ``{"sdp", "type": "answer", "session_id"}``."""
     try:
-        body = Offer.model_validate_json(await request.read())
+        body = Offer.model_validate_json(await read_body(request))
         body.check()
     except (ValidationError, ValueError) as exc:
         problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
@@ -117,7 +117,7 @@ def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token
                           middlewares=[json_errors, guard, access_middleware(token, admin)])
     app[STARTED] = time.monotonic()
     app[CONFIG] = config
-    app[PEERS] = PeerRegistry(config.server.max_sessions)
+    app[PEERS] = PeerRegistry(config.server.max_sessions, config.server)
     if stack is not None:
         app[STACK] = stack
     else:

@@ -47,6 +47,24 @@ def tls_context(config: TaraConfig, host: str, addresses: list[str]) -> ssl.SSLC
     return server_context(*ensure_certificate(config.data_path, addresses))
 
 
+async def start_runner(app: web.Application, config: TaraConfig) -> web.AppRunner:
+    """The app's runner, set up (the models load), with the server section's connection limits: request
+    headers within ``header_timeout_s`` (aiohttp's keep-alive timer also runs before the first request)
+    and at most ``max_connections`` open; no access log (URLs may carry the token)."""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.server.header_timeout_s)
+    await runner.setup()
+    server, limit = runner.server, config.server.max_connections
+    admit = server.connection_made
+
+    def connection_made(handler, transport) -> None:  # aiohttp has no cap of its own
+        admit(handler, transport)
+        if len(server.connections) > limit:
+            transport.abort()
+
+    server.connection_made = connection_made
+    return runner
+
+
 async def run_server(config: TaraConfig, host: str, port: int, console: Console) -> None:
     if is_loopback(host):  # nothing but this machine can reach it: no LAN candidates either
         ice_on_loopback_only()
@@ -54,8 +72,7 @@ async def run_server(config: TaraConfig, host: str, port: int, console: Console)
     context = tls_context(config, host, addresses)
     token = load_or_create_token(config.server.access_token, config.data_path)
     admin_token = load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
-    runner = web.AppRunner(create_app(config, access_token=token, admin_token=admin_token), access_log=None)
-    await runner.setup()  # loads the models
+    runner = await start_runner(create_app(config, access_token=token, admin_token=admin_token), config)
     sites = [web.TCPSite(runner, host, port, ssl_context=context)]
     local_port = config.server.local_http_port
     if context is not None and local_port and local_port != port:
@@ -90,6 +107,8 @@ def print_banner(console: Console, host: str, port: int, tls: bool, local_port: 
         console.print(f"From a phone or another computer: [bold]{url}[/bold]")
     if lan_urls:
         console.print("(the certificate is self-signed: accept the browser's warning once)")
+        console.print("[bold]The token in this URL and QR code is a secret[/bold]: anyone who has it can talk to Tara "
+                      "from the LAN. The page drops it from the address bar once it is a cookie.")
         qr = segno.make(lan_urls[0], error="l")
         qr.terminal(compact=True)
     console.print("Tara is ready.", style="green")

@@ -43,9 +43,13 @@ async def test_loopback_needs_no_token_and_other_machines_do():
     assert await call(request_from("10.0.0.7", headers={"Cookie": f"{COOKIE}={TOKEN}"})) == 200
 
 
-async def test_a_good_token_in_the_url_becomes_a_cookie():
-    response = await access_middleware(TOKEN)(request_from("192.168.1.20", f"/?token={TOKEN}"), ok)
-    assert response.cookies[COOKIE].value == TOKEN and response.cookies[COOKIE]["httponly"]
+async def test_a_good_token_in_the_url_becomes_a_cookie_and_leaves_the_url():
+    response = await access_middleware(TOKEN)(request_from("192.168.1.20", f"/?token={TOKEN}&raw=1"), ok)
+    assert response.status == 302 and response.headers["Location"] == "/?raw=1"
+    cookie = response.cookies[COOKIE]
+    assert cookie.value == TOKEN and cookie["httponly"] and int(cookie["max-age"]) > 0 and cookie["samesite"] == "Strict"
+    response = await access_middleware(TOKEN)(request_from("127.0.0.1", "/?token=wrong"), ok)
+    assert response.status == 302 and response.headers["Location"] == "/" and COOKIE not in response.cookies
 
 
 async def test_the_app_refuses_other_machines_with_a_json_401(config, stack):

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import re
 import shutil
+import time
 
 import aiohttp
 import pytest
@@ -18,9 +19,10 @@ from aiohttp import web
 from aiortc import RTCPeerConnection
 
 from server import rtc
-from server.app import PEERS, create_app
+from server.app import CONFIG, PEERS, STACK, VOICES, create_app
 from server.client import TaraClient
 from server.rtc import ice_on_loopback_only
+from server.serve import start_runner
 from tests.conftest import ADMIN, ADMIN_TOKEN, TEST_KB, free_port
 
 pytestmark = pytest.mark.timeout(900)
@@ -41,9 +43,11 @@ async def server(config, stack, tmp_path_factory):
     retriever = LlamaIndexRetriever(config.rag, root / "index-data", kb, show_progress=False)
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, stack.llm.count_tokens)
     own = dataclasses.replace(stack, retriever=retriever, prompts=prompts)
-    app_config = config.model_copy(update={"data_dir": str(root / "data")})
-    runner = web.AppRunner(create_app(app_config, stack=own, access_token="test-token", admin_token=ADMIN_TOKEN))
-    await runner.setup()
+    limits = {"header_timeout_s": 2.0, "body_timeout_s": 2.0, "max_connections": 24}
+    app_config = config.model_copy(update={"data_dir": str(root / "data"),
+                                           "server": config.server.model_copy(update=limits)})
+    runner = await start_runner(create_app(app_config, stack=own, access_token="test-token", admin_token=ADMIN_TOKEN),
+                                app_config)
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}", runner.app
@@ -271,3 +275,300 @@ async def test_non_utf8_tokens_and_malformed_multipart_are_clean_4xx(server, bas
         status, answer = await raw_request(url, request)
         assert 400 <= status < 500 and b'"error"' in answer, (body[:60], status, answer[:200])
     await assert_back_to_baseline(url, app, baseline)
+
+
+# ---------------------------------------------------------------------------- 3. uploads never stall calls
+
+
+def slow_pdf(lines: int = 20000) -> bytes:
+    """A small compressed PDF whose text takes pypdf seconds to extract (one text operator per line)."""
+    import zlib
+
+    stream = zlib.compress(b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj 0 -1 Td " * lines + b"ET", 9)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+async def test_a_pdf_upload_during_a_call_does_not_stall_it(server, baseline):
+    """The call keeps answering pings while the PDF is parsed (on the loop, not one pong would come back)."""
+    import io
+
+    url, app = server
+    form = aiohttp.FormData(default_to_multipart=True)
+    form.add_field("file", io.BytesIO(slow_pdf()), filename="slow.pdf", content_type="application/pdf")
+    async with TaraClient(url) as client, aiohttp.ClientSession(headers=ADMIN) as http:
+        async def upload() -> int:
+            async with http.post(f"{url}/api/kb", data=form) as response:
+                return response.status
+
+        uploading = asyncio.ensure_future(upload())
+        sent = 0
+        while not uploading.done():
+            client.send({"type": "ping", "t": sent})
+            sent += 1
+            await asyncio.sleep(0.05)
+        finished = time.perf_counter()
+        assert uploading.result() == 201
+        answered = {event["t"] for at, event in client.events if event["type"] == "pong" and at < finished}
+        assert len(answered) >= 3, f"{len(answered)} of {sent} pings answered while the PDF was parsed"
+        async with http.delete(f"{url}/api/kb/slow.pdf") as response:
+            assert response.status == 200
+    await assert_back_to_baseline(url, app, baseline)
+
+
+# ---------------------------------------------------------------------------- 6, 7, 11. the data channel
+
+
+def vanish(client: TaraClient) -> None:
+    """The caller's network goes away mid-call: its sockets close without a word (no SCTP or DTLS goodbye)."""
+    for transport in {*(t.receiver.transport for t in client._pc.getTransceivers()), client._pc.sctp.transport}:  # noqa: SLF001
+        for protocol in transport.transport._connection._protocols:  # noqa: SLF001 - aioice's sockets
+            protocol.transport.abort()
+
+
+async def test_a_caller_that_vanishes_mid_reply_is_ended_and_freed(server, baseline, monkeypatch):
+    url, app = server
+    monkeypatch.setattr(app[PEERS], "limits", app[PEERS].limits.model_copy(update={"heartbeat_timeout_s": 2.0}))
+    client = TaraClient(url)
+    await client.connect()
+    client.send({"type": "text", "text": "Tell me everything about the ferry timetable, please."})
+    await client.wait_for("state", state="speaking", timeout=90)
+    [peer] = app[PEERS].peers.values()
+    vanish(client)
+    TALLY["faults"] += 1
+    for _ in range(300):  # the heartbeat (2 s here) ends it; aiortc alone would take ~30 s
+        if not app[PEERS].peers:
+            break
+        await asyncio.sleep(0.05)
+    assert not app[PEERS].peers and peer.speaker.readyState == "ended"
+    assert not [t for t in peer.session._tasks if not t.done()]  # noqa: SLF001
+    await client.close()
+    await assert_back_to_baseline(url, app, baseline)
+
+
+async def test_call_limits_end_idle_and_overlong_calls(server, baseline, monkeypatch):
+    url, app = server
+    for key, limit in (("idle_minutes", {"idle_minutes": 0.05}),
+                       ("max_call_minutes", {"max_call_minutes": 0.05, "idle_minutes": 0})):
+        monkeypatch.setattr(app[PEERS], "limits", app[PEERS].limits.model_copy(update=limit))
+        async with TaraClient(url) as client:
+            error = await client.wait_for("error", stage="call", timeout=30)
+            assert key in error["message"]
+        await assert_back_to_baseline(url, app, baseline)
+
+
+async def test_bad_data_channel_messages_and_floods_get_one_error_each_and_the_call_lives_on(server, baseline):
+    url, app = server
+    async with TaraClient(url) as client:
+        bad = ['{"type": "ping", "t": NaN}', '{"type": "ping", "t": Infinity}', '{"type": "ping", "t": -Infinity}',
+               '{"type": "ping", "t": "1"}', '{"type": "ping"}', '{"type": "ping", "t": 1e999}',
+               '{"type": "text", "text": 5}', '{"type": "text", "text": "' + "a" * 2001 + '"}',
+               '{"type": "emotion", "warmth": NaN}', '{"type": "emotion", "rate": -1}', '{"type": "mute", "muted": "yes"}',
+               '{"type": "interrupt", "extra": 1}', "null", "true", "1", '""', "{", '{"type": null}', "\x00",
+               b"\xff\xfe", b"", '{"type": "voice", "voice": ["joe"]}', '{"type": "text"}', '{"type": "TEXT", "text": "hi"}']
+        for message in bad:
+            client._channel.send(message)  # noqa: SLF001 - as it is, text or binary
+            TALLY["bad inputs"] += 1
+            await asyncio.sleep(0.06)  # under the rate limit
+        await asyncio.sleep(0.5)
+        assert len([e for e in client.events_of("error") if e["stage"] == "message"]) == len(bad)
+        assert all(isinstance(e["t"], float) for e in client.events_of("pong"))  # only finite numbers come back
+
+        for i in range(200):  # a flood: the excess is dropped with one error event
+            client.send({"type": "ping", "t": -1.0 - i})
+        TALLY["bad inputs"] += 1
+        await asyncio.sleep(1.0)
+        floods = [e for e in client.events_of("error") if "too many messages" in e["message"]]
+        assert len(floods) == 1
+        assert len({e["t"] for e in client.events_of("pong") if e["t"] < 0}) < 100
+
+        client.send({"type": "text", "text": QUESTION})  # and the call goes on
+        assert "maple" in (await client.wait_for("agent_done", timeout=90))["text"].lower()
+    await assert_back_to_baseline(url, app, baseline)
+
+
+# ---------------------------------------------------------------------------- 4. slow clients hold nothing
+
+
+async def test_slow_headers_slow_bodies_and_too_many_connections_are_cut_off(server, baseline):
+    url, app = server
+    host, port = url.removeprefix("http://").split(":")
+    limit = app[CONFIG].server.max_connections
+    streams = [await asyncio.open_connection(host, int(port)) for _ in range(limit + 10)]
+    for _, writer in streams:
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # headers that never end
+    TALLY["bad inputs"] += len(streams)
+    async with asyncio.timeout(60):  # the header timeout is 2 s here; without one they would stay open for good
+        ends = [await reader.read() for reader, _ in streams]
+    assert all(end == b"" for end in ends)  # closed without an answer
+    for _, writer in streams:
+        writer.close()
+    # a body that trickles: 408 once body_timeout_s is over
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST /offer HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                 "Content-Length: 1000\r\nConnection: close\r\n\r\n{\"sdp\": ".encode())
+    async with asyncio.timeout(60):
+        answer = await reader.read()
+    writer.close()
+    TALLY["bad inputs"] += 1
+    assert answer.startswith(b"HTTP/1.1 408") and b"body_timeout_s" in answer
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/api/health") as response:
+        assert response.status == 200
+    await assert_back_to_baseline(url, app, baseline)
+
+
+async def test_the_connection_cap_refuses_the_excess_at_once(server):
+    url, app = server
+    host, port = url.removeprefix("http://").split(":")
+    limit = app[CONFIG].server.max_connections
+    streams = [await asyncio.open_connection(host, int(port)) for _ in range(limit + 5)]
+    TALLY["bad inputs"] += len(streams)
+    await asyncio.sleep(0.2)
+    refused = 0
+    for reader, _ in streams[limit:]:
+        try:
+            refused += await asyncio.wait_for(reader.read(), 1.0) == b""
+        except ConnectionResetError:
+            refused += 1
+    assert refused == 5
+    for _, writer in streams:
+        writer.close()
+
+
+# ---------------------------------------------------------------------------- 8, 9. data at rest, tokens
+
+
+async def test_data_at_rest_is_readable_by_this_user_only(server):
+    url, app = server
+    data = app[CONFIG].data_path
+    retriever = app[STACK].retriever
+    assert data.stat().st_mode & 0o777 == 0o700
+    index = retriever.index_dir.parent
+    for path in (index, *index.rglob("*")):
+        assert path.stat().st_mode & 0o077 == 0, path
+    voices = data / "voices" / "old"  # a voice folder kept by an older version: 0755 / 0644
+    voices.mkdir(parents=True)
+    (voices / "meta.json").write_text("{}")
+    voices.chmod(0o755)
+    (voices / "meta.json").chmod(0o644)
+    await app[VOICES].load()
+    for path in (data / "voices", voices, voices / "meta.json"):
+        assert path.stat().st_mode & 0o077 == 0, path
+    shutil.rmtree(data / "voices")
+
+
+async def test_a_token_in_the_url_is_dropped_from_it(server):
+    url, _ = server
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/?token=test-token&raw=1", allow_redirects=False) as response:
+            assert response.status == 302 and response.headers["Location"] == "/?raw=1"
+
+
+async def test_tts_text_with_control_characters_is_refused_at_submit(server):
+    url, _ = server
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        for text in ("Hello\x00there.", "Bell\x07.", "Esc\x1b[31m red.", "del\x7f."):
+            async with http.post(f"{url}/api/tts", json={"text": text}) as response:
+                TALLY["bad inputs"] += 1
+                assert response.status == 400 and "control characters" in (await response.json())["error"]
+
+
+# ---------------------------------------------------------------------------- faults inside a live call
+
+
+def fail_once(monkeypatch, target: object, name: str, after_items: int = 0) -> None:
+    """``target.name`` (an async iterator function) raises on its next call, after ``after_items`` items."""
+    real = getattr(target, name)
+    state = {"armed": True}
+
+    async def failing(*args, **kwargs):
+        if not state["armed"]:
+            async for item in real(*args, **kwargs):
+                yield item
+            return
+        state["armed"] = False
+        count = 0
+        async for item in real(*args, **kwargs):
+            if count == after_items:
+                raise RuntimeError(f"injected {name} failure")
+            count += 1
+            yield item
+        raise RuntimeError(f"injected {name} failure")
+
+    monkeypatch.setattr(target, name, failing)
+
+
+async def test_llm_stt_and_tts_failing_mid_turn_give_an_error_event_and_the_next_turn_is_answered(
+        server, baseline, monkeypatch, voice):
+    url, app = server
+    stack = app[STACK]
+    async with TaraClient(url) as client:
+        for stage, target, name in (("llm", stack.llm, "stream"), ("tts", stack.tts, "stream")):
+            fail_once(monkeypatch, target, name, after_items=1)
+            TALLY["faults"] += 1
+            asked = time.perf_counter()
+            client.send({"type": "text", "text": QUESTION})
+            error = await client.wait_for("error", after=asked, stage="turn", timeout=90)
+            assert "injected" in error["message"], stage
+            await client.wait_for("agent_done", after=asked, timeout=90)
+            monkeypatch.undo()
+            asked = time.perf_counter()
+            client.send({"type": "text", "text": QUESTION})
+            done = await client.wait_for("agent_done", after=asked, timeout=90)
+            assert "maple" in done["text"].lower(), stage
+
+        async def broken(*args, **kwargs):
+            raise RuntimeError("injected stt failure")
+
+        monkeypatch.setattr(stack.stt, "transcribe", broken)
+        TALLY["faults"] += 1
+        asked = time.perf_counter()
+        client.say(voice(QUESTION))
+        error = await client.wait_for("error", after=asked, stage="stt", timeout=90)
+        assert "injected" in error["message"]
+        await asyncio.sleep(1.0)  # the rest of that utterance fails too
+        monkeypatch.undo()
+        asked = time.perf_counter()
+        client.say(voice(QUESTION))
+        done = await client.wait_for("agent_done", after=asked, timeout=90, interrupted=False)
+        assert "maple" in done["text"].lower()
+    await assert_back_to_baseline(url, app, baseline)
+
+
+async def test_a_short_soak_leaves_no_sessions_tasks_threads_or_files_behind(server, baseline):
+    """Two callers at once, several typed turns each, three rounds: nothing grows."""
+    import os
+    import threading
+
+    url, app = server
+
+    async def caller(turns: int) -> None:
+        async with TaraClient(url) as client:
+            for _ in range(turns):
+                before = len(client.events_of("agent_done"))
+                client.send({"type": "text", "text": QUESTION})
+                async with asyncio.timeout(180):
+                    while len(client.events_of("agent_done")) == before:
+                        await asyncio.sleep(0.05)
+
+    counts = []
+    for _ in range(3):
+        await asyncio.gather(caller(2), caller(2))
+        await assert_back_to_baseline(url, app, baseline)
+        counts.append((threading.active_count(), len(os.listdir("/proc/self/fd"))))
+    assert counts[-1][0] <= counts[0][0] and counts[-1][1] <= counts[0][1] + 2, counts

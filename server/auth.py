@@ -138,8 +138,8 @@ def _same_site(origin: str, hosts: set[str]) -> bool:
 
 def access_middleware(token: str, admin_token: str = ""):
     """Loopback clients pass; others need ``token`` or ``admin_token`` (401 otherwise). A page opened
-    with ``?token=`` is sent to the same URL without it (so it stays out of history, bookmarks and
-    Referer headers), and a good one becomes the cookie."""
+    with a good ``?token=`` gets it as a cookie and is sent to the same URL without it (so it stays out
+    of history, bookmarks and Referer headers)."""
 
     @web.middleware
     async def check_access(request: web.Request, handler):
@@ -147,9 +147,9 @@ def access_middleware(token: str, admin_token: str = ""):
             presented = presented_token(request)
             if not (matches(presented, token) or matches(presented, admin_token)):
                 raise web.HTTPUnauthorized(reason="an access token is needed from another machine: open the URL Tara printed at start")
-        if "token" in request.query and request.method == "GET":
-            return _without_token(request, token, admin_token)
-        return await handler(request)
+        if request.method == "GET" and matches(request.query.get("token", ""), token):
+            return _without_token(request, token)
+        return await handler(request)  # (the admin page takes ?token=<admin token> itself, into sessionStorage)
 
     return check_access
 
@@ -157,12 +157,9 @@ def access_middleware(token: str, admin_token: str = ""):
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
 
 
-def _without_token(request: web.Request, token: str, admin_token: str) -> web.Response:
+def _without_token(request: web.Request, token: str) -> web.Response:
     response = web.Response(status=302, headers={"Location": str(request.rel_url.without_query_params("token"))})
-    presented = request.query["token"]
-    if matches(presented, token) or matches(presented, admin_token):
-        response.set_cookie(COOKIE, presented, max_age=COOKIE_MAX_AGE_S, httponly=True, secure=request.secure,
-                            samesite="Strict")
+    response.set_cookie(COOKIE, token, max_age=COOKIE_MAX_AGE_S, httponly=True, secure=request.secure, samesite="Strict")
     return response
 
 

@@ -59,6 +59,7 @@ class ServerConfig(Section):
     admin_token: str = ""  # the admin page and API; empty: generated at first start, kept in data_dir/admin_token
     max_sessions: int = Field(4, ge=1, le=64)
     ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
+    ice_addresses: list[str] = []  # where WebRTC gathers candidates; empty: follows host (loopback, or its LAN addresses)
     allowed_hosts: list[str] = []  # Host names served besides loopback and this machine's names and addresses
     heartbeat_timeout_s: float = Field(10.0, ge=0.0)  # no data-channel message for this long ends a call (0 = off)
     idle_minutes: float = Field(30.0, ge=0.0)  # no speech or typed text for this long ends a call (0 = off)

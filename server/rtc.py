@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
@@ -164,15 +165,63 @@ def listen_without_prefetch(pc: RTCPeerConnection, prefetch: int = 1) -> None:
             setattr(receiver, JITTER_BUFFER_ATTRIBUTE, JitterBuffer(capacity=16, prefetch=prefetch))
 
 
-def ice_on_loopback_only() -> None:
-    """Gather ICE candidates on 127.0.0.1 only, for a server or caller that talks to nothing else.
-
-    aioice leaves loopback out of its host candidates and offers the machine's LAN addresses instead,
-    so a "local" call would otherwise go over the LAN interface (and announce it).
-    """
+def gather_ice_on(addresses: Sequence[str]) -> None:
+    """Gather ICE host candidates on ``addresses`` only (aioice would offer every LAN address, never loopback)."""
     import aioice.ice
 
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(addresses)
+
+
+def ice_on_loopback_only() -> None:
+    """Gather ICE candidates on 127.0.0.1 only, for a server or caller that talks to nothing else."""
+    gather_ice_on(["127.0.0.1"])
+
+
+def ice_addresses_for(host: str, lan: Sequence[str], pinned: Sequence[str] = ()) -> list[str]:
+    """Where a server bound to ``host`` gathers: ``pinned`` (``server.ice_addresses``) if set; loopback
+    for a loopback host; the LAN addresses for a wildcard host; else the one address it serves on."""
+    if pinned:
+        return list(pinned)
+    if host == "localhost" or _is_loopback(host):
+        return ["127.0.0.1"]
+    if host in ("0.0.0.0", "::", ""):
+        return list(lan)
+    return [host]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def networks_of(addresses: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks ``addresses`` sit on (their interface's prefix; loopback is 127.0.0.0/8)."""
+    import ifaddr
+
+    prefixes = {ip.ip if isinstance(ip.ip, str) else ip.ip[0]: ip.network_prefix
+                for adapter in ifaddr.get_adapters() for ip in adapter.ips}
+    found = []
+    for address in addresses:
+        prefix = 8 if _is_loopback(address) else prefixes.get(address, 32 if ":" not in address else 128)
+        found.append(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    return found
+
+
+def keep_candidates_on(sdp: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The offer without the remote candidates outside ``networks``: Tara sends no connectivity checks
+    there (names, e.g. mDNS ``.local`` candidates, are dropped too: they cannot be placed on a network)."""
+    def inside(line: str) -> bool:
+        fields = line.split()
+        try:
+            address = ipaddress.ip_address(fields[4])
+        except (IndexError, ValueError):
+            return False
+        return any(address in network for network in networks)
+
+    lines = sdp.splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("a=candidate:") or inside(line))
 
 
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
@@ -214,10 +263,12 @@ class Peer:
     """
 
     def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None],
-                 remote: str | None = None, observers: Sequence[Observer] = (), limits: ServerConfig | None = None):
+                 remote: str | None = None, observers: Sequence[Observer] = (), limits: ServerConfig | None = None,
+                 networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None):
         self.id = uuid.uuid4().hex[:12]
         self.created = time.time()
         self._limits = limits or ServerConfig()
+        self._networks = networks  # remote candidates outside these are ignored (None: all are tried)
         self._opened = self._last_activity = time.monotonic()
         self._last_heard: float | None = None  # the page's last message, once the channel is open
         self._rate = RateLimit(self._limits.messages_per_second)
@@ -246,6 +297,8 @@ class Peer:
         Anything aiortc cannot negotiate is an ``OfferError``; the caller closes the peer on any failure.
         """
         check_offer_audio(sdp)
+        if self._networks is not None:
+            sdp = keep_candidates_on(sdp, self._networks)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
@@ -419,6 +472,7 @@ class PeerRegistry:
     def __init__(self, max_sessions: int, limits: ServerConfig | None = None) -> None:
         self.max_sessions = max_sessions
         self.limits = limits or ServerConfig()  # each new peer's heartbeat, idle, length and message limits
+        self.networks: list | None = None  # set by ``tara serve``: the networks ICE may check (None: any)
         self.peers: dict[str, Peer] = {}
         self.observers: list[Observer] = []
 
@@ -428,7 +482,7 @@ class PeerRegistry:
 
     def open(self, stack: AgentStack, ice_servers: list[dict], remote: str | None = None) -> Peer:
         peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None), remote=remote,
-                    observers=self.observers, limits=self.limits)
+                    observers=self.observers, limits=self.limits, networks=self.networks)
         self.peers[peer.id] = peer
         return peer
 

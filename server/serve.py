@@ -20,7 +20,8 @@ from rich.console import Console
 from agent.config import ConfigError, TaraConfig
 from server.app import create_app
 from server.auth import is_loopback, lan_addresses, load_or_create_token
-from server.rtc import ice_on_loopback_only
+from server.keys import PEERS
+from server.rtc import gather_ice_on, ice_addresses_for, networks_of
 from server.tls import ensure_certificate, server_context
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
@@ -66,13 +67,16 @@ async def start_runner(app: web.Application, config: TaraConfig) -> web.AppRunne
 
 
 async def run_server(config: TaraConfig, host: str, port: int, console: Console) -> None:
-    if is_loopback(host):  # nothing but this machine can reach it: no LAN candidates either
-        ice_on_loopback_only()
     addresses = lan_addresses()
+    ice = ice_addresses_for(host, addresses, config.server.ice_addresses)
+    gather_ice_on(ice)  # ICE follows the bind address: a loopback server offers no LAN candidates
     context = tls_context(config, host, addresses)
     token = load_or_create_token(config.server.access_token, config.data_path)
     admin_token = load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
-    runner = await start_runner(create_app(config, access_token=token, admin_token=admin_token), config)
+    app = create_app(config, access_token=token, admin_token=admin_token)
+    if not config.server.ice_servers:  # no STUN/TURN: checks go to the networks Tara serves on, nowhere else
+        app[PEERS].networks = networks_of(ice)
+    runner = await start_runner(app, config)
     sites = [web.TCPSite(runner, host, port, ssl_context=context)]
     local_port = config.server.local_http_port
     if context is not None and local_port and local_port != port:

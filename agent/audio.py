@@ -94,16 +94,17 @@ def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
     return np.concatenate([resampler.push(samples), resampler.flush()])
 
 
-def read_audio(path: str | Path, sample_rate: int = PIPELINE_RATE) -> np.ndarray:
-    """Decode any audio file FFmpeg reads into mono int16 at ``sample_rate``."""
+def read_audio(path: str | Path, sample_rate: int = PIPELINE_RATE, container: str | None = None) -> np.ndarray:
+    """Decode any audio file FFmpeg reads into mono int16 at ``sample_rate`` (only as ``container``, an
+    FFmpeg format name, when given: FFmpeg's probing is not let loose on uploads)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
     parts: list[np.ndarray] = []
     try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(audio=0):
+        with av.open(str(path), format=container) as opened:
+            for frame in opened.decode(audio=0):
                 parts.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
     except (av.error.FFmpegError, IndexError) as exc:
         raise ValueError(f"cannot decode audio file {path}: {exc}") from exc

@@ -59,6 +59,15 @@ class ServerConfig(Section):
     admin_token: str = ""  # the admin page and API; empty: generated at first start, kept in data_dir/admin_token
     max_sessions: int = Field(4, ge=1, le=64)
     ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
+    ice_addresses: list[str] = []  # where WebRTC gathers candidates; empty: follows host (loopback, or its LAN addresses)
+    allowed_hosts: list[str] = []  # Host names served besides loopback and this machine's names and addresses
+    heartbeat_timeout_s: float = Field(10.0, ge=0.0)  # no data-channel message for this long ends a call (0 = off)
+    idle_minutes: float = Field(30.0, ge=0.0)  # no speech or typed text for this long ends a call (0 = off)
+    max_call_minutes: float = Field(240.0, ge=0.0)  # a call longer than this is ended (0 = no limit)
+    messages_per_second: float = Field(20.0, gt=0.0)  # data-channel messages a page may send (bursts of twice that)
+    header_timeout_s: float = Field(15.0, gt=0.0)  # a connection must send its request headers within this
+    body_timeout_s: float = Field(30.0, gt=0.0)  # and a request body within this
+    max_connections: int = Field(256, ge=8)  # open HTTP connections; more are refused
 
 
 class APIConfig(Section):
@@ -289,9 +298,17 @@ class TaraConfig(BaseSettings):
 
     @property
     def data_path(self) -> Path:
+        """The data dir, readable by this user only: it holds the tokens, the documents' text and voices."""
         path = Path(os.path.expanduser(self.data_dir))
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
         return path
+
+
+def make_private(path: Path) -> None:
+    """Folders 0700 and files 0600 from ``path`` down: what Tara keeps is for this user alone."""
+    for item in (path, *path.rglob("*")) if path.is_dir() else (path,):
+        item.chmod(0o700 if item.is_dir() else 0o600)
 
 
 def _format_error(error: ValidationError, source: Path) -> str:

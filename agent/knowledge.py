@@ -134,10 +134,14 @@ class KnowledgeBase:
 
     # ------------------------------------------------------------------ changes
 
-    def save(self, name: str, data: bytes, replace: bool = False) -> bool:
-        """Write a document atomically (a temporary file renamed into place); index it with ``reindex``.
-        Returns whether it replaced one."""
+    async def save(self, name: str, data: bytes, replace: bool = False) -> bool:
+        """Check and write a document in a worker thread (a PDF can take seconds to parse: the event loop
+        carries every live call); index it with ``reindex``. Returns whether it replaced one."""
         name = safe_document_name(name)
+        return await asyncio.to_thread(self._save, name, data, replace)
+
+    def _save(self, name: str, data: bytes, replace: bool) -> bool:
+        """Write atomically: a temporary file renamed into place."""
         check_content(name, data)
         target = self.kb_dir / name
         existed = target.exists()

@@ -22,12 +22,11 @@ import av
 import numpy as np
 
 from agent.audio import read_audio, rms_dbfs, wav_bytes, write_wav
-from agent.config import APIConfig
+from agent.config import APIConfig, make_private
 from agent.emotion import EmotionSettings
 from agent.tts import TTS, CloningUnsupportedError, synthesize
 
 log = logging.getLogger(__name__)
-FORMATS = {"wav", "flac", "ogg"}  # container names FFmpeg gives them (it may list several, e.g. "ogg")
 MAX_NAME_CHARS = 60
 MAX_TRANSCRIPT_CHARS = 1000
 SAMPLE_TEXT = "Hello, I'm Tara. This is how I sound."
@@ -73,25 +72,36 @@ def voice_id(name: str) -> str:
     return slug
 
 
+def container_of(head: bytes) -> str:
+    """The recording's container from its first bytes (WAV, FLAC or OGG); VoiceRejected for anything else,
+    so FFmpeg never probes an upload with its hundreds of demuxers."""
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    raise VoiceRejected("the recording must be WAV, FLAC or OGG")
+
+
 def decode_recording(path: Path) -> tuple[np.ndarray, int, str]:
     """A WAV, FLAC or OGG file → (mono int16 samples, sample rate, format); VoiceRejected otherwise."""
+    with path.open("rb") as file:
+        container = container_of(file.read(12))
     try:
-        with av.open(str(path)) as container:
-            formats = set(container.format.name.split(","))
-            if not formats & FORMATS:
-                raise VoiceRejected(f"the recording must be WAV, FLAC or OGG, not {container.format.name}")
-            if not container.streams.audio:
+        with av.open(str(path), format=container) as opened:
+            if not opened.streams.audio:
                 raise VoiceRejected("the file holds no audio stream")
-            rate = container.streams.audio[0].rate or 0
+            rate = opened.streams.audio[0].rate or 0
     except av.error.FFmpegError as exc:
         raise VoiceRejected(f"not a readable WAV, FLAC or OGG recording: {exc}") from None
     if rate <= 0:
         raise VoiceRejected("the recording has no sample rate")
     try:
-        samples = read_audio(path, rate)
+        samples = read_audio(path, rate, container)
     except ValueError as exc:
         raise VoiceRejected(str(exc).replace(str(path), "the recording")) from None
-    return samples, rate, sorted(formats & FORMATS)[0]
+    return samples, rate, container
 
 
 class VoiceLibrary:
@@ -110,6 +120,7 @@ class VoiceLibrary:
         """Load every stored voice into the TTS (a broken one is logged and skipped, never fatal)."""
         if not self.root.is_dir():
             return
+        make_private(self.root)  # voices kept by an older version may be world-readable
         for folder in sorted(self.root.iterdir()):
             if folder.name.startswith(".") or not folder.is_dir():
                 continue
@@ -185,6 +196,7 @@ class VoiceLibrary:
             write_wav(staging / "reference.wav", samples, rate)
             (staging / "meta.json").write_text(json.dumps(asdict(stored), indent=2))
             upload.unlink()
+            make_private(self.root)
             await asyncio.to_thread(self.tts.add_voice, new_id, samples, rate, transcript)
             try:
                 staging.rename(self.root / new_id)

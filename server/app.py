@@ -21,8 +21,8 @@ from agent.knowledge import KnowledgeBase
 from agent.stack import AgentStack, load_stack
 from agent.voices import VoiceLibrary
 from server import api as rest
-from server.api.routes import Api
-from server.auth import access_middleware, load_or_create_token
+from server.api.routes import Api, read_body
+from server.auth import access_middleware, allowed_hosts, load_or_create_token, site_guard
 from server.keys import CONFIG, KB, PEERS, STACK, STARTED, VOICES
 from server.rtc import OfferError, PeerRegistry
 
@@ -82,7 +82,7 @@ async def admin_page(request: web.Request) -> web.FileResponse:
 async def offer(request: web.Request) -> web.Response:
     """``{"sdp", "type": "offer"}`` → a new session; answers ``{"sdp", "type": "answer", "session_id"}``."""
     try:
-        body = Offer.model_validate_json(await request.read())
+        body = Offer.model_validate_json(await read_body(request))
         body.check()
     except (ValidationError, ValueError) as exc:
         problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
@@ -100,6 +100,9 @@ async def offer(request: web.Request) -> web.Response:
     except OfferError as exc:
         await peer.close()
         raise web.HTTPBadRequest(reason=str(exc)) from None
+    except BaseException:  # a bug, or the caller left: the slot is freed all the same (json_errors answers 500)
+        peer.close()
+        raise
     log.info("session %s opened for %s", peer.id, request.remote)
     return web.json_response(Answer(sdp=answer.sdp, type=answer.type, session_id=peer.id).model_dump())
 
@@ -109,10 +112,12 @@ def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token
     """Build the app; the models load at startup unless an already loaded ``stack`` is given."""
     token = access_token or load_or_create_token(config.server.access_token, config.data_path)
     admin = admin_token or load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors, access_middleware(token, admin)])
+    guard = site_guard(allowed_hosts(config.server.allowed_hosts))
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[json_errors, guard, access_middleware(token, admin)])
     app[STARTED] = time.monotonic()
     app[CONFIG] = config
-    app[PEERS] = PeerRegistry(config.server.max_sessions)
+    app[PEERS] = PeerRegistry(config.server.max_sessions, config.server)
     if stack is not None:
         app[STACK] = stack
     else:

@@ -28,6 +28,7 @@ from server.rtc import (FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, ice_on_loopbac
 # Like a browser's adaptive playout buffer on a quiet LAN (tens of ms), not aiortc's fixed 80 ms.
 PLAYOUT_PREFETCH = 2
 SILENCE_DBFS = -50.0  # quieter received frames count as silence (Opus leaves a little noise)
+HEARTBEAT_S = 2.0  # pings like the page's: Tara ends a call it hears nothing from (server.heartbeat_timeout_s)
 
 
 @dataclass
@@ -117,9 +118,10 @@ class Received:
 class TaraClient:
     """``async with TaraClient(url) as client:`` — a connected caller with its events and received audio."""
 
-    def __init__(self, base_url: str, token: str | None = None) -> None:
+    def __init__(self, base_url: str, token: str | None = None, microphone: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.microphone = microphone  # False: a caller who only listens (and types)
         self.mic = MicTrack()
         self.received = Received()
         self.events: list[tuple[float, dict[str, Any]]] = []
@@ -140,7 +142,10 @@ class TaraClient:
         if is_loopback(urlsplit(self.base_url).hostname or ""):
             ice_on_loopback_only()
         pc = self._pc
-        pc.addTrack(self.mic)
+        if self.microphone:
+            pc.addTrack(self.mic)
+        else:
+            pc.addTransceiver("audio", direction="recvonly")
         self._channel = pc.createDataChannel("events")
         opened = asyncio.Event()
         self._channel.on("open", opened.set)
@@ -153,6 +158,7 @@ class TaraClient:
         listen_without_prefetch(pc, prefetch=PLAYOUT_PREFETCH)
         async with asyncio.timeout(timeout):
             await opened.wait()
+            self._tasks.append(asyncio.ensure_future(self._heartbeat()))
             await self.wait_for("hello")
 
     async def post_offer(self, body: Any) -> dict[str, Any]:
@@ -193,6 +199,12 @@ class TaraClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.mic.stop()
         await self._pc.close()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            if self._channel.readyState == "open":
+                self.send({"type": "ping", "t": time.perf_counter()})
 
     def _on_message(self, raw: str) -> None:
         self.events.append((time.perf_counter(), json.loads(raw)))

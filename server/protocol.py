@@ -7,6 +7,7 @@ Server → page messages are the session's events (``agent.events``) plus ``Hell
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -60,7 +61,7 @@ class Ping(PageMessage):
     """Round-trip probe: answered with ``pong`` carrying the same ``t``."""
 
     type: Literal["ping"]
-    t: float
+    t: float = Field(allow_inf_nan=False)  # echoed back: NaN or Infinity would be invalid JSON
 
 
 Message = Annotated[Interrupt | Mute | SetEmotion | SetVoice | Text | Ping, Field(discriminator="type")]
@@ -69,6 +70,23 @@ _MESSAGE = TypeAdapter(Message)
 
 class BadMessage(ValueError):
     pass
+
+
+class RateLimit:
+    """A token bucket: ``rate`` messages a second, bursts of ``2 * rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self.capacity = rate, 2 * rate
+        self._tokens, self._at = self.capacity, time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 def parse_message(raw: str | bytes) -> Interrupt | Mute | SetEmotion | SetVoice | Text | Ping:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
@@ -22,13 +23,15 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import SessionDescription
 
 from agent.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
+from agent.config import ServerConfig
 from agent.emotion import CHOICES, EmotionSettings
-from agent.events import ErrorEvent, Event, TurnMetrics
+from agent.events import ErrorEvent, Event, TurnMetrics, UserSpeechStarted
 from agent.session import Session
 from agent.stack import AgentStack
-from server.protocol import Hello, Interrupt, Mute, Ping, Pong, SetEmotion, SetVoice, Text, parse_message
+from server.protocol import Hello, Interrupt, Mute, Ping, Pong, RateLimit, SetEmotion, SetVoice, Text, parse_message
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,9 @@ JITTER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc 1.16 keeps 
 FRAME_SAMPLES = RTC_RATE // 50  # 20 ms
 MAX_LAG_S = 0.2  # further behind the wall clock than this (a stalled loop), restart the clock: no burst
 CONNECT_TIMEOUT_S = 30.0
+CLOSE_STEP_TIMEOUT_S = 5.0  # each teardown step (tasks, session, connection) gets this long, then is given up
 RECENT_TURNS = 20  # per-turn latencies a peer keeps for the admin page
+WATCH_INTERVAL_S = 0.5  # how often a call's heartbeat, idle and length limits are checked
 
 
 class PacedAudioTrack(MediaStreamTrack):
@@ -155,20 +160,68 @@ def listen_without_prefetch(pc: RTCPeerConnection, prefetch: int = 1) -> None:
     Speech detection needs no playout smoothing (packet order is still restored), and every 20 ms
     held there is 20 ms more before the agent notices the user stopped or started talking.
     """
-    for receiver in pc.getReceivers():
-        if receiver.track.kind == "audio" and hasattr(receiver, JITTER_BUFFER_ATTRIBUTE):
+    for receiver in pc.getReceivers():  # a listen-only caller's receiver has no track
+        if receiver.track is not None and receiver.track.kind == "audio" and hasattr(receiver, JITTER_BUFFER_ATTRIBUTE):
             setattr(receiver, JITTER_BUFFER_ATTRIBUTE, JitterBuffer(capacity=16, prefetch=prefetch))
 
 
-def ice_on_loopback_only() -> None:
-    """Gather ICE candidates on 127.0.0.1 only, for a server or caller that talks to nothing else.
-
-    aioice leaves loopback out of its host candidates and offers the machine's LAN addresses instead,
-    so a "local" call would otherwise go over the LAN interface (and announce it).
-    """
+def gather_ice_on(addresses: Sequence[str]) -> None:
+    """Gather ICE host candidates on ``addresses`` only (aioice would offer every LAN address, never loopback)."""
     import aioice.ice
 
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(addresses)
+
+
+def ice_on_loopback_only() -> None:
+    """Gather ICE candidates on 127.0.0.1 only, for a server or caller that talks to nothing else."""
+    gather_ice_on(["127.0.0.1"])
+
+
+def ice_addresses_for(host: str, lan: Sequence[str], pinned: Sequence[str] = ()) -> list[str]:
+    """Where a server bound to ``host`` gathers: ``pinned`` (``server.ice_addresses``) if set; loopback
+    for a loopback host; the LAN addresses for a wildcard host; else the one address it serves on."""
+    if pinned:
+        return list(pinned)
+    if host == "localhost" or _is_loopback(host):
+        return ["127.0.0.1"]
+    if host in ("0.0.0.0", "::", ""):
+        return list(lan)
+    return [host]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def networks_of(addresses: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks ``addresses`` sit on (their interface's prefix; loopback is 127.0.0.0/8)."""
+    import ifaddr
+
+    prefixes = {ip.ip if isinstance(ip.ip, str) else ip.ip[0]: ip.network_prefix
+                for adapter in ifaddr.get_adapters() for ip in adapter.ips}
+    found = []
+    for address in addresses:
+        prefix = 8 if _is_loopback(address) else prefixes.get(address, 32 if ":" not in address else 128)
+        found.append(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    return found
+
+
+def keep_candidates_on(sdp: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """The offer without the remote candidates outside ``networks``: Tara sends no connectivity checks
+    there (names, e.g. mDNS ``.local`` candidates, are dropped too: they cannot be placed on a network)."""
+    def inside(line: str) -> bool:
+        fields = line.split()
+        try:
+            address = ipaddress.ip_address(fields[4])
+        except (IndexError, ValueError):
+            return False
+        return any(address in network for network in networks)
+
+    lines = sdp.splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("a=candidate:") or inside(line))
 
 
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
@@ -176,7 +229,27 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
 
 
 class OfferError(ValueError):
-    """The offer cannot start a session (bad SDP, no audio)."""
+    """The offer cannot start a session (bad SDP, no audio Tara can speak on)."""
+
+
+def check_offer_audio(sdp: str) -> None:
+    """Every section must carry ICE credentials and a DTLS fingerprint, and an audio section must let
+    Tara speak (``sendrecv``, or ``recvonly`` for a caller who only listens and types); OfferError says
+    what is missing."""
+    try:
+        media = SessionDescription.parse(sdp).media
+    except Exception as exc:  # aiortc's parser raises ValueError, KeyError, IndexError, … on bad SDP
+        raise OfferError(f"not a usable SDP offer: {str(exc) or type(exc).__name__}") from exc
+    for section in media:  # aiortc takes these and only fails later, when connecting
+        if not (section.ice and section.ice.usernameFragment and section.ice.password):
+            raise OfferError(f"the offer's {section.kind} section has no ICE credentials (a=ice-ufrag, a=ice-pwd)")
+        if not (section.dtls and section.dtls.fingerprints):
+            raise OfferError(f"the offer's {section.kind} section has no DTLS fingerprint (a=fingerprint)")
+    audio = [m for m in media if m.kind == "audio"]
+    if not audio:
+        raise OfferError("the offer has no audio track: the page must send its microphone (or receive audio)")
+    if not any(m.direction in ("sendrecv", "recvonly", None) for m in audio):
+        raise OfferError(f"the offer's audio is {audio[0].direction}: the page must at least receive Tara's voice")
 
 
 Observer = Callable[["Peer", Event], None]
@@ -190,9 +263,16 @@ class Peer:
     """
 
     def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None],
-                 remote: str | None = None, observers: Sequence[Observer] = ()):
+                 remote: str | None = None, observers: Sequence[Observer] = (), limits: ServerConfig | None = None,
+                 networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None):
         self.id = uuid.uuid4().hex[:12]
         self.created = time.time()
+        self._limits = limits or ServerConfig()
+        self._networks = networks  # remote candidates outside these are ignored (None: all are tried)
+        self._opened = self._last_activity = time.monotonic()
+        self._last_heard: float | None = None  # the page's last message, once the channel is open
+        self._rate = RateLimit(self._limits.messages_per_second)
+        self._throttled = False
         self.remote = remote
         self.turns = 0
         self.recent_turns: deque[TurnMetrics] = deque(maxlen=RECENT_TURNS)
@@ -208,20 +288,25 @@ class Peer:
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self._spawn(self._close_unless_connected())  # from registration: an offer that never completes frees its slot
+        self._spawn(self._watch())
 
     async def answer(self, sdp: str) -> RTCSessionDescription:
-        """Accept the browser's offer and return our answer (ICE candidates included, no trickle)."""
+        """Accept the browser's offer and return our answer (ICE candidates included, no trickle).
+
+        Anything aiortc cannot negotiate is an ``OfferError``; the caller closes the peer on any failure.
+        """
+        check_offer_audio(sdp)
+        if self._networks is not None:
+            sdp = keep_candidates_on(sdp, self._networks)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except Exception as exc:  # aiortc raises ValueError, KeyError, … for SDP it cannot use
-            raise OfferError(f"not a usable SDP offer: {exc or type(exc).__name__}") from exc
-        if not any(t.kind == "audio" for t in self.pc.getTransceivers()):
-            raise OfferError("the offer has no audio track: the page must send its microphone")
-        self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
-        listen_without_prefetch(self.pc)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+            self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
+            listen_without_prefetch(self.pc)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except Exception as exc:  # aiortc raises ValueError, KeyError, OperationError, … for SDP it cannot use
+            raise OfferError(f"not a usable SDP offer: {str(exc) or type(exc).__name__}") from exc
         self._spawn(self._forward_events())
-        self._spawn(self._close_unless_connected())
         return self.pc.localDescription
 
     def close(self) -> asyncio.Task:
@@ -231,18 +316,28 @@ class Peer:
         return self._closing
 
     async def _close(self) -> None:
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current and not task.done()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self.session.close()
-        self.speaker.stop()
-        await self.pc.close()
-        result = self._on_closed(self)
-        if asyncio.iscoroutine(result):
-            await result
-        log.info("session %s closed", self.id)
+        """Every step is bounded and its failure logged, never raised: the peer is always unregistered."""
+        try:
+            current = asyncio.current_task()
+            tasks = [task for task in self._tasks if task is not current and not task.done()]
+            for task in tasks:
+                task.cancel()
+            await self._teardown("tasks", asyncio.gather(*tasks, return_exceptions=True))
+            await self._teardown("session", self.session.close())
+            self.speaker.stop()
+            await self._teardown("connection", self.pc.close())
+        finally:
+            result = self._on_closed(self)
+            if asyncio.iscoroutine(result):
+                await result
+            log.info("session %s closed", self.id)
+
+    async def _teardown(self, what: str, step: Awaitable) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_STEP_TIMEOUT_S):
+                await step
+        except Exception:  # TimeoutError included: a hung close must not hold the slot
+            log.warning("session %s: closing its %s failed", self.id, what, exc_info=True)
 
     # ------------------------------------------------------------------ peer events
 
@@ -278,6 +373,8 @@ class Peer:
             self._send(await self.session.events.get())
 
     def _observe(self, event: Event) -> None:
+        if isinstance(event, UserSpeechStarted):
+            self._last_activity = time.monotonic()
         if isinstance(event, TurnMetrics):
             self.turns += 1
             self.recent_turns.append(event)
@@ -293,14 +390,44 @@ class Peer:
             log.warning("session %s never connected; closing it", self.id)
             self.close()
 
+    async def _watch(self) -> None:
+        """End a call whose page went silent (it pings every 2 s: a vanished caller), that nobody spoke or
+        typed in for ``idle_minutes``, or that is over ``max_call_minutes``; closing frees everything."""
+        limits = self._limits
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            now = time.monotonic()
+            if limits.heartbeat_timeout_s and self._last_heard is not None \
+                    and now - self._last_heard > limits.heartbeat_timeout_s:
+                reason = f"nothing heard from the page for {limits.heartbeat_timeout_s:g} s (server.heartbeat_timeout_s)"
+            elif limits.idle_minutes and now - self._last_activity > limits.idle_minutes * 60:
+                reason = f"nobody spoke for {limits.idle_minutes:g} minutes (server.idle_minutes)"
+            elif limits.max_call_minutes and now - self._opened > limits.max_call_minutes * 60:
+                reason = f"the call is over {limits.max_call_minutes:g} minutes (server.max_call_minutes)"
+            else:
+                continue
+            log.info("session %s: %s; closing it", self.id, reason)
+            self._send(ErrorEvent(f"call ended: {reason}", stage="call"))
+            self.close()
+            return
+
     # ------------------------------------------------------------------ data channel
 
     def _greet(self) -> None:
+        self._last_heard = time.monotonic()
         presets = {name: preset.model_dump() for name, preset in CHOICES.items()}
         self._send(Hello(self.id, self.stack.tts.voices, presets))
         self.session.announce_settings()
 
     def _on_message(self, raw: str | bytes) -> None:
+        self._last_heard = time.monotonic()
+        if not self._rate.allow():  # dropped; the page hears of it once per burst
+            if not self._throttled:
+                self._throttled = True
+                self._send(ErrorEvent(f"too many messages: at most {self._limits.messages_per_second:g} a second "
+                                      "(server.messages_per_second); the rest are dropped", stage="message"))
+            return
+        self._throttled = False
         try:
             message = parse_message(raw)
             self._apply(message)
@@ -321,6 +448,7 @@ class Peer:
             case SetVoice(voice=voice):
                 session.set_voice(voice)
             case Text(text=text):
+                self._last_activity = time.monotonic()
                 session.say_text(text)
             case Ping(t=t):
                 self._send(Pong(t))
@@ -341,8 +469,10 @@ class Peer:
 class PeerRegistry:
     """Every live peer of the process, with the ``max_sessions`` limit; ``observers`` see every peer's events."""
 
-    def __init__(self, max_sessions: int) -> None:
+    def __init__(self, max_sessions: int, limits: ServerConfig | None = None) -> None:
         self.max_sessions = max_sessions
+        self.limits = limits or ServerConfig()  # each new peer's heartbeat, idle, length and message limits
+        self.networks: list | None = None  # set by ``tara serve``: the networks ICE may check (None: any)
         self.peers: dict[str, Peer] = {}
         self.observers: list[Observer] = []
 
@@ -352,7 +482,7 @@ class PeerRegistry:
 
     def open(self, stack: AgentStack, ice_servers: list[dict], remote: str | None = None) -> Peer:
         peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None), remote=remote,
-                    observers=self.observers)
+                    observers=self.observers, limits=self.limits, networks=self.networks)
         self.peers[peer.id] = peer
         return peer
 

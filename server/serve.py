@@ -9,38 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ipaddress
 import logging
 import os
 import socket
 import ssl
 
-import ifaddr
 import segno
 from aiohttp import web
 from rich.console import Console
 
 from agent.config import ConfigError, TaraConfig
 from server.app import create_app
-from server.auth import is_loopback, load_or_create_token
-from server.rtc import ice_on_loopback_only
+from server.auth import is_loopback, lan_addresses, load_or_create_token
+from server.keys import PEERS
+from server.rtc import gather_ice_on, ice_addresses_for, networks_of
 from server.tls import ensure_certificate, server_context
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)
 
 log = logging.getLogger(__name__)
-
-
-def lan_addresses() -> list[str]:
-    """This machine's IPv4 addresses other than loopback and link-local, from its interfaces."""
-    found = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str):
-                address = ipaddress.ip_address(ip.ip)
-                if not (address.is_loopback or address.is_link_local):
-                    found.append(ip.ip)
-    return sorted(set(found))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -62,15 +49,35 @@ def tls_context(config: TaraConfig, host: str, addresses: list[str]) -> ssl.SSLC
     return server_context(*ensure_certificate(config.data_path, addresses))
 
 
+async def start_runner(app: web.Application, config: TaraConfig) -> web.AppRunner:
+    """The app's runner, set up (the models load), with the server section's connection limits: request
+    headers within ``header_timeout_s`` (aiohttp's keep-alive timer also runs before the first request)
+    and at most ``max_connections`` open; no access log (URLs may carry the token)."""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.server.header_timeout_s)
+    await runner.setup()
+    server, limit = runner.server, config.server.max_connections
+    admit = server.connection_made
+
+    def connection_made(handler, transport) -> None:  # aiohttp has no cap of its own
+        admit(handler, transport)
+        if len(server.connections) > limit:
+            transport.abort()
+
+    server.connection_made = connection_made
+    return runner
+
+
 async def run_server(config: TaraConfig, host: str, port: int, console: Console) -> None:
-    if is_loopback(host):  # nothing but this machine can reach it: no LAN candidates either
-        ice_on_loopback_only()
     addresses = lan_addresses()
+    ice = ice_addresses_for(host, addresses, config.server.ice_addresses)
+    gather_ice_on(ice)  # ICE follows the bind address: a loopback server offers no LAN candidates
     context = tls_context(config, host, addresses)
     token = load_or_create_token(config.server.access_token, config.data_path)
     admin_token = load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
-    runner = web.AppRunner(create_app(config, access_token=token, admin_token=admin_token), access_log=None)
-    await runner.setup()  # loads the models
+    app = create_app(config, access_token=token, admin_token=admin_token)
+    if not config.server.ice_servers:  # no STUN/TURN: checks go to the networks Tara serves on, nowhere else
+        app[PEERS].networks = networks_of(ice)
+    runner = await start_runner(app, config)
     sites = [web.TCPSite(runner, host, port, ssl_context=context)]
     local_port = config.server.local_http_port
     if context is not None and local_port and local_port != port:
@@ -105,6 +112,8 @@ def print_banner(console: Console, host: str, port: int, tls: bool, local_port: 
         console.print(f"From a phone or another computer: [bold]{url}[/bold]")
     if lan_urls:
         console.print("(the certificate is self-signed: accept the browser's warning once)")
+        console.print("[bold]The token in this URL and QR code is a secret[/bold]: anyone who has it can talk to Tara "
+                      "from the LAN. The page drops it from the address bar once it is a cookie.")
         qr = segno.make(lan_urls[0], error="l")
         qr.terminal(compact=True)
     console.print("Tara is ready.", style="green")

@@ -10,7 +10,8 @@ const params = new URLSearchParams(location.search);
 const SLIDERS = ["warmth", "energy", "rate"];
 const CHART_TURNS = 20;
 
-let pc = null, channel = null, micStream = null, audioContext = null;
+let pc = null, channel = null, micStream = null, audioContext = null, heartbeat = null;
+const HEARTBEAT_MS = 2000;  // the server ends a call it hears nothing from (server.heartbeat_timeout_s)
 let muted = false, latencies = [];
 const utterances = new Map();  // "user-3" / "agent-3" -> element
 
@@ -240,6 +241,7 @@ async function connect() {
     for (const track of micStream.getTracks()) pc.addTrack(track, micStream);
     channel = pc.createDataChannel("events");
     channel.onmessage = onMessage;
+    channel.onopen = () => { heartbeat = setInterval(() => send({ type: "ping", t: performance.now() }), HEARTBEAT_MS); };
     pc.ontrack = (event) => {
       const stream = event.streams[0] || new MediaStream([event.track]);
       $("agent-audio").srcObject = stream;  // also what lets WebAudio see the remote stream
@@ -271,6 +273,7 @@ async function connect() {
 }
 
 function disconnect() {
+  clearInterval(heartbeat);
   channel?.close();
   pc?.close();
   micStream?.getTracks().forEach((t) => t.stop());

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from agent.assets import EMBED_MODELS, resolve_model
-from agent.config import RAGConfig
+from agent.config import RAGConfig, make_private
 from agent.devices import resolve_device
 from agent.rag import Document, Passage, Progress, Retriever
 from agent.rag.documents import fingerprint, kb_files, read_document
@@ -54,6 +54,8 @@ class LlamaIndexRetriever(Retriever):
         from llama_index.core import StorageContext, load_index_from_storage
         from llama_index.vector_stores.faiss import FaissVectorStore
 
+        if self.index_dir.parent.is_dir():  # an index kept by an older version may be world-readable
+            make_private(self.index_dir.parent)
         files = kb_files(self.kb_dir)
         documents, skipped = [], []
         for path in files:
@@ -117,10 +119,12 @@ class LlamaIndexRetriever(Retriever):
             index.storage_context.persist(persist_dir=str(staging))
             (staging / MANIFEST).write_text(json.dumps({"fingerprint": current, "kb_dir": str(self.kb_dir),
                                                         "documents": [d.source for d in documents]}))
+            make_private(staging)  # the docstore holds every document's full text
             old = self.index_dir.with_name(f"{self.index_dir.name}.old-{uuid.uuid4().hex[:8]}")
             if self.index_dir.exists():
                 self.index_dir.rename(old)
             staging.rename(self.index_dir)
+            self.index_dir.parent.chmod(0o700)
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -76,7 +76,7 @@ async def upload(request: web.Request) -> web.Response:
     if not name:
         raise web.HTTPBadRequest(reason="the upload has no file name; add a 'name' field")
     try:
-        replaced = request.app[KB].save(name, data, replace=replace)
+        replaced = await request.app[KB].save(name, data, replace=replace)
     except DocumentRejected as exc:
         raise web.HTTPBadRequest(reason=str(exc)) from None
     except DocumentExists as exc:

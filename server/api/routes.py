@@ -6,14 +6,18 @@ Admin endpoints are guarded here, in one place: ``Authorization: Bearer <admin t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from server.auth import check_admin
+from server.keys import CONFIG
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -78,9 +82,26 @@ def problems(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:4])
 
 
+@contextlib.asynccontextmanager
+async def body_deadline(request: web.Request) -> AsyncIterator[None]:
+    """The body must arrive within ``server.body_timeout_s`` (408 after): a trickling client holds nothing."""
+    seconds = request.app[CONFIG].server.body_timeout_s
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"the request body did not arrive within {seconds:g} s "
+                                            "(server.body_timeout_s)") from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    async with body_deadline(request):
+        return await request.read()
+
+
 async def read_json(request: web.Request, model: type[M]) -> M:
     """The request's JSON body as ``model``; 400 naming what is wrong, 413 when over the app's size limit."""
-    raw = await request.read()
+    raw = await read_body(request)
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:
@@ -96,24 +117,33 @@ def wav_response(data: bytes, filename: str) -> web.Response:
                         headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 
+MAX_FORM_PARTS = 8  # every form here has two or three fields
+
+
 async def read_form(request: web.Request, limits: dict[str, int], default_limit: int = 64 * 1024) -> dict[str, tuple[str | None, bytes]]:
-    """multipart/form-data fields → {name: (filename, bytes)}, each read up to its limit (413 beyond)."""
+    """multipart/form-data fields → {name: (filename, bytes)}, each read up to its limit (413 beyond);
+    at most ``MAX_FORM_PARTS`` parts; a malformed body is a 400."""
     if not request.content_type.startswith("multipart/"):
         raise web.HTTPBadRequest(reason="send multipart/form-data")
     fields: dict[str, tuple[str | None, bytes]] = {}
+    parts = 0
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or not part.name:
-                raise web.HTTPBadRequest(reason="unexpected nested multipart content")
-            limit = limits.get(part.name, default_limit)
-            data = bytearray()
-            while chunk := await part.read_chunk(64 * 1024):
-                data += chunk
-                if len(data) > limit:
-                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data),
-                                                        reason=f"the {part.name} field is over {limit} bytes")
-            fields[part.name] = (part.filename, bytes(data))
-    except ValueError as exc:  # a malformed multipart body
-        raise web.HTTPBadRequest(reason=f"malformed multipart body: {exc}") from None
+        async with body_deadline(request):
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or not part.name:
+                    raise web.HTTPBadRequest(reason="unexpected nested multipart content")
+                parts += 1
+                if parts > MAX_FORM_PARTS:
+                    raise web.HTTPBadRequest(reason=f"too many form fields (at most {MAX_FORM_PARTS})")
+                limit = limits.get(part.name, default_limit)
+                data = bytearray()
+                while chunk := await part.read_chunk(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data),
+                                                            reason=f"the {part.name} field is over {limit} bytes")
+                fields[part.name] = (part.filename, bytes(data))
+    except (ValueError, HttpProcessingError) as exc:  # a malformed body, a part header too long or unparsable
+        raise web.HTTPBadRequest(reason=f"malformed multipart body: {' '.join(str(exc).split())[:200]}") from None
     return fields

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -34,6 +35,7 @@ from server.keys import CONFIG, STACK
 
 log = logging.getLogger(__name__)
 State = Literal["queued", "running", "done", "failed"]
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class SpeechRequest(Body):
@@ -169,6 +171,8 @@ async def create_task(request: web.Request) -> web.Response:
     config, tts = request.app[CONFIG], request.app[STACK].tts
     if len(body.text) > config.api.tts_max_chars:
         raise web.HTTPBadRequest(reason=f"text is {len(body.text)} characters; at most {config.api.tts_max_chars} (api.tts_max_chars)")
+    if CONTROL_CHARACTERS.search(body.text):
+        raise web.HTTPBadRequest(reason="text must not hold NUL or other control characters (tabs and newlines are fine)")
     sentences = split_sentences(body.text)
     if not sentences:
         raise web.HTTPBadRequest(reason="text has nothing to say")

@@ -86,7 +86,7 @@ async def test_garbage_on_the_data_channel_gets_error_events_and_the_session_liv
         assert any("nobody" in e["message"] for e in errors)
 
         client.send({"type": "ping", "t": 12.5})
-        assert (await client.wait_for("pong"))["t"] == 12.5
+        assert (await client.wait_for("pong", t=12.5))["t"] == 12.5
         client.send({"type": "emotion", "preset": "calm"})
         settings = await client.wait_for("settings", emotion={"preset": "calm", "warmth": 0.6, "energy": 0.2, "rate": 0.25})
         assert settings["voice"] == "joe"
@@ -159,3 +159,26 @@ async def test_the_speaker_track_tells_the_voice_when_to_synthesise_more():
         await asyncio.sleep(0)
     await asyncio.wait_for(waiting, 0.5)
     track.stop()
+
+
+def test_ice_follows_the_bind_address_and_checks_stay_on_its_networks():
+    import ipaddress
+
+    from server.rtc import ice_addresses_for, keep_candidates_on, networks_of
+
+    lan = ["192.168.1.20", "10.0.0.7"]
+    assert ice_addresses_for("127.0.0.1", lan) == ["127.0.0.1"] == ice_addresses_for("localhost", lan)
+    assert ice_addresses_for("0.0.0.0", lan) == lan  # never loopback on a LAN host
+    assert ice_addresses_for("10.0.0.7", lan) == ["10.0.0.7"]
+    assert ice_addresses_for("0.0.0.0", lan, ["10.0.0.7"]) == ["10.0.0.7"]  # server.ice_addresses pins them
+    assert networks_of(["127.0.0.1"]) == [ipaddress.ip_network("127.0.0.0/8")]
+    offer = ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\n"
+             "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"
+             "a=candidate:2 1 udp 2130706431 203.0.113.9 5000 typ host\r\n"
+             "a=candidate:3 1 udp 2130706431 abcd.local 5000 typ host\r\n"
+             "a=candidate:4 1 udp 2130706431 192.168.1.30 5000 typ host\r\na=end-of-candidates\r\n")
+    kept = keep_candidates_on(offer, [ipaddress.ip_network("127.0.0.0/8")])
+    assert "127.0.0.1" in kept and "203.0.113.9" not in kept and ".local" not in kept and "192.168.1.30" not in kept
+    assert kept.startswith("v=0\r\nm=audio") and kept.endswith("a=end-of-candidates\r\n")
+    kept = keep_candidates_on(offer, [ipaddress.ip_network("192.168.1.0/24")])
+    assert "192.168.1.30" in kept and "127.0.0.1" not in kept

@@ -55,6 +55,7 @@ async def open_page(tmp_path, live_server):
             context = await playwright.chromium.launch_persistent_context(
                 str(tmp_path / f"profile{len(contexts)}"), executable_path=CHROMIUM, headless=True,
                 args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}%noloop"],
+                bypass_csp=True,  # (the tests' wait_for_function evaluates strings; the page's CSP forbids eval)
             )
             contexts.append(context)
             page = context.pages[0] if context.pages else await context.new_page()
@@ -96,7 +97,7 @@ async def open_admin(tmp_path):
         async def launch(url: str):
             context = await playwright.chromium.launch_persistent_context(
                 str(tmp_path / f"admin-profile{len(contexts)}"), executable_path=CHROMIUM, headless=True, args=FLAGS,
-                viewport={"width": 1200, "height": 1400})
+                viewport={"width": 1200, "height": 1400}, bypass_csp=True)  # (as above: the tests evaluate strings)
             contexts.append(context)
             page = context.pages[0] if context.pages else await context.new_page()
             await page.goto(url)

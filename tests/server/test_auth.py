@@ -38,7 +38,7 @@ async def test_loopback_needs_no_token_and_other_machines_do():
     assert await call(request_from("192.168.1.20")) == 401
     assert await call(request_from("192.168.1.20", "/?token=wrong")) == 401
     assert await call(request_from("192.168.1.20", headers={"Authorization": "Bearer nope"})) == 401
-    assert await call(request_from("192.168.1.20", f"/?token={TOKEN}")) == 200
+    assert await call(request_from("192.168.1.20", f"/?token={TOKEN}")) == 302  # to the URL without the token
     assert await call(request_from("10.0.0.7", headers={"Authorization": f"Bearer {TOKEN}"})) == 200
     assert await call(request_from("10.0.0.7", headers={"Cookie": f"{COOKIE}={TOKEN}"})) == 200
 

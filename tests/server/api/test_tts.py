@@ -56,7 +56,8 @@ async def test_bad_requests_are_400_and_unknown_tasks_404(api):
     assert (await (await client.get("/api/tasks", headers=ADMIN)).json())["tasks"] == []  # nothing was queued
     assert (await client.get("/api/tasks/nope", headers=ADMIN)).status == 404
     assert (await client.get("/api/tasks/nope/audio", headers=ADMIN)).status == 404
-    huge = await client.post("/api/tts", data=b'{"text": "' + b"x" * 300_000 + b'"}', headers=ADMIN)
+    huge = await client.post("/api/tts", data=b'{"text": "' + b"x" * 300_000 + b'"}',
+                             headers=ADMIN | {"Content-Type": "application/json"})
     assert huge.status == 413
 
 

@@ -24,6 +24,7 @@ from server.client import TaraClient
 from server.rtc import ice_on_loopback_only
 from server.serve import start_runner
 from tests.conftest import ADMIN, ADMIN_TOKEN, TEST_KB, free_port
+from tests.pdfs import slow_pdf
 
 pytestmark = pytest.mark.timeout(900)
 QUESTION = "What is the name of the observatory's main telescope?"
@@ -278,30 +279,6 @@ async def test_non_utf8_tokens_and_malformed_multipart_are_clean_4xx(server, bas
 
 
 # ---------------------------------------------------------------------------- 3. uploads never stall calls
-
-
-def slow_pdf(lines: int = 20000) -> bytes:
-    """A small compressed PDF whose text takes pypdf seconds to extract (one text operator per line)."""
-    import zlib
-
-    stream = zlib.compress(b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj 0 -1 Td " * lines + b"ET", 9)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 async def test_a_pdf_upload_during_a_call_does_not_stall_it(server, baseline):

@@ -9,7 +9,7 @@ from aiohttp import FormData
 from server.client import TaraClient
 from tests.server.api.conftest import ADMIN
 from tests.server.api.test_auth import folder_digest
-from tests.agent.test_rag import minimal_pdf
+from tests.pdfs import minimal_pdf
 
 LIGHTHOUSE = (b"# Quillhaven lighthouse\n\nThe keeper of the Quillhaven lighthouse is named Barnaby Thistlewood. "
               b"He lights the lamp every evening at half past six.\n")

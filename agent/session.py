@@ -349,13 +349,14 @@ class Session:
         if previous is not None:  # let an interrupted turn record its history first
             await asyncio.gather(previous, return_exceptions=True)
         spoken: list[str] = []
-        interrupted = False
+        interrupted = failed = False
         try:
             await self._respond(turn, spoken)
         except asyncio.CancelledError:
             interrupted = True
             raise
         except Exception as exc:
+            failed = True
             log.exception("turn %d failed", turn.id)
             while isinstance(exc, ExceptionGroup):  # report the stage's own error, not the TaskGroup's
                 exc = exc.exceptions[0]
@@ -372,8 +373,10 @@ class Session:
                 # "Tell me about the ferry, and ... its timetable": a turn ended too early and cut off by the
                 # user going on is asked again together with what they say next
                 self._unanswered = turn.question if interrupted and not reply and turn.audio is not None else ""
-                if reply:  # the history holds what the user actually heard
-                    self.history += [ChatMessage("user", turn.question), ChatMessage("assistant", reply)]
+                if reply:  # the history holds what the user actually heard, marked "…" where it was cut off:
+                    # unmarked, the model takes "It is called Big" for a whole answer and copies it next time
+                    heard = f"{reply} …" if interrupted or failed else reply
+                    self.history += [ChatMessage("user", turn.question), ChatMessage("assistant", heard)]
                 self._emit(AgentTurnDone(turn.id, reply, interrupted))
                 self._set_state(AgentState.LISTENING)
                 self._emit(TurnMetrics(turn.id, turn.clock.report()))  # last event of a turn

@@ -66,6 +66,43 @@ async def json_errors(request: web.Request, handler):
         return web.json_response({"error": "internal error (see the server log)"}, status=500)
 
 
+class RefusalLog:
+    """Refused requests (4xx) logged at WARNING, at most one line per ``every_s`` with a count of the ones
+    left out: a scanner or another site's page sending thousands must not flood the log, and a refusal is
+    not a server error. (The standard ``logging`` module has no rate limit of its own.) Only the path is
+    logged, never the query, which may hold a token."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        self.every_s = every_s
+        self._last = -every_s
+        self._left_out = 0
+
+    def note(self, request: web.Request, status: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            self._left_out += 1
+            return
+        more = f" (and {self._left_out} more refused in the last {now - self._last:.0f} s)" if self._left_out else ""
+        log.warning("refused %s %s from %s: %d%s", request.method, request.path[:200], request.remote, status, more)
+        self._last, self._left_out = now, 0
+
+
+def refusals_logged(refusals: RefusalLog):
+    @web.middleware
+    async def note_refusals(request: web.Request, handler):
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if 400 <= exc.status < 500:
+                refusals.note(request, exc.status)
+            raise
+        if 400 <= response.status < 500:
+            refusals.note(request, response.status)
+        return response
+
+    return note_refusals
+
+
 def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
     return {key: value for key, value in exc.headers.items() if key in ("Retry-After", "WWW-Authenticate")}
 
@@ -114,7 +151,7 @@ def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token
     admin = admin_token or load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
     guard = site_guard(allowed_hosts(config.server.allowed_hosts))
     app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[json_errors, guard, access_middleware(token, admin)])
+                          middlewares=[refusals_logged(RefusalLog()), json_errors, guard, access_middleware(token, admin)])
     app[STARTED] = time.monotonic()
     app[CONFIG] = config
     app[PEERS] = PeerRegistry(config.server.max_sessions, config.server)

@@ -168,6 +168,7 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
             texts = [QUESTIONS[i % len(QUESTIONS)] for i in range(options.turns)]
             report["turns"] = {1: await talk(url, [spoken(t, folder) for t in texts], texts, "1x")}
             async with TaraClient(url) as client:
+                report["server_ice"] = client.server_candidates  # a loopback server offers 127.0.0.1 only
                 report["barge_ins_ms"] = [
                     await barge_in(client, spoken(LONG_QUESTION, folder), spoken(INTERRUPTION, folder))
                     for _ in range(options.barge_ins)

@@ -22,8 +22,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from agent.audio import PIPELINE_RATE, resample, rms_dbfs
 from server.auth import is_loopback
-from server.rtc import (FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, ice_on_loopback_only, listen_without_prefetch,
-                        received_pcm)
+from server.rtc import (FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, candidate_addresses, ice_on_loopback_only,
+                        listen_without_prefetch, received_pcm)
 
 # Like a browser's adaptive playout buffer on a quiet LAN (tens of ms), not aiortc's fixed 80 ms.
 PLAYOUT_PREFETCH = 2
@@ -126,6 +126,7 @@ class TaraClient:
         self.received = Received()
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.session_id = ""
+        self.server_candidates: list[str] = []  # the addresses Tara's answer offered ICE candidates on
         self._new_event = asyncio.Condition()
         self._pc = RTCPeerConnection()
         self._channel = None
@@ -154,6 +155,7 @@ class TaraClient:
         await pc.setLocalDescription(await pc.createOffer())
         answer = await self.post_offer({"sdp": pc.localDescription.sdp, "type": "offer"})
         self.session_id = answer["session_id"]
+        self.server_candidates = candidate_addresses(answer["sdp"])
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         listen_without_prefetch(pc, prefetch=PLAYOUT_PREFETCH)
         async with asyncio.timeout(timeout):

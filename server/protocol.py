@@ -20,7 +20,9 @@ MAX_TEXT_CHARS = 2000
 
 
 class PageMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict: ``"yes"`` is not a bool and ``"1"`` not a number, so a confused page hears what it got wrong."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Interrupt(PageMessage):
@@ -79,10 +81,19 @@ class RateLimit:
         self.rate, self.capacity = rate, 2 * rate
         self._tokens, self._at = self.capacity, time.monotonic()
 
-    def allow(self) -> bool:
+    def _refill(self) -> None:
         now = time.monotonic()
         self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.rate)
         self._at = now
+
+    @property
+    def rested(self) -> bool:
+        """The bucket is full again: whatever flood there was has stopped for a while."""
+        self._refill()
+        return self._tokens >= self.capacity
+
+    def allow(self) -> bool:
+        self._refill()
         if self._tokens < 1:
             return False
         self._tokens -= 1

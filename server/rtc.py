@@ -209,16 +209,30 @@ def networks_of(addresses: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddr
     return found
 
 
+def _candidate_address(line: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The connection address of an ``a=candidate:`` line; None for a name (mDNS ``.local``) or garbage."""
+    try:
+        return ipaddress.ip_address(line.split()[4])
+    except (IndexError, ValueError):
+        return None
+
+
+def candidate_lines(sdp: str) -> list[str]:
+    return [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+
+
+def candidate_addresses(sdp: str) -> list[str]:
+    """The addresses ``sdp`` offers ICE candidates on, in order, each once."""
+    found = (_candidate_address(line) for line in candidate_lines(sdp))
+    return list(dict.fromkeys(str(address) for address in found if address is not None))
+
+
 def keep_candidates_on(sdp: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
     """The offer without the remote candidates outside ``networks``: Tara sends no connectivity checks
     there (names, e.g. mDNS ``.local`` candidates, are dropped too: they cannot be placed on a network)."""
     def inside(line: str) -> bool:
-        fields = line.split()
-        try:
-            address = ipaddress.ip_address(fields[4])
-        except (IndexError, ValueError):
-            return False
-        return any(address in network for network in networks)
+        address = _candidate_address(line)
+        return address is not None and any(address in network for network in networks)
 
     lines = sdp.splitlines(keepends=True)
     return "".join(line for line in lines if not line.startswith("a=candidate:") or inside(line))
@@ -298,7 +312,11 @@ class Peer:
         """
         check_offer_audio(sdp)
         if self._networks is not None:
-            sdp = keep_candidates_on(sdp, self._networks)
+            offered, sdp = candidate_lines(sdp), keep_candidates_on(sdp, self._networks)
+            if offered and not candidate_lines(sdp):  # aiortc would answer without candidates: a dead call
+                raise OfferError("none of the offer's ICE candidates is on a network Tara serves on "
+                                 f"({', '.join(map(str, self._networks))}; server.ice_addresses); a browser that "
+                                 "hides its address behind a .local name shows it once microphone access is allowed")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
@@ -421,13 +439,14 @@ class Peer:
 
     def _on_message(self, raw: str | bytes) -> None:
         self._last_heard = time.monotonic()
+        if self._throttled and self._rate.rested:  # a flood arrives in bursts: one error for all of it
+            self._throttled = False
         if not self._rate.allow():  # dropped; the page hears of it once per burst
             if not self._throttled:
                 self._throttled = True
                 self._send(ErrorEvent(f"too many messages: at most {self._limits.messages_per_second:g} a second "
                                       "(server.messages_per_second); the rest are dropped", stage="message"))
             return
-        self._throttled = False
         try:
             message = parse_message(raw)
             self._apply(message)

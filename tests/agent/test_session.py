@@ -89,6 +89,7 @@ async def test_barge_in_stops_llm_and_tts_at_once_and_the_next_turn_works(stack)
     assert not events[-1].interrupted
     assert "big maple" in events[-1].text.lower()
     assert session.history[-2].content == "What is the name of the observatory's main telescope?"
+    assert session.history[1].content.endswith(" …")  # the cut-off reply is marked as cut off
     await session.close()
 
 

@@ -13,6 +13,7 @@ def test_tara_bench_writes_a_report_and_a_chart(tmp_path):
     summary = report["summary"]
     assert summary["voice_to_voice_ms"]["1"]["n"] == 2 and summary["voice_to_voice_ms"]["2"]["n"] == 2
     assert summary["barge_in_ms"]["n"] == 1
+    assert report["server_ice"] == ["127.0.0.1"]  # tara serve --host 127.0.0.1 gathers loopback only
     assert {"endpointing", "first_token", "first_audio", "network"} <= summary["server_stages_ms"].keys()
     assert sum(summary["waterfall_p50_ms"].values()) > 0
     assert all(turn["answer"] for turn in report["turns"]["1"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from agent.config import LLMConfig, RAGConfig
 from agent.guards import KnownFacts
 from agent.llm import ChatMessage
+from agent.phrases import NO_ANSWERS
 from agent.rag import Document, Passage
 
 HISTORY_PAGE = 4  # exchanges dropped together when the history outgrows its budget
@@ -98,11 +99,14 @@ class PromptBuilder:
         Dropping the oldest exchange every turn would change the prompt right after the cached system
         part on every turn once the budget is reached, so each turn would re-read the whole history.
         Old exchanges go in pages counted from the start of the conversation, so the cached prefix
-        stays valid for some turns between drops. Document questions keep little history: twenty
+        stays valid for some turns between drops. Exchanges Tara did not answer ("I don't know", "say
+        it again") are left out: they tell nothing, and a run of them made the model answer "No, you
+        don't know." to questions the documents answer. Document questions keep little history: twenty
         exchanges in, a small model borrows numbers from old answers instead of reading the documents.
         """
         exchanges = [history[i : i + 2] for i in range(0, len(history) - 1, 2)
-                     if history[i].role == "user" and history[i + 1].role == "assistant"]
+                     if history[i].role == "user" and history[i + 1].role == "assistant"
+                     and history[i + 1].content not in NO_ANSWERS]
         costs = [sum(self.count_tokens(m.content) + 4 for m in exchange) for exchange in exchanges]
         start = 0
         while sum(costs[start:]) > self.llm_config.history_tokens:

@@ -287,7 +287,12 @@ class Session:
                     or self._vad.last_probability < self.config.vad.threshold):
                 continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds
-            transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end), urgent=False)
+            try:
+                transcript = await self.stack.stt.transcribe(self._audio.clip(utterance.start_sample, end),
+                                                             urgent=False)
+            except Exception:  # optional work: the final transcript reports a broken recogniser to the page
+                log.warning("partial transcript failed; none more for this utterance", exc_info=True)
+                return
             due = time.perf_counter() + interval
             if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
                 self._emit(UserTranscript(transcript.text, final=False, turn_id=self._turn_id + 1))

@@ -109,6 +109,18 @@ def test_old_history_is_dropped_a_page_at_a_time_so_the_cached_prefix_survives(c
     assert builder.trim(exchanges(0, 14))[0].content.startswith("q8 ")
 
 
+def test_exchanges_tara_did_not_answer_stay_out_of_the_prompt(config):
+    from agent.guards import NOT_IN_DOCUMENTS
+    from agent.llm import ChatMessage
+    from agent.phrases import NOT_HEARD_PHRASE
+
+    builder = PromptBuilder(config.llm, config.rag, [], lambda text: len(text) // 4)
+    history = [ChatMessage("user", "Is there parking?"), ChatMessage("assistant", NOT_IN_DOCUMENTS),
+               ChatMessage("user", "When do you open?"), ChatMessage("assistant", "At nine."),
+               ChatMessage("user", "Mumble."), ChatMessage("assistant", NOT_HEARD_PHRASE)]
+    assert [m.content for m in builder.trim(history)] == ["When do you open?", "At nine."]
+
+
 def test_prompt_puts_retrieved_passages_in_the_question_for_a_large_kb(config):
     from agent.rag import Document, Passage
 

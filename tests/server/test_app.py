@@ -32,3 +32,26 @@ def test_plain_http_is_refused_on_a_lan_host(config):
     with pytest.raises(ConfigError, match="server.tls"):
         tls_context(lan_plain, "0.0.0.0", [])
     assert tls_context(lan_plain, "127.0.0.1", []) is None
+
+
+def test_refused_requests_are_logged_at_warning_one_line_per_spell_with_a_count(caplog, monkeypatch):
+    import logging
+    from types import SimpleNamespace
+
+    from server import app as app_module
+    from server.app import RefusalLog
+
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(app_module.time, "monotonic", lambda: clock.now)
+    refusals = RefusalLog(every_s=10.0)
+    request = SimpleNamespace(method="POST", path="/offer", remote="192.168.1.9")
+    with caplog.at_level(logging.WARNING, logger="server.app"):
+        for _ in range(50):
+            refusals.note(request, 403)
+            clock.now += 0.1
+        clock.now += 10
+        refusals.note(request, 401)
+    lines = [r for r in caplog.records if r.name == "server.app"]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.WARNING]
+    assert lines[0].getMessage() == "refused POST /offer from 192.168.1.9: 403"
+    assert "401 (and 49 more refused in the last 15 s)" in lines[1].getMessage()

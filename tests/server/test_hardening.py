@@ -251,10 +251,9 @@ async def test_other_sites_cannot_use_the_loopback_server(server, baseline, capl
     async with TaraClient(url) as client:  # aiohttp sends no Origin; a browser page sends its own
         assert client.session_id
     await assert_back_to_baseline(url, app, baseline)
-    # dozens of refusals: a WARNING line now and then saying how many, never an ERROR per request
+    # dozens of refusals: a WARNING line now and then (tests/server/test_app.py), never an ERROR per request
     refusals = [r for r in caplog.records if r.getMessage().startswith("refused ")]
-    assert 1 <= len(refusals) <= 3 and all(r.levelno == logging.WARNING for r in refusals)
-    assert "more refused" in refusals[-1].getMessage() or len(refusals) == 1
+    assert len(refusals) <= 3 and all(r.levelno == logging.WARNING for r in refusals)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -534,25 +533,32 @@ async def test_llm_stt_and_tts_failing_mid_turn_give_an_error_event_and_the_next
     await assert_back_to_baseline(url, app, baseline)
 
 
+SOAK_QUESTIONS = (QUESTION, "How long does the ferry crossing take?", "How much is an adult ticket?",
+                  "What does the rooftop cafe sell?")  # short answers: a turn lasts as long as its audio
+
+
 async def test_a_short_soak_leaves_no_sessions_tasks_threads_or_files_behind(server, baseline):
-    """Two callers at once, several typed turns each, three rounds: nothing grows."""
+    """32 typed turns over two callers at once, in four rounds of new calls: every turn is answered and
+    no session, task, thread or open file outlives its round."""
     import os
     import threading
 
     url, app = server
 
-    async def caller(turns: int) -> None:
+    async def caller(first: int, turns: int) -> list[str]:
         async with TaraClient(url) as client:
-            for _ in range(turns):
-                before = len(client.events_of("agent_done"))
-                client.send({"type": "text", "text": QUESTION})
-                async with asyncio.timeout(180):
-                    while len(client.events_of("agent_done")) == before:
-                        await asyncio.sleep(0.05)
+            answers = []
+            for n in range(turns):
+                asked = time.perf_counter()
+                client.send({"type": "text", "text": SOAK_QUESTIONS[(first + n) % len(SOAK_QUESTIONS)]})
+                answers.append((await client.wait_for("agent_done", after=asked, timeout=180))["text"])
+            return answers
 
     counts = []
-    for _ in range(3):
-        await asyncio.gather(caller(2), caller(2))
+    for round_ in range(4):
+        answers = await asyncio.gather(caller(round_, 4), caller(round_ + 2, 4))
+        assert all(all(turns) for turns in answers), answers  # none silent
         await assert_back_to_baseline(url, app, baseline)
         counts.append((threading.active_count(), len(os.listdir("/proc/self/fd"))))
+    TALLY["soak turns"] = 32
     assert counts[-1][0] <= counts[0][0] and counts[-1][1] <= counts[0][1] + 2, counts

@@ -53,8 +53,36 @@ def restates_question(question: str, sentence: str) -> bool:
     words = _words(sentence)
     if len(words) < 3 or not sentence.rstrip().endswith(SENTENCE_END):
         return False
-    asked = set(_words(question)) | FUNCTION_WORDS
-    return all(word in asked for word in words)
+    asked = {_stem(word) for word in _words(question)} | FUNCTION_WORDS
+    return all(word in FUNCTION_WORDS or _stem(word) in asked for word in words)
+
+
+DETERMINERS = frozenset("a an the any some my your our".split())
+AFFIRMATIONS = frozenset("yes yeah sure certainly".split())
+
+
+def affirms_premise(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` is a bare "Yes" that says the question back: "Is there a restaurant on the
+    roof?" → "Yes, there is a restaurant on the roof." It adds nothing but agreement."""
+    words = _words(sentence)
+    return bool(words) and words[0] in AFFIRMATIONS and restates_question(question, " ".join(words[1:]) + ".")
+
+
+def premises(question: str) -> set[str]:
+    """The things a question takes for granted: the words after a determiner ("a restaurant", "the
+    roof", "a dinosaur skeleton"), stemmed."""
+    words = _words(question)
+    found = set()
+    for index, word in enumerate(words):
+        if word in DETERMINERS:
+            found |= {_stem(w) for w in words[index + 1 : index + 3] if w not in FUNCTION_WORDS}
+    return found
+
+
+def _stem(word: str) -> str:
+    """"opens" and "open", "tours" and "tour" alike: "When does it open?" → "It opens." says nothing new.
+    (A plural or third-person "s" is all a parrot changes; a stemmer library would be more than this needs.)"""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 class RepetitionGuard:
@@ -115,6 +143,11 @@ class KnownFacts:
         digits = {digit for n in stated for digit in n if digit.isdigit()}
         self.numbers: frozenset[str] = frozenset(stated | afternoon | digits)
         self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
+        self._stems = frozenset(map(_stem, self.words))
+
+    def unmentioned(self, question: str) -> set[str]:
+        """What ``question`` takes for granted that the documents never mention."""
+        return premises(question) - self._stems
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
         """Numbers and names in ``piece`` found neither in the documents (when answering from them)
@@ -160,4 +193,6 @@ class ReplyCheck:
         self.said_nothing = False
         if self.facts.invented(piece, self.question, self.grounded):
             return NOT_IN_DOCUMENTS, True
+        if affirms_premise(self.question, sentence) and self.facts.unmentioned(self.question):
+            return NOT_IN_DOCUMENTS, True  # "Yes, there is a restaurant on the roof": no document says so
         return piece, False

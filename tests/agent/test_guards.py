@@ -32,6 +32,8 @@ def test_restating_the_question_is_told_apart_from_answering_it():
     assert not restates_question(question, "The warranty on the kettle is two years.")
     assert not restates_question(question, "The warranty on the kettle,")  # a clause: its sentence goes on
     assert not restates_question("Is it open on Mondays?", "Yes, it is open on Mondays.")
+    assert restates_question("When does the museum open on Tuesday?", "The museum opens on Tuesday.")
+    assert not restates_question("When does the museum open on Tuesday?", "The museum opens at ten on Tuesdays.")
 
 
 def test_repetition_is_a_repeated_sentence_or_a_phrase_said_three_times():
@@ -65,3 +67,15 @@ def test_a_name_no_document_holds_is_invented():
     assert not known.invented("Dr. Berg sees patients on Mondays, and Tom Reyes cleans.", "Who?")
     assert not known.invented("Sorry, I'm Tara, and it is Friday.", "Hi!", grounded=False)
     assert not known.invented("Hello Anna, nice to meet you.", "Hi, I am Anna.", grounded=False)
+
+
+def test_a_bare_yes_to_something_no_document_mentions_is_i_dont_know():
+    facts = KnownFacts(["The Ivy Cafe on the ground floor serves lunch. Dogs are welcome in the garden."])
+    question = "Is there a restaurant on the roof?"
+    check = ReplyCheck(question, facts, grounded=True)
+    assert check.judge("Yes, there is a restaurant on the roof.") == (NOT_IN_DOCUMENTS, True)
+    # what the documents do mention, or an answer that says more than yes, is left alone
+    assert ReplyCheck("Can I bring my dog?", facts, True).judge("Yes, you can bring your dog.")[0].startswith("Yes")
+    assert ReplyCheck("Is there a cafe?", facts, True).judge("Yes, there is a cafe.")[0].startswith("Yes")
+    said = ReplyCheck(question, facts, True).judge("Yes, the Ivy Cafe serves lunch.")[0]
+    assert said == "Yes, the Ivy Cafe serves lunch."

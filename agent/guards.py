@@ -57,26 +57,19 @@ def restates_question(question: str, sentence: str) -> bool:
     return all(word in FUNCTION_WORDS or _stem(word) in asked for word in words)
 
 
-DETERMINERS = frozenset("a an the any some my your our".split())
-AFFIRMATIONS = frozenset("yes yeah sure certainly".split())
+# words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
+ANSWER_WORDS = frozenset("yes yeah sure certainly of course no not don t doesn isn aren can we you they i "
+                         "us there here".split())
+NUMBER_WORDS = frozenset("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                         "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+                         "eighty ninety hundred thousand half quarter first second third".split())
 
 
-def affirms_premise(question: str, sentence: str) -> bool:
-    """Whether ``sentence`` is a bare "Yes" that says the question back: "Is there a restaurant on the
-    roof?" → "Yes, there is a restaurant on the roof." It adds nothing but agreement."""
-    words = _words(sentence)
-    return bool(words) and words[0] in AFFIRMATIONS and restates_question(question, " ".join(words[1:]) + ".")
-
-
-def premises(question: str) -> set[str]:
-    """The things a question takes for granted: the words after a determiner ("a restaurant", "the
-    roof", "a dinosaur skeleton"), stemmed."""
-    words = _words(question)
-    found = set()
-    for index, word in enumerate(words):
-        if word in DETERMINERS:
-            found |= {_stem(w) for w in words[index + 1 : index + 3] if w not in FUNCTION_WORDS}
-    return found
+def _content(text: str) -> set[str]:
+    """The stems of ``text``'s words that carry meaning: no function, answer or number words."""
+    return {_stem(word) for word in _words(text)
+            if word not in FUNCTION_WORDS and word not in ANSWER_WORDS and word not in NUMBER_WORDS
+            and not word.isdigit()}
 
 
 def _stem(word: str) -> str:
@@ -145,9 +138,23 @@ class KnownFacts:
         self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
         self._stems = frozenset(map(_stem, self.words))
 
-    def unmentioned(self, question: str) -> set[str]:
-        """What ``question`` takes for granted that the documents never mention."""
-        return premises(question) - self._stems
+    def unsupported(self, question: str, sentence: str) -> bool:
+        """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
+
+        - a bare yes or no that says the question back, when the question names something no document
+          mentions ("Do you offer sedation?" → "Yes, we offer sedation.");
+        - an answer about the thing asked whose every new word is in no document ("What is the
+          dentist's favourite colour?" → "The dentist's favourite colour is white.").
+
+        Numbers are left to ``invented``; a sentence about something else (small talk) to the model.
+        """
+        if not sentence.rstrip().endswith(SENTENCE_END):
+            return False
+        asked, said = _content(question), _content(sentence)
+        added = said - asked
+        if not added:
+            return bool(said) and bool(asked - self._stems)
+        return len(said & asked) >= 2 and not added & self._stems
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
         """Numbers and names in ``piece`` found neither in the documents (when answering from them)
@@ -193,6 +200,6 @@ class ReplyCheck:
         self.said_nothing = False
         if self.facts.invented(piece, self.question, self.grounded):
             return NOT_IN_DOCUMENTS, True
-        if affirms_premise(self.question, sentence) and self.facts.unmentioned(self.question):
+        if self.grounded and self.facts.unsupported(self.question, sentence):
             return NOT_IN_DOCUMENTS, True  # "Yes, there is a restaurant on the roof": no document says so
         return piece, False

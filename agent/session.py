@@ -324,7 +324,7 @@ class Session:
         clock.mark("transcript")
         text = transcript.text.strip()
         if transcript.rejected and not utterance.over_agent:  # heard, not understood: say so
-            log.info("transcript rejected: %s", transcript.rejected)
+            log.info("transcript rejected: %s (%r)", transcript.rejected, transcript.doubtful)
             self._start_turn(Turn(turn_id, "", clock, canned=NOT_HEARD_PHRASE)).committed.set()
             return
         if self._dismissed_as_backchannel(utterance, text) or not text:

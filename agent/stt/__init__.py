@@ -17,6 +17,7 @@ class Transcript:
     audio_seconds: float
     elapsed_seconds: float
     rejected: str | None = None  # why the recogniser's text was not trusted (``text`` is then empty)
+    doubtful: str = ""  # that untrusted text, for the log
 
 
 class STT(ABC):

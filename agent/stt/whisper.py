@@ -108,15 +108,15 @@ class FasterWhisperSTT(STT):
             reason = rejection(decoding, self._hotwords if prompted else None)
             if short and frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES and (reason or decoding.avg_logprob < DOUBTFUL_LOGPROB):
                 encoded = self._encode_short(samples, frames, SAFE_WINDOW_FRAMES)  # a tight window misled it
-                decoding = self._decode(samples, frames, encoded, prompted)
-                reason = rejection(decoding, self._hotwords if prompted else None)
+                decoding, reason = _better((decoding, reason), self._decode(samples, frames, encoded, prompted),
+                                           self._hotwords if prompted else None)
             if reason and prompted:  # once more, without the names that may have led it astray
-                decoding = self._decode(samples, frames, encoded, prompted=False)
-                reason = rejection(decoding, self._hotwords)
+                decoding, reason = _better((decoding, reason), self._decode(samples, frames, encoded, prompted=False),
+                                           self._hotwords)
         seconds = len(audio) / PIPELINE_RATE
         if is_silence(decoding) or reason:  # (silence is no failure: nobody said anything)
             return Transcript("", seconds, time.perf_counter() - started,
-                              rejected=None if is_silence(decoding) else reason)
+                              rejected=None if is_silence(decoding) else reason, doubtful=decoding.text.strip())
         return Transcript(self._respell(decoding.text), seconds, time.perf_counter() - started)
 
     def _token_count(self, word: str) -> int:
@@ -185,3 +185,14 @@ class FasterWhisperSTT(STT):
             return Decoding(text)
         return Decoding(text, float(np.mean([s.avg_logprob for s in segments])),
                         float(min(s.no_speech_prob for s in segments)))
+
+
+def _better(first: tuple[Decoding, str | None], second: Decoding, prompt: str | None) -> tuple[Decoding, str | None]:
+    """The more trustworthy of a decoding (with its rejection) and another try: one the guards accept,
+    else the surer one. A retry is not always better: the 10 s window once turned "Is there a dinosaur
+    skeleton?" (accepted, if doubtful) into nonsense."""
+    second_reason = rejection(second, prompt)
+    if (first[1] is None) != (second_reason is None):
+        return first if first[1] is None else (second, second_reason)
+    return first if first[0].avg_logprob >= second.avg_logprob else (second, second_reason)
+

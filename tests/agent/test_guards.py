@@ -69,13 +69,21 @@ def test_a_name_no_document_holds_is_invented():
     assert not known.invented("Hello Anna, nice to meet you.", "Hi, I am Anna.", grounded=False)
 
 
-def test_a_bare_yes_to_something_no_document_mentions_is_i_dont_know():
-    facts = KnownFacts(["The Ivy Cafe on the ground floor serves lunch. Dogs are welcome in the garden."])
-    question = "Is there a restaurant on the roof?"
-    check = ReplyCheck(question, facts, grounded=True)
-    assert check.judge("Yes, there is a restaurant on the roof.") == (NOT_IN_DOCUMENTS, True)
-    # what the documents do mention, or an answer that says more than yes, is left alone
-    assert ReplyCheck("Can I bring my dog?", facts, True).judge("Yes, you can bring your dog.")[0].startswith("Yes")
-    assert ReplyCheck("Is there a cafe?", facts, True).judge("Yes, there is a cafe.")[0].startswith("Yes")
-    said = ReplyCheck(question, facts, True).judge("Yes, the Ivy Cafe serves lunch.")[0]
-    assert said == "Yes, the Ivy Cafe serves lunch."
+def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
+    facts = KnownFacts(["The Ivy Cafe on the ground floor serves lunch. Dogs are welcome in the garden.",
+                        "Dr. Varga is our dentist. Fillings cost 65 pounds."])
+    unsupported = [("Is there a restaurant on the roof?", "Yes, there is a restaurant on the roof."),
+                   ("Do you offer sedation for nervous patients?", "Yes, we offer sedation for nervous patients."),
+                   ("Do you do braces for adults?", "No, we do not do braces for adults."),
+                   ("What is the dentist's favourite colour?", "The dentist's favourite colour is white.")]
+    for question, reply in unsupported:
+        assert ReplyCheck(question, facts, grounded=True).judge(reply) == (NOT_IN_DOCUMENTS, True), reply
+    # what the documents do mention, an answer that adds what they say, small talk: left alone
+    backed = [("Can I bring my dogs?", "Yes, dogs are welcome in the garden."),
+              ("Is there a cafe?", "Yes, there is a cafe."),
+              ("Is there a restaurant on the roof?", "No, but the Ivy Cafe on the ground floor serves lunch."),
+              ("How much is a filling?", "A filling costs sixty-five pounds."),
+              ("Thanks, that was helpful!", "You're welcome! Have a lovely day.")]
+    for question, reply in backed:
+        assert ReplyCheck(question, facts, grounded=True).judge(reply) == (reply, False), reply
+    assert ReplyCheck("Is there a spa?", facts, grounded=False).judge("Yes, there is a spa.")[0] != NOT_IN_DOCUMENTS

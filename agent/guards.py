@@ -60,6 +60,7 @@ def restates_question(question: str, sentence: str) -> bool:
 # words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
 ANSWER_WORDS = frozenset("yes yeah sure certainly of course no not don t doesn isn aren can we you they i "
                          "us there here".split())
+YES_OR_NO = frozenset("yes yeah sure certainly no not".split())
 NUMBER_WORDS = frozenset("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
                          "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
                          "eighty ninety hundred thousand half quarter first second third".split())
@@ -142,7 +143,8 @@ class KnownFacts:
         """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
 
         - a bare yes or no that says the question back, when the question names something no document
-          mentions ("Do you offer sedation?" → "Yes, we offer sedation.");
+          mentions ("Do you offer sedation?" → "Yes, we offer sedation."; not "Here is everything about the
+          ferry.", which starts no yes or no);
         - an answer about the thing asked whose every new word is in no document ("What is the
           dentist's favourite colour?" → "The dentist's favourite colour is white.").
 
@@ -153,7 +155,7 @@ class KnownFacts:
         asked, said = _content(question), _content(sentence)
         added = said - asked
         if not added:
-            return bool(said) and bool(asked - self._stems)
+            return bool(said) and _words(sentence)[0] in YES_OR_NO and bool(asked - self._stems)
         return len(said & asked) >= 2 and not added & self._stems
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
@@ -185,6 +187,7 @@ class ReplyCheck:
         self._sentence = ""  # the sentence being said: its first clause may already be out
         self.parroted = False  # a sentence was dropped for saying the question back
         self.said_nothing = True
+        self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 
     def judge(self, piece: str) -> tuple[str | None, bool]:
         """What to say for ``piece`` (None: nothing) and whether the reply must stop there."""
@@ -200,6 +203,7 @@ class ReplyCheck:
         self.said_nothing = False
         if self.facts.invented(piece, self.question, self.grounded):
             return NOT_IN_DOCUMENTS, True
-        if self.grounded and self.facts.unsupported(self.question, sentence):
+        if self._opening and self.grounded and self.facts.unsupported(self.question, sentence):
             return NOT_IN_DOCUMENTS, True  # "Yes, there is a restaurant on the roof": no document says so
+        self._opening = self._opening and not piece.endswith(SENTENCE_END)
         return piece, False

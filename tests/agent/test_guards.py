@@ -87,7 +87,8 @@ def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
               ("Tell me everything about the ferry, in great detail.", "Here is everything about the ferry.")]
     for question, reply in backed:
         assert ReplyCheck(question, facts, grounded=True).judge(reply) == (reply, False), reply
-    assert ReplyCheck("Is there a spa?", facts, grounded=False).judge("Yes, there is a spa.")[0] != NOT_IN_DOCUMENTS
+    assert ReplyCheck("Is there a spa?", facts, grounded=False).judge("Yes, there is a spa.")[0] == NOT_IN_DOCUMENTS
+    assert ReplyCheck("Hi, how are you today?", facts, grounded=False).judge("I'm well today, thanks!")[1] is False
     later = ReplyCheck("What is the dentist's favourite colour?", facts, grounded=True)  # only the answer is judged
     assert later.judge("Dr. Varga is our dentist.")[1] is False
     assert later.judge("The dentist's favourite colour is white.")[1] is False

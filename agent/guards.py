@@ -60,7 +60,9 @@ def restates_question(question: str, sentence: str) -> bool:
 # words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
 ANSWER_WORDS = frozenset("yes yeah sure certainly of course no not don t doesn isn aren can we you they i "
                          "us there here".split())
-YES_OR_NO = frozenset("yes yeah sure certainly no not".split())
+YES_OR_NO = frozenset("yes yeah no not".split())
+YES_NO_QUESTION = frozenset("is are was were do does did can could will would has have may should".split())
+WH_QUESTION = frozenset("what who whom whose which where when how why".split())
 NUMBER_WORDS = frozenset("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
                          "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
                          "eighty ninety hundred thousand half quarter first second third".split())
@@ -150,13 +152,15 @@ class KnownFacts:
 
         Numbers are left to ``invented``; a sentence about something else (small talk) to the model.
         """
-        if not sentence.rstrip().endswith(SENTENCE_END):
-            return False
+        opener = next(iter(_words(question)), "")
+        if not sentence.rstrip().endswith(SENTENCE_END) or opener not in YES_NO_QUESTION | WH_QUESTION:
+            return False  # ("Tell me everything about the ferry." asks for no yes, no and no one fact)
         asked, said = _content(question), _content(sentence)
         added = said - asked
         if not added:
-            return bool(said) and _words(sentence)[0] in YES_OR_NO and bool(asked - self._stems)
-        return len(said & asked) >= 2 and not added & self._stems
+            yes_or_no = opener in YES_NO_QUESTION and _words(sentence)[0] in YES_OR_NO
+            return bool(said) and yes_or_no and bool(asked - self._stems)
+        return opener in WH_QUESTION and len(said & asked) >= 2 and not added & self._stems
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
         """Numbers and names in ``piece`` found neither in the documents (when answering from them)

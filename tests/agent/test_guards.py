@@ -84,7 +84,9 @@ def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
               ("Is there a restaurant on the roof?", "No, but the Ivy Cafe on the ground floor serves lunch."),
               ("How much is a filling?", "A filling costs sixty-five pounds."),
               ("Thanks, that was helpful!", "You're welcome! Have a lovely day."),
-              ("Tell me everything about the ferry, in great detail.", "Here is everything about the ferry.")]
+              ("Tell me everything about the ferry, in great detail.", "Here is everything about the ferry."),
+              ("Tell me everything about the ferry, in great detail.", "Sure, here is everything about the ferry."),
+              ("Tell me about the ferry's colour.", "Yes, the ferry's colour is bright green.")]
     for question, reply in backed:
         assert ReplyCheck(question, facts, grounded=True).judge(reply) == (reply, False), reply
     assert ReplyCheck("Is there a spa?", facts, grounded=False).judge("Yes, there is a spa.")[0] == NOT_IN_DOCUMENTS

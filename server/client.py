@@ -22,8 +22,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from agent.audio import PIPELINE_RATE, resample, rms_dbfs
 from server.auth import is_loopback
-from server.rtc import (FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, candidate_addresses, ice_on_loopback_only,
-                        listen_without_prefetch, received_pcm)
+from server.ice import candidate_addresses, ice_on_loopback_only
+from server.rtc import FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, listen_without_prefetch, received_pcm
 
 # Like a browser's adaptive playout buffer on a quiet LAN (tens of ms), not aiortc's fixed 80 ms.
 PLAYOUT_PREFETCH = 2

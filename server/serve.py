@@ -22,7 +22,7 @@ from agent.config import ConfigError, TaraConfig
 from server.app import create_app
 from server.auth import is_loopback, lan_addresses, load_or_create_token
 from server.keys import PEERS
-from server.rtc import gather_ice_on, ice_addresses_for, networks_of
+from server.ice import gather_ice_on, ice_addresses_for, networks_of
 from server.tls import ensure_certificate, server_context
 
 M_ARENA_MAX = -8  # mallopt parameter (malloc.h)

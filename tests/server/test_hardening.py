@@ -22,7 +22,7 @@ from aiortc import RTCPeerConnection
 from server import rtc
 from server.app import CONFIG, PEERS, STACK, VOICES, create_app
 from server.client import TaraClient
-from server.rtc import ice_on_loopback_only
+from server.ice import ice_on_loopback_only
 from server.serve import start_runner
 from tests.conftest import ADMIN, ADMIN_TOKEN, TEST_KB, free_port
 from tests.pdfs import slow_pdf

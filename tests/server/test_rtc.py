@@ -164,7 +164,7 @@ async def test_the_speaker_track_tells_the_voice_when_to_synthesise_more():
 def test_ice_follows_the_bind_address_and_checks_stay_on_its_networks():
     import ipaddress
 
-    from server.rtc import ice_addresses_for, keep_candidates_on, networks_of
+    from server.ice import ice_addresses_for, keep_candidates_on, networks_of
 
     lan = ["192.168.1.20", "10.0.0.7"]
     assert ice_addresses_for("127.0.0.1", lan) == ["127.0.0.1"] == ice_addresses_for("localhost", lan)

@@ -40,7 +40,7 @@ try:
         report["plain_on_tls_port"] = "refused"
     if isolated:
         from aiortc import RTCPeerConnection
-        from server.rtc import candidate_addresses, gather_ice_on
+        from server.ice import candidate_addresses, gather_ice_on
 
         async def answer_candidates(caller_addresses):
             gather_ice_on(caller_addresses)  # this caller's; the server gathers as it was started

@@ -12,6 +12,7 @@ holds. Each is caught on the piece about to be voiced, so the user never hears i
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -19,6 +20,8 @@ from collections.abc import Iterable
 from text_to_num import alpha2digit
 
 from agent.barge_in import normalise
+
+log = logging.getLogger(__name__)
 
 # Words that carry no answer of their own ("yes" and "no" do, so they are not here).
 FUNCTION_WORDS = frozenset(
@@ -28,6 +31,8 @@ FUNCTION_WORDS = frozenset(
 )
 SENTENCE_END = (".", "!", "?")
 NOT_IN_DOCUMENTS = "Sorry, I don't know that. It isn't in my documents."
+# the same, after a clause of the sentence it replaces was already said ("The phone number is …")
+CUT_NOT_IN_DOCUMENTS = "… sorry, I don't know that. It isn't in my documents."
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
@@ -205,9 +210,15 @@ class ReplyCheck:
         if self.instructions and restates_question(self.instructions, sentence):
             return None, False  # its instructions read out: nothing the user asked for
         self.said_nothing = False
-        if self.facts.invented(piece, self.question, self.grounded):
-            return NOT_IN_DOCUMENTS, True
+        if invented := self.facts.invented(piece, self.question, self.grounded):
+            return self._cut(sentence, piece, f"no document states {', '.join(sorted(invented))}"), True
         if self._opening and self.facts.unsupported(self.question, sentence):  # with documents or none
-            return NOT_IN_DOCUMENTS, True  # "Yes, there is a restaurant on the roof": no document says so
+            # "Yes, there is a restaurant on the roof": no document says so
+            return self._cut(sentence, piece, "nothing in the documents backs it"), True
         self._opening = self._opening and not piece.endswith(SENTENCE_END)
         return piece, False
+
+    def _cut(self, sentence: str, piece: str, why: str) -> str:
+        """What replaces ``piece`` of ``sentence``, which the reply stops at."""
+        log.info("reply cut at %r (%s)", sentence, why)
+        return NOT_IN_DOCUMENTS if sentence == piece else CUT_NOT_IN_DOCUMENTS

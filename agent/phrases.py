@@ -13,13 +13,13 @@ from typing import Any
 
 from agent.audio import AudioChunk
 from agent.emotion import EmotionSettings
-from agent.guards import NOT_IN_DOCUMENTS
+from agent.guards import CUT_NOT_IN_DOCUMENTS, NOT_IN_DOCUMENTS
 from agent.tts import TTS
 
 HOLDING_PHRASE = "Let me check."
 NOT_HEARD_PHRASE = "Sorry, I didn't catch that. Could you say it again?"
 FAILED_PHRASE = "Sorry, something went wrong there. Could you ask again?"
-FIXED_PHRASES = (HOLDING_PHRASE, NOT_IN_DOCUMENTS, NOT_HEARD_PHRASE, FAILED_PHRASE)
+FIXED_PHRASES = (HOLDING_PHRASE, NOT_IN_DOCUMENTS, CUT_NOT_IN_DOCUMENTS, NOT_HEARD_PHRASE, FAILED_PHRASE)
 NO_ANSWERS = frozenset({NOT_IN_DOCUMENTS, NOT_HEARD_PHRASE, FAILED_PHRASE})  # replies that answered nothing
 KEPT = 64  # (phrase, voice, emotion) recordings kept: the sliders make emotions many
 

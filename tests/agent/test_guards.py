@@ -1,4 +1,4 @@
-from agent.guards import NOT_IN_DOCUMENTS, KnownFacts, RepetitionGuard, ReplyCheck, numbers_in, restates_question
+from agent.guards import CUT_NOT_IN_DOCUMENTS, NOT_IN_DOCUMENTS, KnownFacts, RepetitionGuard, ReplyCheck, numbers_in, restates_question
 
 
 def test_numbers_are_read_from_digits_and_words_alike():
@@ -52,6 +52,12 @@ def test_a_reply_check_drops_parrots_stops_loops_and_replaces_invented_numbers()
     assert check.judge("The curator is Ines Berg.") == ("The curator is Ines Berg.", False)
     assert check.judge("Call 479.") == (NOT_IN_DOCUMENTS, True)
     assert check.judge("The curator is Ines Berg.") == (None, True)
+
+
+def test_a_cut_after_a_spoken_clause_reads_as_a_correction_of_it():
+    check = ReplyCheck("What is the phone number?", KnownFacts(["Phone 020 7946 0318."]), grounded=True)
+    assert check.judge("The phone number is") == ("The phone number is", False)  # out already, by its deadline
+    assert check.judge("020 7946 0319.") == (CUT_NOT_IN_DOCUMENTS, True)  # "The phone number is … sorry, I don't know"
 
 
 def test_a_reply_check_drops_its_instructions_read_out():

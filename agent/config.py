@@ -153,6 +153,7 @@ class RAGConfig(Section):
 class LLMConfig(Section):
     backend: str = "llama-cpp"
     model: str = "bundled:qwen2.5-coder-0.5b"
+    busy_model: str = ""  # llama-cpp: writes the replies that start while another is being written (empty: none)
     n_ctx: int = Field(4096, ge=512)
     threads: int = Field(2, ge=1)
     device: Device = "cpu"  # llama-cpp: cuda offloads every layer (needs a CUDA build of llama-cpp-python)
@@ -173,6 +174,14 @@ class LLMConfig(Section):
     )
 
     _check_model = field_validator("model")(bundled_or_existing_path)
+    _check_busy_model = field_validator("busy_model")(lambda value: value and bundled_or_existing_path(value))
+
+    @model_validator(mode="after")
+    def _busy_model_is_local(self) -> LLMConfig:
+        if self.busy_model and self.backend != "llama-cpp":
+            raise ValueError(f'busy_model is for llm.backend llama-cpp; set it to "" for {self.backend} '
+                             "(its server batches its own callers)")
+        return self
 
 
 class CSMPrompt(Section):

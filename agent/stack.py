@@ -12,7 +12,8 @@ from rich.console import Console
 from agent.audio import PIPELINE_RATE
 from agent.config import TaraConfig
 from agent.emotion import EmotionSettings
-from agent.llm import LLM, LLM_BACKENDS
+from agent.llm import LLM
+from agent.llm.tiered import load_llm
 from agent.phrases import Speech
 from agent.prompt import PromptBuilder
 from agent.rag import RETRIEVERS, Retriever
@@ -58,7 +59,7 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
     VAD_BACKENDS.resolve(config.vad.backend)  # fail at start on an unknown name
     stt = timed("speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir))
     retriever = timed("knowledge base", lambda: RETRIEVERS.create(config.rag.backend, config.rag, data_dir, kb_dir))
-    llm = timed("language model", lambda: LLM_BACKENDS.create(config.llm.backend, config.llm, data_dir))
+    llm = timed("language model", lambda: load_llm(config.llm, data_dir))
     tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir))
     if config.stt.hotwords_from_kb:
         stt.set_vocabulary(vocabulary(retriever.documents), document_words(retriever.documents))

@@ -6,6 +6,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The suite runs the fast model alone: the default profile pairs it with the 1.5B (llm.busy_model), whose
+# tokens cost three times as much; tests/agent/llm/test_tiered.py loads the default pair itself.
+os.environ.setdefault("TARA_LLM__MODEL", "bundled:qwen2.5-coder-0.5b")
+os.environ.setdefault("TARA_LLM__BUSY_MODEL", "")
 
 import socket
 import subprocess

@@ -34,6 +34,10 @@ class LLM(ABC):
     async def warm_up(self, prefixes: list[list[ChatMessage]]) -> None:
         """Process prompt prefixes ahead of the first turn (prefix caching); optional."""
 
+    def holds(self, messages: list[ChatMessage]) -> bool:
+        """Whether the warm-up prompt ``messages`` sits read in the backend's cache (backends with one say)."""
+        return False
+
     async def prefill(self, messages: list[ChatMessage]) -> None:
         """Read ``messages`` into the cache ahead of a likely turn (e.g. the user's partial transcript
         while they still speak); best effort, low priority, never blocks a reply."""

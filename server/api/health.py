@@ -66,7 +66,7 @@ async def diagnostics(request: web.Request) -> web.Response:
                 "documents": len(retriever.documents), "chunks": sum(retriever.chunk_counts().values()),
                 "knowledge_in_prompt": stack.prompts.inline},
         "llm": {"backend": config.llm.backend, "class": type(stack.llm).__name__, "model": config.llm.model,
-                "device": config.llm.device},
+                "busy_model": config.llm.busy_model, "device": config.llm.device},
         "tts": {"backend": config.tts.backend, "class": type(tts).__name__, "device": tts.device,
                 "sample_rate": tts.sample_rate, "voices": tts.voices, "default_voice": tts.default_voice,
                 "can_clone": tts.can_clone},

@@ -29,7 +29,8 @@ def test_bad_value_names_the_key(tmp_path):
         load_config(bad)
 
 
-def test_missing_model_path_names_the_key(tmp_path):
+def test_missing_model_path_names_the_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("TARA_LLM__MODEL", raising=False)  # (the suite's choice, which would win)
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"llm:\n  model: {tmp_path / 'nope.gguf'}\n")
     with pytest.raises(ConfigError, match=r"llm\.model.*does not exist"):

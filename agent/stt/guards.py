@@ -6,8 +6,8 @@ on noise, a confident-looking guess. Each is caught here so it never becomes a q
 
 - the prompt read back: the transcript shares a run of ``PROMPT_ECHO_WORDS`` words with the prompt
   that spans two of its terms (a long name said by the user is not an echo);
-- a loop: a phrase of up to three words said three times in a row, a longer one twice ("Where was it
-  owned? Where was it owned?"), or text that compresses too well (gzip ratio over
+- a loop: a phrase of up to three words said three times in a row ("N-N-N-N" too), a longer one twice
+  ("Where was it owned? Where was it owned?"), or text that compresses too well (gzip ratio over
   ``MAX_COMPRESSION_RATIO``, whisper's own rule);
 - a guess: an average token log-probability under ``MIN_AVG_LOGPROB`` (whisper's own threshold).
 
@@ -55,7 +55,7 @@ def rejection(decoding: Decoding, prompt: str | None) -> str | None:
         return None
     if prompt and _echoes(words, prompt):
         return "the recogniser read back its prompt"
-    if _LOOP.search(" ".join(words)) or compression_ratio(decoding.text) > MAX_COMPRESSION_RATIO:
+    if _LOOP.search(" ".join(words).replace("-", " ")) or compression_ratio(decoding.text) > MAX_COMPRESSION_RATIO:
         return "the recogniser repeated itself"
     if decoding.avg_logprob < MIN_AVG_LOGPROB:
         return "the recogniser was unsure"

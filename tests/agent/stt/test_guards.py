@@ -19,6 +19,8 @@ def test_loops_are_rejected():
     assert rejection(Decoding("I want to, I want to, I want to go."), None) == "the recogniser repeated itself"
     assert compression_ratio("thank you " * 30) > 2.4
     assert rejection(Decoding("Where was it owned? Where was it owned?"), None) == "the recogniser repeated itself"
+    # a letter looped with hyphens (heard on "Who is the hygienist?" in babble)
+    assert rejection(Decoding("Vesma, Hyde Nes, N-N-N-N-N-N-N-N-N"), None) == "the recogniser repeated itself"
     assert rejection(Decoding("No, no, I meant the museum."), None) is None
     assert rejection(Decoding("Is it open? Is it open on Sunday?"), None) is None  # three words said twice
 

@@ -208,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", choices=["dev", "final"], default="dev",
                             help="held-out split (run final once, at the end)")
     evaluation.add_argument("--heldout-kb", action="append", help="only this held-out knowledge base (repeatable)")
-    evaluation.add_argument("--mode", choices=["long", "short", "both"], default="long",
-                            help="one long conversation per knowledge base, short ones, or both")
+    evaluation.add_argument("--mode", choices=["long", "short", "both", "typed"], default="long",
+                            help="one long conversation per knowledge base, short ones, or both; typed: the "
+                                 "questions typed into an in-process session (no speech: the brain alone)")
     evaluation.add_argument("--turns", type=int, default=36, help="turns per held-out knowledge base")
     evaluation.set_defaults(run=cmd_eval)
 

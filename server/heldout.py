@@ -13,6 +13,10 @@ turns at live pace, as one long conversation and/or as short ones of ``SHORT_TUR
 is right when the agent's words contain one of its expected facts (numbers compared as digits, so
 "forty-five" matches "45") and it did not say it doesn't know; an unanswerable one is right when it
 says it doesn't know; small talk when it got an answer at all. A turn with no agent audio is silent.
+
+``--mode typed`` types the same questions into a real in-process session instead (no speech, no
+network): what the brain gets right when every question is heard word for word, the ceiling the
+spoken runs are measured against.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import re
 import subprocess
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +186,7 @@ class Voices:
 class HeldoutOptions:
     split: str = "dev"
     kbs: list[str] = field(default_factory=list)  # default: the split's
-    mode: Literal["long", "short", "both"] = "long"
+    mode: Literal["long", "short", "both", "typed"] = "long"
     turns: int = 36  # per knowledge base (fewer for a quick run)
     config: str | None = None
     out: Path = Path("bench-results/heldout")
@@ -196,21 +201,59 @@ async def converse(url: str, kb: str, questions: list[Question], start: int, voi
                 turn = await ask(client, await voices.speak(question), timeout=REPLY_TIMEOUT_S, max_reply_s=MAX_REPLY_S)
             except TimeoutError:  # nothing came back: a silent turn (a late reply may still come)
                 turn = {"said": "", "heard": "", "grounded": None, "client_ms": None}
-            said = turn["said"]
-            silent = turn["client_ms"] is None
-            turns.append({"kb": kb, "index": start + offset, "kind": question.kind, "say": question.say,
-                          "voice": question.voice, "noise": question.noise, "heard": turn["heard"], "said": said,
-                          "grounded": turn["grounded"], "client_ms": turn["client_ms"], "silent": silent,
-                          "dont_know": says_dont_know(said), "correct": is_correct(question, said, silent)})
-            mark = "[green]ok[/]" if turns[-1]["correct"] else "[red]WRONG[/]"
-            console.log(f"[{label} {start + offset + 1}] {mark} {turn['client_ms']} ms  heard {turn['heard']!r} -> {said!r}")
+            turns.append(_turn(kb, start + offset, question, turn, label))
             await asyncio.sleep(PAUSE_BETWEEN_TURNS_S)
+    return turns
+
+
+def _turn(kb: str, index: int, question: Question, turn: dict[str, Any], label: str) -> dict[str, Any]:
+    """A turn's record (and its log line) from what was heard and said."""
+    said, silent = turn["said"], turn["client_ms"] is None
+    record = {"kb": kb, "index": index, "kind": question.kind, "say": question.say, "voice": question.voice,
+              "noise": question.noise, "heard": turn["heard"], "said": said, "grounded": turn["grounded"],
+              "client_ms": turn["client_ms"], "silent": silent, "dont_know": says_dont_know(said),
+              "correct": is_correct(question, said, silent)}
+    mark = "[green]ok[/]" if record["correct"] else "[red]WRONG[/]"
+    console.log(f"[{label} {index + 1}] {mark} {turn['client_ms']} ms  heard {turn['heard']!r} -> {said!r}")
+    return record
+
+
+async def type_questions(options: HeldoutOptions, kb: str, questions: list[Question]) -> list[dict[str, Any]]:
+    """One long conversation over ``kb`` typed into a real session: what is said from the first reply
+    text to the end of the turn; ``client_ms`` is the time to the first reply text."""
+    from agent.events import AgentText, AgentTurnDone, Sources
+    from agent.session import Session
+    from agent.sink import BufferSink
+    from agent.stack import load_stack
+
+    docs = HELDOUT_DIR / kb / "docs"
+    stack = await load_stack(load_config(options.config, **{"rag.kb_dir": str(docs)}), docs)
+    session = Session(stack, BufferSink())
+    turns = []
+    try:
+        for index, question in enumerate(questions):
+            started, first, said, grounded = time.perf_counter(), None, [], None
+            session.say_text(question.say)
+            while not isinstance(event := await asyncio.wait_for(session.events.get(), REPLY_TIMEOUT_S), AgentTurnDone):
+                if isinstance(event, AgentText):
+                    first = first or round((time.perf_counter() - started) * 1000, 1)
+                    said.append(event.text)
+                elif isinstance(event, Sources):
+                    grounded = event.grounded
+            turn = {"said": " ".join(said), "heard": question.say, "grounded": grounded, "client_ms": first}
+            turns.append(_turn(kb, index, question, turn, f"{kb} typed"))
+    finally:
+        await session.close()
     return turns
 
 
 async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
     kbs = options.kbs or SPLITS[options.split]
     report: dict[str, Any] = {"options": {**vars(options), "out": str(options.out)}, "runs": {}}
+    if options.mode == "typed":
+        for kb in kbs:
+            report["runs"].setdefault("typed", {})[kb] = await type_questions(options, kb, load_questions(kb)[: options.turns])
+        return _summarised(report)
     modes = ["long", "short"] if options.mode == "both" else [options.mode]
     with tempfile.TemporaryDirectory() as tmp:
         voices = Voices(Path(tmp))
@@ -229,6 +272,10 @@ async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
             finally:
                 server.terminate()
                 server.wait(15)
+    return _summarised(report)
+
+
+def _summarised(report: dict[str, Any]) -> dict[str, Any]:
     report["summary"] = {mode: {"all": summarise([t for turns in runs.values() for t in turns]),
                                 **{kb: _with_drift(summarise(turns), turns, mode) for kb, turns in runs.items()}}
                          for mode, runs in report["runs"].items()}
@@ -236,7 +283,7 @@ async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
 
 
 def _with_drift(summary: dict[str, Any], turns: list[dict[str, Any]], mode: str) -> dict[str, Any]:
-    if mode == "long" and len(turns) >= 2 * DRIFT_TURNS:
+    if mode in ("long", "typed") and len(turns) >= 2 * DRIFT_TURNS:
         first, last = turns[:DRIFT_TURNS], turns[-DRIFT_TURNS:]
         summary["accuracy_first_turns"] = round(sum(t["correct"] for t in first) / DRIFT_TURNS, 3)
         summary["accuracy_last_turns"] = round(sum(t["correct"] for t in last) / DRIFT_TURNS, 3)

@@ -65,3 +65,15 @@ def test_two_held_out_turns_through_a_real_server(tmp_path):
     assert len(turns) == 2 and all(not t["silent"] for t in turns)
     assert turns[1]["heard"] and turns[1]["said"]
     assert (tmp_path / "heldout.md").exists() and report["summary"]["long"]["all"]["turns"] == 2
+
+
+@pytest.mark.timeout(300)
+def test_held_out_questions_typed_into_a_real_session(tmp_path):
+    """``--mode typed``: the brain alone, every question heard word for word."""
+    from server.heldout import HeldoutOptions, heldout
+
+    report = heldout(HeldoutOptions(kbs=["museum"], turns=2, mode="typed", out=tmp_path))
+    turns = report["runs"]["typed"]["museum"]
+    assert [t["heard"] for t in turns] == [t["say"] for t in turns]
+    assert all(t["said"] and t["client_ms"] for t in turns) and turns[1]["grounded"]
+    assert report["summary"]["typed"]["all"]["turns"] == 2

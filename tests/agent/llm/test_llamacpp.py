@@ -146,7 +146,9 @@ async def test_closing_one_of_four_streams_frees_its_sequence_and_the_other_thre
     assert await anext(hi) and not all(task.done() for task in others)
     await hi.aclose()
     await asyncio.gather(*others)
-    assert all(len("".join(g)) > 40 for g in got[1:]), ["".join(g) for g in got]  # whole replies
+    # whole replies, past where the closed one stopped (not a length in characters: one full run of the
+    # suite got "Two to four is 22." for "Count from 2 to 42", a whole reply too)
+    assert all(len(g) > 3 for g in got[1:]), ["".join(g) for g in got]
     assert len(got[0]) == 3
     assert holding(llm) == 0
 

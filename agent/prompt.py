@@ -4,8 +4,11 @@ Layout: ``[system prompt + knowledge] [history ...] [this question]``. The syste
 between turns, and only the new question (plus a style note) is appended, so each turn's prompt
 processing covers a few dozen new tokens. A small knowledge base is placed whole in the system
 prompt (processed once, at warm-up); a large one contributes retrieved passages to the question.
-When nothing relevant is retrieved, a system prompt *without* documents is used, so the model
-cannot borrow facts from unrelated documents.
+A small knowledge base answers every question: how close a question's words come to a passage's
+says little about whether the documents answer it ("Who is the head mechanic?" scored 0.07, "What is
+your address?" 0.14, while "Is there a dinosaur skeleton?", which no document answers, scored 0.32).
+With a large one, a question whose passages score under ``rag.score_threshold`` gets a system prompt
+*without* documents instead, so the model cannot borrow facts from unrelated passages.
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ class PromptBuilder:
         return bool(passages) and passages[0].score >= self.rag_config.score_threshold
 
     def build(self, history: list[ChatMessage], question: str, passages: list[Passage], style: str) -> Prompt:
-        grounded = self.is_relevant(passages)
+        grounded = self.inline or self.is_relevant(passages)
         user = question
         if grounded and not self.inline:
             relevant = [p for p in passages if p.score >= self.rag_config.score_threshold]

@@ -77,8 +77,7 @@ def test_vocabulary_finds_names():
     assert "Tickets" not in terms
 
 
-def test_prompt_inlines_a_small_kb_and_switches_to_no_context(config):
-    from agent.llm import ChatMessage
+def test_prompt_inlines_a_small_kb_for_every_question_and_a_large_one_switches_to_no_context(config):
     from agent.rag import Document, Passage
 
     docs = [Document("a.md", "The ferry costs nine dollars.")]
@@ -88,7 +87,10 @@ def test_prompt_inlines_a_small_kb_and_switches_to_no_context(config):
     grounded = builder.build([], "What does the ferry cost?", good, "")
     assert grounded.grounded and grounded.messages[0].content == builder.grounded_system
     weak = [Passage("The ferry costs nine dollars.", "a.md", 0.05)]
-    off_topic = builder.build([], "Tell me a recipe.", weak, "Speak in a calm tone.")
+    assert builder.build([], "Who runs the ferry?", weak, "").grounded  # a low score says little here
+    large = PromptBuilder(config.llm, config.rag.model_copy(update={"inline_max_tokens": 0}), docs, lambda text: len(text) // 4)
+    assert "nine dollars" in large.build([], "What does the ferry cost?", good, "").messages[-1].content
+    off_topic = large.build([], "Tell me a recipe.", weak, "Speak in a calm tone.")
     assert not off_topic.grounded and "nine dollars" not in off_topic.messages[0].content
     assert off_topic.messages[-1].content.endswith("(Speak in a calm tone.)")
 

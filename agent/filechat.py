@@ -79,6 +79,12 @@ async def converse(stack: AgentStack, audio: np.ndarray, *, realtime: bool = Fal
 
 async def _run(session: Session, audio: np.ndarray, realtime: bool, result: FileTurn) -> None:
     await feed(session, audio, realtime)
+    await collect_turn(session, result)
+
+
+async def collect_turn(session: Session, result: FileTurn) -> None:
+    """What ``session`` heard, found and said for the turn under way, into ``result``, until its metrics
+    (the last event of a turn); a session that goes idle with no turn heard no speech."""
     while True:
         try:
             event: Event = await asyncio.wait_for(session.events.get(), timeout=0.5)

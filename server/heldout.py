@@ -26,7 +26,6 @@ import json
 import re
 import subprocess
 import tempfile
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,9 +218,9 @@ def _turn(kb: str, index: int, question: Question, turn: dict[str, Any], label: 
 
 
 async def type_questions(options: HeldoutOptions, kb: str, questions: list[Question]) -> list[dict[str, Any]]:
-    """One long conversation over ``kb`` typed into a real session: what is said from the first reply
-    text to the end of the turn; ``client_ms`` is the time to the first reply text."""
-    from agent.events import AgentText, AgentTurnDone, Sources
+    """One long conversation over ``kb`` typed into a real session; ``client_ms`` is the time from the
+    question to the first reply audio (the typed counterpart of voice-to-voice, without speech)."""
+    from agent.filechat import FileTurn, collect_turn
     from agent.session import Session
     from agent.sink import BufferSink
     from agent.stack import load_stack
@@ -232,15 +231,11 @@ async def type_questions(options: HeldoutOptions, kb: str, questions: list[Quest
     turns = []
     try:
         for index, question in enumerate(questions):
-            started, first, said, grounded = time.perf_counter(), None, [], None
+            result = FileTurn()
             session.say_text(question.say)
-            while not isinstance(event := await asyncio.wait_for(session.events.get(), REPLY_TIMEOUT_S), AgentTurnDone):
-                if isinstance(event, AgentText):
-                    first = first or round((time.perf_counter() - started) * 1000, 1)
-                    said.append(event.text)
-                elif isinstance(event, Sources):
-                    grounded = event.grounded
-            turn = {"said": " ".join(said), "heard": question.say, "grounded": grounded, "client_ms": first}
+            await asyncio.wait_for(collect_turn(session, result), REPLY_TIMEOUT_S)
+            turn = {"said": result.answer, "heard": question.say, "grounded": result.grounded,
+                    "client_ms": result.timings_ms.get("first_audio")}
             turns.append(_turn(kb, index, question, turn, f"{kb} typed"))
     finally:
         await session.close()

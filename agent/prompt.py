@@ -73,8 +73,10 @@ class PromptBuilder:
         self.known_facts = KnownFacts([d.text for d in documents])
 
     def warm_up_prefixes(self) -> list[list[ChatMessage]]:
-        """The two stable prefixes, each with a throwaway question, to prime the cache at start."""
-        return [[*self._prefix(grounded), ChatMessage("user", "Hello.")] for grounded in (True, False)]
+        """The stable prefixes a turn can start from, each with a throwaway question, to prime the cache
+        at start (a small knowledge base never uses the one without documents)."""
+        kinds = (True,) if self.inline else (True, False)
+        return [[*self._prefix(grounded), ChatMessage("user", "Hello.")] for grounded in kinds]
 
     def _prefix(self, grounded: bool) -> list[ChatMessage]:
         if grounded:  # (examples here made small models refuse answerable questions)

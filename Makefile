@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(PROFILE)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test bench bench-webrtc doctor clean
+.PHONY: setup run test test-fast lint bench bench-webrtc doctor clean
 
 # moshi (Mimi, for CSM) pins torch<2.10 and huggingface-hub<1.0, so it goes in with --no-deps; its real
 # needs are in the csm extra. faiss-gpu and faiss-cpu install the same `faiss` package: gpu keeps the GPU one.
@@ -33,8 +33,15 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+# the unit tier: scripted models only (tests/fakes.py), no real model loaded
+test-fast: setup
+	$(BIN)/pytest tests/unit
+
+lint: setup
+	$(BIN)/ruff check .
+
 bench: setup
-	$(BIN)/python scripts/bench_file_latency.py --runs 10
+	$(BIN)/python -m tara.tools.file_bench --runs 10
 
 bench-webrtc: setup
 	$(BIN)/tara bench

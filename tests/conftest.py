@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio import read_audio
-from agent.config import TaraConfig, load_config
-from server.serve import free_port  # noqa: F401 - tests import it from here
+from tara.core.audio import read_audio
+from tara.core.config import TaraConfig, load_config
+from tara.server.serve import free_port  # noqa: F401 - tests import it from here
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TEST_KB = FIXTURES / "kb"
@@ -72,7 +72,7 @@ def config() -> TaraConfig:
 @pytest.fixture(scope="session")
 async def stack(config: TaraConfig):
     """Every real model, loaded once: Silero, whisper-base, MiniLM + FAISS, Qwen 0.5B, Piper."""
-    from agent.stack import load_stack
+    from tara.core.stack import load_stack
 
     return await load_stack(config)
 
@@ -102,7 +102,7 @@ async def live_server(config, stack, loopback_ice):
     ``live_server(stack=None, app_config=None, **server_config)``; the admin token is ``ADMIN_TOKEN``."""
     from aiohttp import web
 
-    from server.app import PEERS, create_app
+    from tara.server.app import PEERS, create_app
 
     runners = []
 

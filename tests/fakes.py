@@ -13,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.audio import AudioChunk
-from agent.config import TaraConfig
-from agent.emotion import EmotionSettings
-from agent.llm import LLM, ChatMessage, GenerationParams
-from agent.prompt import PromptBuilder
-from agent.rag import Document, Passage, Progress, Retriever
-from agent.stack import AgentStack
-from agent.stt import STT, Transcript
-from agent.tts import TTS
+from tara.core.audio import PIPELINE_RATE, AudioChunk, rms_dbfs
+from tara.core.config import TaraConfig
+from tara.core.conversation.prompt import PromptBuilder
+from tara.core.emotion import EmotionSettings
+from tara.core.stack import AgentStack
+from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
+from tara.core.stages.rag import Document, Passage, Progress, Retriever
+from tara.core.stages.stt import STT, Transcript
+from tara.core.stages.tts import TTS
+from tara.core.stages.vad import VAD_BACKENDS
 
 Reply = list[str | float | Exception]  # text deltas; a float sleeps that long; an exception is raised
 
@@ -33,7 +34,11 @@ class ScriptedLLM(LLM):
         self.replies = list(replies)
         self.delay = delay
         self.prompts: list[list[ChatMessage]] = []
+        self.prefilled: list[list[ChatMessage]] = []
         self.closed_early = 0  # streams whose consumer stopped before the script ended
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        self.prefilled.append(messages)
 
     async def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
         self.prompts.append(messages)
@@ -69,6 +74,20 @@ class ScriptedSTT(STT):
     async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
         self.calls += 1
         return self.transcripts[min(self.calls, len(self.transcripts)) - 1]
+
+
+class FailingSTT(ScriptedSTT):
+    """Raises on its first ``failures`` calls, then transcribes ``then``."""
+
+    def __init__(self, failures: int, then: str) -> None:
+        super().__init__(then)
+        self.failures = failures
+
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("the recogniser broke")
+        return await super().transcribe(audio, urgent)
 
 
 class ToneTTS(TTS):
@@ -111,9 +130,36 @@ class KeywordRetriever(Retriever):
         return self
 
 
+class LoudVAD:
+    """A VAD model that hears any window louder than -40 dBFS as speech: ``loud(s)`` is speech, zeros silence."""
+
+    def __init__(self, config: object = None) -> None:
+        self.windows = 0
+
+    def probability(self, window: np.ndarray) -> float:
+        self.windows += 1
+        return 1.0 if rms_dbfs(window) > -40 else 0.0
+
+    def reset(self) -> None:
+        self.windows = 0
+
+
+VAD_BACKENDS.register("loud", "tests.fakes:LoudVAD")
+
+
+def loud(seconds: float) -> np.ndarray:
+    """``seconds`` of "speech" for ``LoudVAD`` (a tone; its transcript comes from ``ScriptedSTT``)."""
+    return (8000 * np.sin(np.arange(int(seconds * PIPELINE_RATE)) * 0.07)).astype(np.int16)
+
+
+def quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * PIPELINE_RATE), dtype=np.int16)
+
+
 def fake_stack(config: TaraConfig, llm: LLM, stt: STT | None = None, documents: list[Document] | None = None,
-               tts: TTS | None = None) -> AgentStack:
-    """An ``AgentStack`` of fakes (the VAD stays Silero: it is small and the session makes its own)."""
+               tts: TTS | None = None, vad: str = "silero") -> AgentStack:
+    """An ``AgentStack`` of fakes; ``vad="loud"`` swaps Silero for ``LoudVAD`` (the endpointer stays real)."""
+    config = config.model_copy(update={"vad": config.vad.model_copy(update={"backend": vad})})
     retriever = KeywordRetriever(documents or [])
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
     return AgentStack(config, stt or ScriptedSTT("Hello."), retriever, llm, tts or ToneTTS(), prompts)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.audio import PIPELINE_RATE, resample, write_wav
+from tara.core.audio import PIPELINE_RATE, resample, write_wav
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

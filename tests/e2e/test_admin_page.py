@@ -2,7 +2,7 @@
 
 import os
 
-from server.client import TaraClient
+from tara.tools.caller import TaraClient
 from tests.conftest import ADMIN_TOKEN
 
 

@@ -4,7 +4,7 @@ import asyncio
 
 from playwright.async_api import TimeoutError as PageTimeout
 
-from agent.audio import rms_dbfs
+from tara.core.audio import rms_dbfs
 from tests.e2e.conftest import mic_file, received_audio, utterances, wait_for_agent_text
 
 TELESCOPE = "What is the name of the observatory's main telescope?"

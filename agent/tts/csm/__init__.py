@@ -1,2 +1,0 @@
-"""Sesame CSM text to speech (GPU profile). Nothing is imported here: torch, torchtune and moshi load
-only when ``tts.backend: csm`` selects ``agent.tts.csm.backend``."""

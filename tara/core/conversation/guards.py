@@ -1,0 +1,224 @@
+"""Checks on a reply, piece by piece, before it is spoken: a small model's typical failures.
+
+A 0.5B model, asked about documents, sometimes restates the question instead of answering it,
+repeats itself in a loop, or states a number (a price, a time, a phone number) that no document
+holds. Each is caught on the piece about to be voiced, so the user never hears it:
+
+- ``restates_question``: a finished sentence that adds no word of its own to the question, or to
+  the instructions it was given ("No lists, no markdown, no emojis.": its own prompt read out);
+- ``RepetitionGuard``: a sentence said before in this reply, or a phrase said three times;
+- ``KnownFacts``: a number or a name that is neither in the documents nor in the question.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from text_to_num import alpha2digit
+
+from tara.core.conversation.barge_in import normalise
+
+log = logging.getLogger(__name__)
+
+# Words that carry no answer of their own ("yes" and "no" do, so they are not here).
+FUNCTION_WORDS = frozenset(
+    "a an the is are was were be it its it's of to in on at for and or do does did can could would will you i "
+    "me my your we our what when where how who whom which why that this there these those about with from "
+    "please tell know".split()
+)
+SENTENCE_END = (".", "!", "?")
+NOT_IN_DOCUMENTS = "Sorry, I don't know that. It isn't in my documents."
+# the same, after a clause of the sentence it replaces was already said ("The phone number is …")
+CUT_NOT_IN_DOCUMENTS = "… sorry, I don't know that. It isn't in my documents."
+LOOP_NGRAM = 4  # a phrase of this many words ...
+LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
+_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+TITLES = ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Prof.")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+# Capitalised words any reply may use: the agent's name, days, months.
+COMMON_NAMES = frozenset(
+    "tara i monday tuesday wednesday thursday friday saturday sunday january february march april may june "
+    "july august september october november december sorry english".split()
+)
+
+
+def _words(text: str) -> list[str]:
+    return normalise(text).replace("-", " ").split()
+
+
+def restates_question(question: str, sentence: str) -> bool:
+    """Whether ``sentence`` (a whole sentence of the reply) only says the question back.
+
+    Judged on finished sentences only: the clause "The warranty on the kettle," adds nothing yet, but
+    its sentence will ("... is two years.").
+    """
+    words = _words(sentence)
+    if len(words) < 3 or not sentence.rstrip().endswith(SENTENCE_END):
+        return False
+    asked = {_stem(word) for word in _words(question)} | FUNCTION_WORDS
+    return all(word in FUNCTION_WORDS or _stem(word) in asked for word in words)
+
+
+# words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
+ANSWER_WORDS = frozenset("yes yeah sure certainly of course no not don t doesn isn aren can we you they i "
+                         "us there here".split())
+YES_OR_NO = frozenset("yes yeah no not".split())
+YES_NO_QUESTION = frozenset("is are was were do does did can could will would has have may should".split())
+WH_QUESTION = frozenset("what who whom whose which where when how why".split())
+NUMBER_WORDS = frozenset("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+                         "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+                         "eighty ninety hundred thousand half quarter first second third".split())
+
+
+def _content(text: str) -> set[str]:
+    """The stems of ``text``'s words that carry meaning: no function, answer or number words."""
+    return {_stem(word) for word in _words(text)
+            if word not in FUNCTION_WORDS and word not in ANSWER_WORDS and word not in NUMBER_WORDS
+            and not word.isdigit()}
+
+
+def _stem(word: str) -> str:
+    """"opens" and "open", "tours" and "tour" alike: "When does it open?" → "It opens." says nothing new.
+    (A plural or third-person "s" is all a parrot changes; a stemmer library would be more than this needs.)"""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+class RepetitionGuard:
+    """Notices a reply going round in circles, so its generation can be cut."""
+
+    def __init__(self) -> None:
+        self._sentences: set[str] = set()
+        self._ngrams: Counter[tuple[str, ...]] = Counter()
+        self._tail: list[str] = []  # the last words, so phrases spanning two pieces count too
+
+    def repeats(self, piece: str) -> bool:
+        """Record ``piece``; True when it repeats what this reply already said."""
+        words = _words(piece)
+        key = " ".join(words)
+        if len(words) >= 3 and key in self._sentences:
+            return True
+        self._sentences.add(key)
+        stream = self._tail + words
+        start = max(0, len(self._tail) - LOOP_NGRAM + 1)
+        for index in range(start, len(stream) - LOOP_NGRAM + 1):
+            gram = tuple(stream[index : index + LOOP_NGRAM])
+            self._ngrams[gram] += 1
+            if self._ngrams[gram] >= LOOP_REPEATS:
+                return True
+        self._tail = stream[-(LOOP_NGRAM - 1) :]
+        return False
+
+
+def numbers_in(text: str) -> set[str]:
+    """Every number in ``text``, written as digits or as words, in a canonical form.
+
+    "Nine thirty" and "9:30" both give {"9", "30"}; "$3.50" gives {"3.5", "3", "50"}, so "three fifty"
+    and "three dollars fifty" match it; "0142" gives "142". (``text2num`` reads number words.)
+    """
+    found: set[str] = set()
+    for match in _NUMBER.finditer(alpha2digit(text, "en")):
+        token = match.group(0)
+        parts = re.split(r"[.,:]", token)
+        if re.fullmatch(r"\d{1,3}(?:,\d{3})+", token):  # 1,200
+            parts = ["".join(parts)]
+        found.update(str(int(part)) for part in parts)
+        if re.fullmatch(r"\d+\.\d+", token):
+            found.add(token.rstrip("0").rstrip(".") if "." in token else token)
+    return found
+
+
+class KnownFacts:
+    """The numbers and names the documents state: a reply's number or name found nowhere there (nor
+    in the question) was made up."""
+
+    ALWAYS = frozenset({"0", "1"})  # "one of them", "a 1-minute walk": too common to judge
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        texts = list(texts)
+        stated = set().union(*(numbers_in(text) for text in texts))
+        # said another way: "17:00" is "five" in the afternoon, "555-0142" is read digit by digit
+        afternoon = {str(int(n) - 12) for n in stated if n.isdigit() and 13 <= int(n) <= 23}
+        digits = {digit for n in stated for digit in n if digit.isdigit()}
+        self.numbers: frozenset[str] = frozenset(stated | afternoon | digits)
+        self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
+        self._stems = frozenset(map(_stem, self.words))
+
+    def unsupported(self, question: str, sentence: str) -> bool:
+        """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
+
+        - a bare yes or no that says the question back, when the question names something no document
+          mentions ("Do you offer sedation?" → "Yes, we offer sedation."; not "Here is everything about the
+          ferry.", which starts no yes or no);
+        - an answer about the thing asked whose every new word is in no document ("What is the
+          dentist's favourite colour?" → "The dentist's favourite colour is white.").
+
+        Numbers are left to ``invented``; a sentence about something else (small talk) to the model.
+        """
+        opener = next(iter(_words(question)), "")
+        if not sentence.rstrip().endswith(SENTENCE_END) or opener not in YES_NO_QUESTION | WH_QUESTION:
+            return False  # ("Tell me everything about the ferry." asks for no yes, no and no one fact)
+        asked, said = _content(question), _content(sentence)
+        added = said - asked
+        if not added:
+            yes_or_no = opener in YES_NO_QUESTION and _words(sentence)[0] in YES_OR_NO
+            return bool(said) and yes_or_no and bool(asked - self._stems)
+        return opener in WH_QUESTION and len(said & asked) >= 2 and not added & self._stems
+
+    def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
+        """Numbers and names in ``piece`` found neither in the documents (when answering from them)
+        nor in the question."""
+        numbers = self.ALWAYS | numbers_in(question) | (self.numbers if grounded else frozenset())
+        words = COMMON_NAMES | set(_words(question)) | (self.words if grounded else frozenset())
+        return (numbers_in(piece) - numbers) | {name for name in names_in(piece) if name.lower() not in words}
+
+
+def names_in(text: str) -> list[str]:
+    """Capitalised words that do not start a sentence: "Ask Dr. Patel at the front desk." → ["Patel"]."""
+    names = []
+    for match in _CAPITALISED.finditer(text):
+        before = text[: match.start()].rstrip()
+        starts_sentence = not before or (before.endswith(SENTENCE_END) and not before.endswith(TITLES))
+        if not starts_sentence:
+            names.append(match.group(0))
+    return names
+
+
+class ReplyCheck:
+    """The guards one reply's pieces pass, in order, before they are voiced."""
+
+    def __init__(self, question: str, facts: KnownFacts, grounded: bool, instructions: str = "") -> None:
+        self.question, self.facts, self.grounded = question, facts, grounded
+        self.instructions = instructions  # the persona part of the system prompt (not the documents)
+        self._repetition = RepetitionGuard()
+        self._sentence = ""  # the sentence being said: its first clause may already be out
+        self.parroted = False  # a sentence was dropped for saying the question back
+        self.said_nothing = True
+        self._opening = True  # judging the reply's first sentence, the one that answers (or not)
+
+    def judge(self, piece: str) -> tuple[str | None, bool]:
+        """What to say for ``piece`` (None: nothing) and whether the reply must stop there."""
+        if self._repetition.repeats(piece):
+            return None, True
+        sentence = f"{self._sentence} {piece}".strip()
+        self._sentence = "" if piece.endswith(SENTENCE_END) else sentence
+        if restates_question(self.question, sentence):
+            self.parroted = True
+            return None, False
+        if self.instructions and restates_question(self.instructions, sentence):
+            return None, False  # its instructions read out: nothing the user asked for
+        self.said_nothing = False
+        if invented := self.facts.invented(piece, self.question, self.grounded):
+            return self._cut(sentence, piece, f"no document states {', '.join(sorted(invented))}"), True
+        if self._opening and self.facts.unsupported(self.question, sentence):  # with documents or none
+            # "Yes, there is a restaurant on the roof": no document says so
+            return self._cut(sentence, piece, "nothing in the documents backs it"), True
+        self._opening = self._opening and not piece.endswith(SENTENCE_END)
+        return piece, False
+
+    def _cut(self, sentence: str, piece: str, why: str) -> str:
+        """What replaces ``piece`` of ``sentence``, which the reply stops at."""
+        log.info("reply cut at %r (%s)", sentence, why)
+        return NOT_IN_DOCUMENTS if sentence == piece else CUT_NOT_IN_DOCUMENTS

@@ -1,0 +1,241 @@
+"""Hearing the user: VAD events, the utterance buffer, transcription, and barge-in judgement.
+
+The ``Listener`` proposes turns; it never replies. Through ``ListenerHooks`` (livekit's
+``audio_recognition.py`` talks to ``agent_activity.py`` the same way) it tells the session:
+
+- speech started over the agent's voice: ``pause_agent`` now, then ``resume_agent`` if it was only a
+  backchannel ("yeah", ``BargeInPolicy``) or a blip, else ``interrupt``;
+- a pause with words in it: ``propose`` a speculative turn, heard only if ``confirm`` follows when the
+  end-of-turn silence has run out (``EndOfTurnPolicy`` sets how long, from the words);
+- the end of an utterance that was not answered speculatively: ``propose`` a committed turn, or
+  ``not_understood`` when the recogniser did not trust its own transcript;
+- partial transcripts while the user talks: shown, and ``prefill`` for the LLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import numpy as np
+
+from tara.core.audio import PIPELINE_RATE, RollingAudio
+from tara.core.conversation.barge_in import BargeInPolicy
+from tara.core.conversation.events import ErrorEvent, Event, UserSpeechStarted, UserTranscript
+from tara.core.conversation.state import ConversationState
+from tara.core.conversation.turn import Hearing, TurnClock, Utterance
+from tara.core.emotion.empathy import Empathy
+from tara.core.emotion.prosody import ProsodyFeatures
+from tara.core.stack import AgentStack
+from tara.core.stages.endpointing import EndOfTurnPolicy
+from tara.core.stages.stt import Transcript
+from tara.core.stages.vad import VADEvent, VADKind
+
+log = logging.getLogger(__name__)
+PARTIAL_MIN_NEW_AUDIO = 0.4  # seconds of new speech before another partial transcript is worth it
+PARTIAL_POLL_S = 0.1
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]
+
+
+class ListenerHooks(Protocol):
+    state: ConversationState
+
+    def emit(self, event: Event) -> None: ...
+
+    def pause_agent(self) -> None: ...
+
+    def resume_agent(self) -> None: ...
+
+    def interrupt(self) -> bool: ...
+
+    def propose(self, turn_id: int, text: str, clock: TurnClock, audio: np.ndarray,
+                prosody: asyncio.Future[ProsodyFeatures | None] | None, speculative_end: int | None) -> None:
+        """Words that make a turn: committed at once, or (``speculative_end``) once ``confirm`` follows."""
+
+    def confirm(self, speech_stopped: float | None) -> None:
+        """The silence after a pause ran out: the speculative turn proposed on it is real."""
+
+    def not_understood(self, turn_id: int, clock: TurnClock) -> None: ...
+
+    async def prefill(self, text: str) -> None: ...
+
+
+class Listener:
+    def __init__(self, stack: AgentStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
+        self.config = stack.config
+        self.vad = stack.new_vad()
+        self._stt = stack.stt
+        self._hooks = hooks
+        self._empathy = empathy  # measures the prosody alongside each final transcription
+        self._spawn = spawn
+        self._barge_in_policy = BargeInPolicy(self.config.barge_in)
+        self._end_of_turn = EndOfTurnPolicy(self.config.endpointing)
+        self._audio = RollingAudio()  # the utterance being heard, or a short pre-roll
+        self._utterance: Utterance | None = None
+        self._stt_lock = asyncio.Lock()  # one final transcription at a time per session
+
+    @property
+    def hearing(self) -> bool:
+        """Whether the user is in the middle of an utterance."""
+        return self._utterance is not None
+
+    def agent_speaking(self, speaking: bool) -> None:
+        """The agent's voice started or stopped: the VAD guards against its echo while it talks."""
+        self._barge_in_policy.set_vad(self.vad, agent_speaking=speaking)
+
+    def push(self, pcm16k: np.ndarray) -> None:
+        """Mono int16 microphone audio at 16 kHz (owned by the listener from now on)."""
+        self._audio.append(pcm16k)
+        for event in self.vad.feed(pcm16k):
+            self._on_vad(event)
+        utterance = self._utterance
+        if utterance is None:  # keep only a short pre-roll while nobody speaks
+            self._audio.trim(PIPELINE_RATE)
+        elif (utterance.hearing is Hearing.UNDECIDED and utterance.pause_sample is None
+              and self._barge_in_policy.too_long_for_a_backchannel(self._audio.end - utterance.start_sample)):
+            self._barge_in(utterance)  # still talking: too long for a backchannel
+
+    def _on_vad(self, event: VADEvent) -> None:
+        hooks, state = self._hooks, self._hooks.state
+        if event.kind is VADKind.ONSET and state.speaking:
+            hooks.pause_agent()  # maybe the user: fall silent now, decide once there is enough speech to judge
+        elif event.kind is VADKind.ONSET_LOST and self._utterance is None and state.speaking:
+            hooks.resume_agent()  # a blip, not speech: go on where the voice stopped
+        if event.kind is VADKind.START:
+            self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
+            hooks.emit(UserSpeechStarted())
+            if state.speaking:
+                self._utterance.hearing = Hearing.UNDECIDED
+                hooks.pause_agent()
+            elif state.thinking:
+                hooks.interrupt()
+        utterance = self._utterance
+        if utterance is None:
+            return
+        if event.kind is VADKind.PAUSE:
+            utterance.pause_sample, utterance.paused_at = event.sample, time.perf_counter()
+            self._start_final_transcription(utterance, event.sample)
+        elif event.kind is VADKind.RESUME:
+            utterance.pause_sample = utterance.paused_at = None
+            if utterance.hearing is Hearing.BACKCHANNEL:  # "yeah, but ..." — listen again before deciding
+                utterance.hearing = Hearing.UNDECIDED
+                hooks.pause_agent()
+            if state.speculating():
+                hooks.interrupt()  # the user went on: the speculative reply answered half a question
+        elif event.kind is VADKind.END:
+            self._utterance = None
+            if utterance.hearing is Hearing.BACKCHANNEL:
+                return
+            turn_id = state.end_user_turn()
+            # the pause was reported pause_ms into the silence: count from where the voice stopped
+            stopped = utterance.paused_at and utterance.paused_at - self.config.vad.pause_ms / 1000
+            if state.speculating(event.sample):
+                hooks.confirm(stopped)
+            else:
+                audio = self._audio.clip(utterance.start_sample, event.sample)
+                clock = TurnClock(speech_stopped=stopped)
+                self._spawn(self._finish_utterance(utterance, event.sample, audio, clock, turn_id))
+        if event.kind in (VADKind.START, VADKind.RESUME):
+            self._maybe_partial(utterance)
+
+    def _start_final_transcription(self, utterance: Utterance, end: int) -> None:
+        """Transcribe as soon as speech pauses, while the end-of-turn silence is still running."""
+        audio = self._audio.clip(utterance.start_sample, end)  # now: the buffer may be trimmed before the job runs
+        self.vad.set_end_silence(self.config.endpointing.incomplete_silence_ms)  # until the words say otherwise
+        utterance.final_job = self._spawn(self._speculative_final(utterance, end, audio))
+        utterance.final_job_end = end
+
+    async def _speculative_final(self, utterance: Utterance, end: int, audio: np.ndarray) -> Transcript | None:
+        async with self._stt_lock:
+            if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
+                return None
+            prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
+            transcript = await self._stt.transcribe(audio)
+        text = transcript.text.strip()
+        still_paused = self._utterance is utterance and utterance.pause_sample == end
+        if still_paused:
+            self.vad.set_end_silence(self._end_of_turn.silence_needed_ms(text) if text
+                                     else self.config.vad.min_silence_ms)
+        if self._dismissed_as_backchannel(utterance, text):
+            return transcript
+        if text and still_paused:
+            # still silent: start answering now, heard only once the silence confirms the turn is over
+            clock = TurnClock()
+            clock.mark("transcript")
+            self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
+        return transcript
+
+    def _dismissed_as_backchannel(self, utterance: Utterance, text: str) -> bool:
+        """For speech over the agent: resume the agent if it was only a backchannel, else interrupt it."""
+        if utterance.hearing is Hearing.BACKCHANNEL:  # already judged (the end waits on the pause's transcript)
+            return True
+        if utterance.hearing is not Hearing.UNDECIDED:
+            return False
+        if not text or self._barge_in_policy.is_backchannel(text):
+            utterance.hearing = Hearing.BACKCHANNEL
+            self._hooks.resume_agent()
+            return True
+        self._barge_in(utterance)
+        return False
+
+    def _barge_in(self, utterance: Utterance) -> None:
+        utterance.hearing = Hearing.USER
+        self._hooks.interrupt()
+
+    def _maybe_partial(self, utterance: Utterance) -> None:
+        if utterance.partial_job is None or utterance.partial_job.done():
+            utterance.partial_job = self._spawn(self._partials(utterance))
+
+    async def _partials(self, utterance: Utterance) -> None:
+        """Partial transcripts while the user is still talking, as optional CPU work: a final
+        transcript (or anyone's reply) goes before them, and one that comes too late is dropped."""
+        interval = self.config.stt.partial_interval_ms / 1000
+        due = time.perf_counter() + interval
+        while self._utterance is utterance:
+            await asyncio.sleep(PARTIAL_POLL_S)
+            if self._utterance is not utterance or utterance.pause_sample is not None:
+                return
+            end = self._audio.end
+            seconds = (end - utterance.start_sample) / PIPELINE_RATE
+            if (time.perf_counter() < due or seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO
+                    or self.vad.last_probability < self.config.vad.threshold):
+                continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
+            utterance.partial_audio_seconds = seconds
+            try:
+                transcript = await self._stt.transcribe(self._audio.clip(utterance.start_sample, end), urgent=False)
+            except Exception:  # optional work: the final transcript reports a broken recogniser to the page
+                log.warning("partial transcript failed; none more for this utterance", exc_info=True)
+                return
+            due = time.perf_counter() + interval
+            if self._utterance is utterance and utterance.pause_sample is None and transcript.text:
+                self._hooks.emit(UserTranscript(transcript.text, final=False, turn_id=self._hooks.state.next_turn_id))
+                if utterance.hearing is not Hearing.UNDECIDED:
+                    await self._hooks.prefill(transcript.text)
+
+    async def _finish_utterance(self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock,
+                                turn_id: int) -> None:
+        try:
+            transcript = prosody = None
+            if utterance.final_job is not None and utterance.final_job_end == end:
+                transcript = await utterance.final_job
+            if transcript is None:
+                async with self._stt_lock:
+                    prosody = self._empathy.measure(audio)
+                    transcript = await self._stt.transcribe(audio)
+        except Exception as exc:  # a failed transcription loses this utterance, not the session
+            log.exception("transcription failed")
+            self._hooks.emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))
+            return
+        clock.mark("transcript")
+        text = transcript.text.strip()
+        if transcript.rejected and utterance.hearing is not Hearing.UNDECIDED:  # heard, not understood: say so
+            log.info("transcript rejected: %s (%r)", transcript.rejected, transcript.doubtful)
+            self._hooks.not_understood(turn_id, clock)
+            return
+        if self._dismissed_as_backchannel(utterance, text) or not text:
+            return
+        self._hooks.propose(turn_id, text, clock, audio, prosody, speculative_end=None)

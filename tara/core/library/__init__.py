@@ -1,0 +1,1 @@
+"""What a running Tara keeps across restarts: the knowledge base and the voice library."""

@@ -1,0 +1,75 @@
+"""The models a process loads once and every session shares."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from tara.core.audio import PIPELINE_RATE
+from tara.core.config import TaraConfig
+from tara.core.conversation.phrases import Speech
+from tara.core.conversation.prompt import PromptBuilder
+from tara.core.emotion import EmotionSettings
+from tara.core.stages.llm import LLM
+from tara.core.stages.llm.tiered import load_llm
+from tara.core.stages.rag import RETRIEVERS, Retriever
+from tara.core.stages.rag.documents import document_words, vocabulary
+from tara.core.stages.stt import STT, STT_BACKENDS
+from tara.core.stages.tts import TTS, TTS_BACKENDS
+from tara.core.stages.vad import VAD_BACKENDS, Endpointer, new_endpointer
+
+
+@dataclass
+class AgentStack:
+    config: TaraConfig
+    stt: STT
+    retriever: Retriever
+    llm: LLM
+    tts: TTS
+    prompts: PromptBuilder
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    speech: Speech = field(init=False)  # the TTS as sessions use it (fixed phrases recorded)
+
+    def __post_init__(self) -> None:
+        self.speech = Speech(self.tts)
+
+    def new_vad(self) -> Endpointer:
+        """VADs are per stream: Silero keeps recurrent state."""
+        return new_endpointer(self.config.vad)
+
+
+async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Console | None = None) -> AgentStack:
+    """Load every stage named by ``config``, index the knowledge base and warm the LLM's prompt cache."""
+    console = console or Console(stderr=True)
+    timings: dict[str, float] = {}
+    data_dir = config.data_path
+
+    def timed(label: str, build):
+        started = time.perf_counter()
+        with console.status(f"loading {label}..."):
+            value = build()
+        timings[label] = round(time.perf_counter() - started, 2)
+        console.log(f"{label} ready in {timings[label]:.1f}s")
+        return value
+
+    VAD_BACKENDS.resolve(config.vad.backend)  # fail at start on an unknown name
+    stt = timed("speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir))
+    retriever = timed("knowledge base", lambda: RETRIEVERS.create(config.rag.backend, config.rag, data_dir, kb_dir))
+    llm = timed("language model", lambda: load_llm(config.llm, data_dir))
+    tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir))
+    if config.stt.hotwords_from_kb:
+        stt.set_vocabulary(vocabulary(retriever.documents), document_words(retriever.documents))
+    prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
+    started = time.perf_counter()
+    with console.status("warming up (speech recognition, prompt cache, voice)..."):
+        await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
+        await llm.warm_up(prompts.warm_up_prefixes())
+        stack = AgentStack(config, stt, retriever, llm, tts, prompts, timings)
+        await stack.speech.record(EmotionSettings.from_preset(config.emotion.preset))
+    timings["warm-up"] = round(time.perf_counter() - started, 2)
+    console.log(f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})")
+    return stack

@@ -1,0 +1,53 @@
+"""Streaming chat LLMs: one small async interface, backends picked by ``llm.backend``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from tara.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.2
+    top_p: float = 0.9
+    max_tokens: int = 160
+
+
+class LLM(ABC):
+    @abstractmethod
+    def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
+        """Yield text deltas. Closing the iterator (or cancelling its consumer) aborts generation."""
+
+    def count_tokens(self, text: str) -> int:
+        """Token estimate for the history budget; backends with a tokenizer count exactly."""
+        return len(text) // 4 + 1
+
+    async def warm_up(self, prefixes: list[list[ChatMessage]]) -> None:
+        """Process prompt prefixes ahead of the first turn (prefix caching); optional."""
+
+    def holds(self, messages: list[ChatMessage]) -> bool:
+        """Whether the warm-up prompt ``messages`` sits read in the backend's cache (backends with one say)."""
+        return False
+
+    async def prefill(self, messages: list[ChatMessage]) -> None:
+        """Read ``messages`` into the cache ahead of a likely turn (e.g. the user's partial transcript
+        while they still speak); best effort, low priority, never blocks a reply."""
+
+
+LLM_BACKENDS: Registry[LLM] = Registry(
+    "llm.backend",
+    {
+        "llama-cpp": "tara.core.stages.llm.llamacpp:LlamaCppLLM",
+        "openai": "tara.core.stages.llm.openai:OpenAICompatibleLLM",
+        "vllm": "tara.core.stages.llm.vllm:VLLMEngineLLM",
+    },
+)

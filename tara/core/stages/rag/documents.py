@@ -1,0 +1,73 @@
+"""Reading a knowledge-base folder: plain text, markdown and PDF (pypdf)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+
+from tara.core.stages.rag import Document
+
+SUPPORTED = {".txt", ".md", ".pdf"}
+
+
+def kb_files(kb_dir: Path) -> list[Path]:
+    if not kb_dir.is_dir():
+        raise FileNotFoundError(f"knowledge-base folder not found: {kb_dir}")
+    return sorted(p for p in kb_dir.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED)
+
+
+def fingerprint(files: list[Path], kb_dir: Path, settings: str) -> str:
+    """Changes whenever a document is added, removed or edited, or index settings change."""
+    digest = hashlib.sha256(settings.encode())
+    for path in files:
+        digest.update(str(path.relative_to(kb_dir)).encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def read_document(path: Path, kb_dir: Path) -> Document:
+    if path.suffix.lower() == ".pdf":
+        from pypdf import PdfReader
+
+        text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    return Document(source=str(path.relative_to(kb_dir)), text=text.strip())
+
+
+_NAME = re.compile(r"[A-Z][\w-]*(?: [A-Z0-9][\w-]*)*")
+_ARTICLES = {"The", "A", "An", "Our", "Your", "This", "That"}
+_SENTENCE_START = re.compile(r"(?:^|[.!?:#|\n-]\s*|\A)$")  # a sentence, a table cell or a list item
+# Whisper knows these; naming them would only crowd the documents' own names out of its short prompt.
+_KNOWN = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February",
+          "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"}
+
+
+def vocabulary(documents: list[Document], limit: int = 30) -> list[str]:
+    """Names from the documents, most frequent first: speech-recognition hints.
+
+    A name is a run of capitalised words (minus a leading article), or a single capitalised word
+    in mid-sentence; a sentence's first word alone says nothing.
+    """
+    counts: Counter[str] = Counter()
+    for document in documents:
+        for match in _NAME.finditer(document.text):
+            words = match.group(0).split(" ")
+            if words[0] in _ARTICLES:
+                words = words[1:]
+            before = document.text[max(0, match.start() - 3) : match.start()]
+            if not words or (len(words) == 1 and (_SENTENCE_START.search(before) or len(words[0]) < 3
+                                                  or words[0].rstrip("s") in _KNOWN)):
+                continue
+            counts[" ".join(words)] += 1
+    return [term for term, _ in counts.most_common(limit)]
+
+
+_WORD = re.compile(r"[A-Za-z][a-z]{4,}")
+
+
+def document_words(documents: list[Document]) -> frozenset[str]:
+    """The documents' own words of five letters or more, lower case: what a misheard word may have been."""
+    return frozenset(match.group(0).lower() for document in documents for match in _WORD.finditer(document.text))

@@ -1,0 +1,37 @@
+"""Speech to text: one small async interface, backends picked by ``stt.backend``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from tara.core.registry import Registry
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    audio_seconds: float
+    elapsed_seconds: float
+    rejected: str | None = None  # why the recogniser's text was not trusted (``text`` is then empty)
+    doubtful: str = ""  # that untrusted text, for the log
+
+
+class STT(ABC):
+    @abstractmethod
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+        """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far).
+
+        ``urgent=False`` marks optional work (a partial transcript for display): a backend sharing the
+        CPU lets everyone's replies go first.
+        """
+
+    def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
+        """Bias recognition toward these terms (names, products) and the documents' ``words``
+        (lower case); backends may ignore it."""
+
+
+STT_BACKENDS: Registry[STT] = Registry("stt.backend", {"faster-whisper": "tara.core.stages.stt.whisper:FasterWhisperSTT"})

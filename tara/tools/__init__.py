@@ -1,0 +1,1 @@
+"""Tools on top of the engine and the server: benchmarks, evaluations, the scripted caller and file chat."""

@@ -1,0 +1,110 @@
+from tara.core.conversation.guards import (
+    CUT_NOT_IN_DOCUMENTS,
+    NOT_IN_DOCUMENTS,
+    KnownFacts,
+    RepetitionGuard,
+    ReplyCheck,
+    numbers_in,
+    restates_question,
+)
+
+
+def test_numbers_are_read_from_digits_and_words_alike():
+    assert numbers_in("It opens at nine thirty.") == numbers_in("It opens at 9:30.") == {"9", "30"}
+    assert {"3.5", "3", "50"} <= numbers_in("It costs $3.50.")
+    assert "142" in numbers_in("Call 555-0142.")
+    assert numbers_in("one of the best rooms") == set()
+    assert "1200" in numbers_in("It holds 1,200 people.")
+    assert numbers_in("The number is four seven eight.") == {"4", "7", "8"}
+
+
+def test_an_invented_number_is_found_and_a_stated_one_passes():
+    known = KnownFacts(["Entry costs 12 euros; children 6.50.", "Open 9:00 to 17:00."])
+    assert known.invented("A tour costs 45 euros.", "How much is a tour?") == {"45"}
+    assert not known.invented("Entry is twelve euros, six fifty for children.", "How much?")
+    assert not known.invented("No, it opens at nine, not at 8.", "Does it open at 8?")  # the question's own
+    assert known.invented("It opens at 9.", "Hello!", grounded=False) == {"9"}  # no documents: all invented
+    assert not known.invented("It is open from nine to five.", "When is it open?")  # 17:00
+
+
+def test_a_phone_number_read_digit_by_digit_matches_the_documents():
+    known = KnownFacts(["Call 555-0142."])
+    assert not known.invented("Call five five five, zero one four two.", "What is the number?")
+    assert known.invented("Call 555-0199.", "What is the number?") == {"199"}
+
+
+def test_restating_the_question_is_told_apart_from_answering_it():
+    question = "How long is the warranty on the kettle?"
+    assert restates_question(question, "How long is the warranty on the kettle?")
+    assert restates_question(question, "The warranty on the kettle.")
+    assert not restates_question(question, "The warranty on the kettle is two years.")
+    assert not restates_question(question, "The warranty on the kettle,")  # a clause: its sentence goes on
+    assert not restates_question("Is it open on Mondays?", "Yes, it is open on Mondays.")
+    assert restates_question("When does the museum open on Tuesday?", "The museum opens on Tuesday.")
+    assert not restates_question("When does the museum open on Tuesday?", "The museum opens at ten on Tuesdays.")
+
+
+def test_repetition_is_a_repeated_sentence_or_a_phrase_said_three_times():
+    guard = RepetitionGuard()
+    assert not guard.repeats("It opens at nine.")
+    assert not guard.repeats("Entry is free.")
+    assert guard.repeats("It opens at nine.")
+    guard = RepetitionGuard()  # a phrase across pieces too short to be sentences
+    assert not any(guard.repeats(piece) for piece in ["the big", "hall and", "the big", "hall and", "the big"])
+    assert guard.repeats("hall and")
+
+
+def test_a_reply_check_drops_parrots_stops_loops_and_replaces_invented_numbers():
+    check = ReplyCheck("Who is the curator?", KnownFacts(["The curator is Ines Berg, phone 478."]), grounded=True)
+    assert check.judge("Who is the curator?") == (None, False) and check.parroted and check.said_nothing
+    assert check.judge("The curator is Ines Berg.") == ("The curator is Ines Berg.", False)
+    assert check.judge("Call 479.") == (NOT_IN_DOCUMENTS, True)
+    assert check.judge("The curator is Ines Berg.") == (None, True)
+
+
+def test_a_cut_after_a_spoken_clause_reads_as_a_correction_of_it():
+    check = ReplyCheck("What is the phone number?", KnownFacts(["Phone 020 7946 0318."]), grounded=True)
+    assert check.judge("The phone number is") == ("The phone number is", False)  # out already, by its deadline
+    assert check.judge("020 7946 0319.") == (CUT_NOT_IN_DOCUMENTS, True)  # "The phone number is … sorry, I don't know"
+
+
+def test_a_reply_check_drops_its_instructions_read_out():
+    persona = "You are Tara, a voice assistant: answer in short sentences of plain text: no lists, no markdown, no emojis."
+    check = ReplyCheck("Is there a restaurant on the roof?", KnownFacts(["A cafe on the ground floor."]), True, persona)
+    assert check.judge("No lists, no markdown, no emojis.") == (None, False) and check.said_nothing
+    assert check.judge("There is a cafe on the ground floor.") == ("There is a cafe on the ground floor.", False)
+
+
+def test_a_name_no_document_holds_is_invented():
+    known = KnownFacts(["Dr. Ines Berg sees patients on Mondays. Hygienist: Tom Reyes."])
+    assert known.invented("On Mondays, ask for Dr. Patel.", "Who sees patients?") == {"Patel"}
+    assert not known.invented("Dr. Berg sees patients on Mondays, and Tom Reyes cleans.", "Who?")
+    assert not known.invented("Sorry, I'm Tara, and it is Friday.", "Hi!", grounded=False)
+    assert not known.invented("Hello Anna, nice to meet you.", "Hi, I am Anna.", grounded=False)
+
+
+def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
+    facts = KnownFacts(["The Ivy Cafe on the ground floor serves lunch. Dogs are welcome in the garden.",
+                        "Dr. Varga is our dentist. Fillings cost 65 pounds."])
+    unsupported = [("Is there a restaurant on the roof?", "Yes, there is a restaurant on the roof."),
+                   ("Do you offer sedation for nervous patients?", "Yes, we offer sedation for nervous patients."),
+                   ("Do you do braces for adults?", "No, we do not do braces for adults."),
+                   ("What is the dentist's favourite colour?", "The dentist's favourite colour is white.")]
+    for question, reply in unsupported:
+        assert ReplyCheck(question, facts, grounded=True).judge(reply) == (NOT_IN_DOCUMENTS, True), reply
+    # what the documents do mention, an answer that adds what they say, small talk: left alone
+    backed = [("Can I bring my dogs?", "Yes, dogs are welcome in the garden."),
+              ("Is there a cafe?", "Yes, there is a cafe."),
+              ("Is there a restaurant on the roof?", "No, but the Ivy Cafe on the ground floor serves lunch."),
+              ("How much is a filling?", "A filling costs sixty-five pounds."),
+              ("Thanks, that was helpful!", "You're welcome! Have a lovely day."),
+              ("Tell me everything about the ferry, in great detail.", "Here is everything about the ferry."),
+              ("Tell me everything about the ferry, in great detail.", "Sure, here is everything about the ferry."),
+              ("Tell me about the ferry's colour.", "Yes, the ferry's colour is bright green.")]
+    for question, reply in backed:
+        assert ReplyCheck(question, facts, grounded=True).judge(reply) == (reply, False), reply
+    assert ReplyCheck("Is there a spa?", facts, grounded=False).judge("Yes, there is a spa.")[0] == NOT_IN_DOCUMENTS
+    assert ReplyCheck("Hi, how are you today?", facts, grounded=False).judge("I'm well today, thanks!")[1] is False
+    later = ReplyCheck("What is the dentist's favourite colour?", facts, grounded=True)  # only the answer is judged
+    assert later.judge("Dr. Varga is our dentist.")[1] is False
+    assert later.judge("The dentist's favourite colour is white.")[1] is False

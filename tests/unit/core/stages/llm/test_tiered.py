@@ -1,0 +1,52 @@
+"""The accurate model while it is free, the fast one while another reply is being written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tara.core.stages.llm import ChatMessage, GenerationParams
+from tara.core.stages.llm.tiered import LoadTieredLLM
+from tests.fakes import ScriptedLLM
+
+ASK = [ChatMessage("user", "How much is a ticket?")]
+PARAMS = GenerationParams()
+
+
+async def test_a_lone_reply_goes_to_the_accurate_model_and_one_written_meanwhile_to_the_fast_one():
+    accurate, fast = ScriptedLLM(["Eleven", " pounds."]), ScriptedLLM(["Seven pounds."])
+    llm = LoadTieredLLM(accurate, fast)
+    first = llm.stream(ASK, PARAMS)
+    assert await anext(first) == "Eleven"  # being written
+    assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Seven pounds."]
+    assert [delta async for delta in first] == [" pounds."]
+    assert llm.writing == 0
+    assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Eleven", " pounds."]  # free again
+    assert (len(accurate.prompts), len(fast.prompts)) == (2, 1)
+
+
+async def test_a_reply_closed_early_or_failing_frees_the_accurate_model():
+    llm = LoadTieredLLM(ScriptedLLM(["It", " is", " ten."], [RuntimeError("engine failed")]), ScriptedLLM(["Fast."]))
+    stream = llm.stream(ASK, PARAMS)
+    await anext(stream)
+    await stream.aclose()
+    with pytest.raises(RuntimeError):
+        [delta async for delta in llm.stream(ASK, PARAMS)]
+    assert llm.writing == 0 and llm.pick() is llm.accurate
+
+
+async def test_prefill_reads_into_the_model_the_next_reply_would_take():
+    accurate, fast = ScriptedLLM(["Yes."]), ScriptedLLM(["No."])
+    prefilled: list[str] = []
+    accurate.prefill = lambda messages: _record(prefilled, "accurate")  # type: ignore[method-assign]
+    fast.prefill = lambda messages: _record(prefilled, "fast")  # type: ignore[method-assign]
+    llm = LoadTieredLLM(accurate, fast)
+    await llm.prefill(ASK)
+    writing = llm.stream(ASK, PARAMS)
+    await anext(writing)
+    await llm.prefill(ASK)
+    await writing.aclose()
+    assert prefilled == ["accurate", "fast"]
+
+
+async def _record(into: list[str], name: str) -> None:
+    into.append(name)

@@ -1,0 +1,21 @@
+"""``device: auto|cpu|cuda`` is honoured the same way by every stage."""
+
+import pytest
+
+from tara.core.config import ConfigError, load_config
+from tara.core.devices import cuda_available, resolve_device
+from tara.core.stages.llm import LLM_BACKENDS
+
+
+def test_auto_follows_the_hardware_and_cpu_is_kept():
+    assert resolve_device("auto", "x.device") == ("cuda" if cuda_available() else "cpu")
+    assert resolve_device("cpu", "x.device") == "cpu"
+
+
+@pytest.mark.skipif(cuda_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="rag.device"):
+        resolve_device("cuda", "rag.device")
+    config = load_config(**{"llm.device": "cuda"})
+    with pytest.raises(ConfigError, match="llm.device"):
+        LLM_BACKENDS.create(config.llm.backend, config.llm, config.data_path)

@@ -8,7 +8,7 @@ from aiohttp.test_utils import make_mocked_request
 from tara.server.api.routes import API
 from tara.server.app import create_app
 from tara.server.auth import load_or_create_token
-from tests.server.api.conftest import ADMIN, ADMIN_TOKEN
+from tests.models.server.api.conftest import ADMIN, ADMIN_TOKEN
 
 SAMPLE_IDS = {"{id}": "joe", "{name}": "ferry-timetable.txt"}
 

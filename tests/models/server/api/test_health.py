@@ -1,6 +1,6 @@
 """Health (open), diagnostics (admin): what is loaded where, and no secret in it."""
 
-from tests.server.api.conftest import ADMIN, ADMIN_TOKEN
+from tests.models.server.api.conftest import ADMIN, ADMIN_TOKEN
 
 
 async def test_health_is_open_and_says_ok(api):

@@ -7,9 +7,9 @@ import io
 from aiohttp import FormData
 
 from tara.tools.caller import TaraClient
+from tests.models.server.api.conftest import ADMIN
+from tests.models.server.api.test_auth import folder_digest
 from tests.pdfs import minimal_pdf
-from tests.server.api.conftest import ADMIN
-from tests.server.api.test_auth import folder_digest
 
 LIGHTHOUSE = (b"# Quillhaven lighthouse\n\nThe keeper of the Quillhaven lighthouse is named Barnaby Thistlewood. "
               b"He lights the lamp every evening at half past six.\n")

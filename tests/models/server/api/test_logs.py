@@ -2,7 +2,7 @@
 
 import logging
 
-from tests.server.api.conftest import ADMIN
+from tests.models.server.api.conftest import ADMIN
 
 
 async def test_recent_log_lines_are_kept_bounded_and_read_incrementally(api):

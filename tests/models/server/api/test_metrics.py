@@ -1,7 +1,7 @@
 """Prometheus metrics: fed by the sessions' events, one registry per app, behind the admin token."""
 
 from tara.core.conversation.events import ErrorEvent, TurnMetrics
-from tests.server.api.conftest import ADMIN
+from tests.models.server.api.conftest import ADMIN
 
 
 async def test_metrics_count_turns_latencies_and_errors_per_app(api):

@@ -1,6 +1,6 @@
 """``/api/openapi.json`` is generated from the route table: every API route is in it, correctly guarded."""
 
-from tests.server.api.conftest import ADMIN
+from tests.models.server.api.conftest import ADMIN
 
 OPEN = {("GET", "/api/health"), ("GET", "/api/config"), ("GET", "/api/voices"), ("GET", "/api/openapi.json"),
         ("POST", "/offer")}

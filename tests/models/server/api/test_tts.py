@@ -9,8 +9,8 @@ import numpy as np
 
 from tara.core.audio import AudioChunk
 from tara.core.stages.tts import TTS
-from tests.server.api.conftest import ADMIN
-from tests.server.api.test_voices import finished
+from tests.models.server.api.conftest import ADMIN
+from tests.models.server.api.test_voices import finished
 
 
 async def test_a_task_is_queued_spoken_and_fetched_as_wav(api):

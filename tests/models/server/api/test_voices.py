@@ -17,7 +17,7 @@ from aiohttp import FormData
 from tara.core.audio import read_audio, write_wav
 from tara.core.stages.tts import TTS_BACKENDS
 from tara.tools.caller import TaraClient
-from tests.server.api.conftest import ADMIN, tone
+from tests.models.server.api.conftest import ADMIN, tone
 
 TRANSCRIPT = "This is how Ada sounds."
 

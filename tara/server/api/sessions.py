@@ -45,7 +45,7 @@ class Ended(BaseModel):
 def describe(peer: Peer) -> SessionInfo:
     session = peer.session
     return SessionInfo(
-        id=peer.id, state=session.state.value, connection=peer.pc.connectionState, started=peer.created,
+        id=peer.id, state=session.state.agent.value, connection=peer.pc.connectionState, started=peer.created,
         duration_s=round(time.time() - peer.created, 1), remote=peer.remote, turns=peer.turns, voice=session.voice,
         muted=session.muted, emotion=session.emotion.model_dump(),
         latencies=[TurnLatency(turn_id=m.turn_id, stages=m.stages) for m in peer.recent_turns],

@@ -114,7 +114,7 @@ async def test_a_failing_stage_reports_an_error_and_the_session_lives_on(stack, 
     events = await events_until(session, TurnMetrics)
     errors = [e for e in events if isinstance(e, ErrorEvent)]
     assert errors and "voice model crashed" in errors[0].message
-    assert session.state is AgentState.LISTENING
+    assert session.state.agent is AgentState.LISTENING
     monkeypatch.undo()
     session.say_text("What does a return ferry ticket cost?")
     events = await events_until(session, AgentTurnDone)

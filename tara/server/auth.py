@@ -97,8 +97,8 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BODY_TYPES = ("application/json", "multipart/form-data")
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
-                               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "media-src 'self' blob: mediastream:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -146,7 +146,9 @@ def access_middleware(token: str, admin_token: str = ""):
         if not is_loopback(request.remote):
             presented = presented_token(request)
             if not (matches(presented, token) or matches(presented, admin_token)):
-                raise web.HTTPUnauthorized(reason="an access token is needed from another machine: open the URL Tara printed at start")
+                raise web.HTTPUnauthorized(
+                    reason="an access token is needed from another machine: open the URL Tara printed at start"
+                )
         if request.method == "GET" and matches(request.query.get("token", ""), token):
             return _without_token(request, token)
         return await handler(request)  # (the admin page takes ?token=<admin token> itself, into sessionStorage)
@@ -159,7 +161,9 @@ COOKIE_MAX_AGE_S = 30 * 24 * 3600
 
 def _without_token(request: web.Request, token: str) -> web.Response:
     response = web.Response(status=302, headers={"Location": str(request.rel_url.without_query_params("token"))})
-    response.set_cookie(COOKIE, token, max_age=COOKIE_MAX_AGE_S, httponly=True, secure=request.secure, samesite="Strict")
+    response.set_cookie(
+        COOKIE, token, max_age=COOKIE_MAX_AGE_S, httponly=True, secure=request.secure, samesite="Strict"
+    )
     return response
 
 

@@ -46,8 +46,11 @@ def networks_of(addresses: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddr
     """The networks ``addresses`` sit on (their interface's prefix; loopback is 127.0.0.0/8)."""
     import ifaddr
 
-    prefixes = {ip.ip if isinstance(ip.ip, str) else ip.ip[0]: ip.network_prefix
-                for adapter in ifaddr.get_adapters() for ip in adapter.ips}
+    prefixes = {
+        ip.ip if isinstance(ip.ip, str) else ip.ip[0]: ip.network_prefix
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+    }
     found = []
     for address in addresses:
         prefix = 8 if _is_loopback(address) else prefixes.get(address, 32 if ":" not in address else 128)
@@ -76,6 +79,7 @@ def candidate_addresses(sdp: str) -> list[str]:
 def keep_candidates_on(sdp: str, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
     """The offer without the remote candidates outside ``networks``: Tara sends no connectivity checks
     there (names, e.g. mDNS ``.local`` candidates, are dropped too: they cannot be placed on a network)."""
+
     def inside(line: str) -> bool:
         address = _candidate_address(line)
         return address is not None and any(address in network for network in networks)

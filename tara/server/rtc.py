@@ -86,9 +86,16 @@ class Peer:
     keeps the latencies of its recent turns for the admin page.
     """
 
-    def __init__(self, stack: AgentStack, ice_servers: list[dict], on_closed: Callable[[Peer], Awaitable[None] | None],
-                 remote: str | None = None, observers: Sequence[Observer] = (), limits: ServerConfig | None = None,
-                 networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None):
+    def __init__(
+        self,
+        stack: AgentStack,
+        ice_servers: list[dict],
+        on_closed: Callable[[Peer], Awaitable[None] | None],
+        remote: str | None = None,
+        observers: Sequence[Observer] = (),
+        limits: ServerConfig | None = None,
+        networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None,
+    ):
         self.id = uuid.uuid4().hex[:12]
         self.created = time.time()
         self._limits = limits or ServerConfig()
@@ -124,9 +131,11 @@ class Peer:
         if self._networks is not None:
             offered, sdp = candidate_lines(sdp), keep_candidates_on(sdp, self._networks)
             if offered and not candidate_lines(sdp):  # aiortc would answer without candidates: a dead call
-                raise OfferError("none of the offer's ICE candidates is on a network Tara serves on "
-                                 f"({', '.join(map(str, self._networks))}; server.ice_addresses); a browser that "
-                                 "hides its address behind a .local name shows it once microphone access is allowed")
+                raise OfferError(
+                    "none of the offer's ICE candidates is on a network Tara serves on "
+                    f"({', '.join(map(str, self._networks))}; server.ice_addresses); a browser that "
+                    "hides its address behind a .local name shows it once microphone access is allowed"
+                )
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             self.pc.addTrack(self.speaker)  # answers on the offer's audio transceiver
@@ -225,9 +234,14 @@ class Peer:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             now = time.monotonic()
-            if limits.heartbeat_timeout_s and self._last_heard is not None \
-                    and now - self._last_heard > limits.heartbeat_timeout_s:
-                reason = f"nothing heard from the page for {limits.heartbeat_timeout_s:g} s (server.heartbeat_timeout_s)"
+            if (
+                limits.heartbeat_timeout_s
+                and self._last_heard is not None
+                and now - self._last_heard > limits.heartbeat_timeout_s
+            ):
+                reason = (
+                    f"nothing heard from the page for {limits.heartbeat_timeout_s:g} s (server.heartbeat_timeout_s)"
+                )
             elif limits.idle_minutes and now - self._last_activity > limits.idle_minutes * 60:
                 reason = f"nobody spoke for {limits.idle_minutes:g} minutes (server.idle_minutes)"
             elif limits.max_call_minutes and now - self._opened > limits.max_call_minutes * 60:
@@ -254,8 +268,13 @@ class Peer:
         if not self._rate.allow():  # dropped; the page hears of it once per burst
             if not self._throttled:
                 self._throttled = True
-                self._send(ErrorEvent(f"too many messages: at most {self._limits.messages_per_second:g} a second "
-                                      "(server.messages_per_second); the rest are dropped", stage="message"))
+                self._send(
+                    ErrorEvent(
+                        f"too many messages: at most {self._limits.messages_per_second:g} a second "
+                        "(server.messages_per_second); the rest are dropped",
+                        stage="message",
+                    )
+                )
             return
         try:
             message = parse_message(raw)
@@ -310,8 +329,15 @@ class PeerRegistry:
         return len(self.peers) >= self.max_sessions
 
     def open(self, stack: AgentStack, ice_servers: list[dict], remote: str | None = None) -> Peer:
-        peer = Peer(stack, ice_servers, on_closed=lambda p: self.peers.pop(p.id, None), remote=remote,
-                    observers=self.observers, limits=self.limits, networks=self.networks)
+        peer = Peer(
+            stack,
+            ice_servers,
+            on_closed=lambda p: self.peers.pop(p.id, None),
+            remote=remote,
+            observers=self.observers,
+            limits=self.limits,
+            networks=self.networks,
+        )
         self.peers[peer.id] = peer
         return peer
 

@@ -84,23 +84,36 @@ async def run_server(config: TaraConfig, host: str, port: int, console: Console)
         sites.append(web.TCPSite(runner, "127.0.0.1", local_port))
     for site in sites:
         await site.start()
-    print_banner(console, host, port, context is not None, local_port if len(sites) > 1 else 0, addresses, token,
-                 admin_token)
+    print_banner(
+        console, host, port, context is not None, local_port if len(sites) > 1 else 0, addresses, token, admin_token
+    )
     try:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
 
 
-def print_banner(console: Console, host: str, port: int, tls: bool, local_port: int, addresses: list[str], token: str,
-                 admin_token: str = "") -> None:
+def print_banner(
+    console: Console,
+    host: str,
+    port: int,
+    tls: bool,
+    local_port: int,
+    addresses: list[str],
+    token: str,
+    admin_token: str = "",
+) -> None:
     scheme = "https" if tls else "http"
     if local_port:
         console.print(f"On this machine: [bold]http://127.0.0.1:{local_port}/[/bold]")
     if admin_token:
-        admin_url = f"http://127.0.0.1:{local_port}/admin" if local_port else f"{scheme}://{_url_host(host)}:{port}/admin"
-        console.print(f"Admin page: [bold]{admin_url}[/bold]  admin token: [bold]{admin_token}[/bold] "
-                      "(also the API's 'Authorization: Bearer')")
+        admin_url = (
+            f"http://127.0.0.1:{local_port}/admin" if local_port else f"{scheme}://{_url_host(host)}:{port}/admin"
+        )
+        console.print(
+            f"Admin page: [bold]{admin_url}[/bold]  admin token: [bold]{admin_token}[/bold] "
+            "(also the API's 'Authorization: Bearer')"
+        )
     if host in ("0.0.0.0", "::"):
         lan_urls = [f"{scheme}://{address}:{port}/?token={token}" for address in addresses]
     elif is_loopback(host) or host == "localhost":
@@ -112,8 +125,10 @@ def print_banner(console: Console, host: str, port: int, tls: bool, local_port: 
         console.print(f"From a phone or another computer: [bold]{url}[/bold]")
     if lan_urls:
         console.print("(the certificate is self-signed: accept the browser's warning once)")
-        console.print("[bold]The token in this URL and QR code is a secret[/bold]: anyone who has it can talk to Tara "
-                      "from the LAN. The page drops it from the address bar once it is a cookie.")
+        console.print(
+            "[bold]The token in this URL and QR code is a secret[/bold]: anyone who has it can talk to Tara "
+            "from the LAN. The page drops it from the address bar once it is a cookie."
+        )
         qr = segno.make(lan_urls[0], error="l")
         qr.terminal(compact=True)
     console.print("Tara is ready.", style="green")
@@ -136,8 +151,10 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 def serve(config: TaraConfig, host: str | None = None, port: int | None = None) -> None:
     limit_malloc_arenas()
-    logging.basicConfig(level=os.environ.get("TARA_LOG_LEVEL", "INFO").upper(),  # DEBUG: per-reply LLM timings
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("TARA_LOG_LEVEL", "INFO").upper(),  # DEBUG: per-reply LLM timings
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     console = Console()

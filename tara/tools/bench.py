@@ -84,8 +84,9 @@ def start_server(config: str | None, port: int, log_path: Path, kb: Path | None 
     raise SystemExit("the server did not come up in 5 minutes")
 
 
-async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0,
-              max_reply_s: float = MAX_REPLY_S) -> dict[str, Any]:
+async def ask(
+    client: TaraClient, audio: np.ndarray, timeout: float = 90.0, max_reply_s: float = MAX_REPLY_S
+) -> dict[str, Any]:
     """One spoken turn; a reply still talking ``max_reply_s`` after it began is interrupted (the page's button).
 
     ``answer`` is what the agent's turn recorded; ``said`` every piece it voiced (holding phrases too),
@@ -106,10 +107,14 @@ async def ask(client: TaraClient, audio: np.ndarray, timeout: float = 90.0,
     first_sound = client.received.first_sound_after(clip.speech_ended)
     stages = metrics["stages"]
     since = [(at, event) for at, event in client.events if at > clip.speech_started]
-    turn = {"answer": done["text"], "server_stages_ms": stages, "client_ms": None,
-            "said": " ".join(e["text"] for _, e in since if e["type"] == "agent_text"),
-            "heard": " ".join(e["text"] for _, e in since if e["type"] == "user_transcript" and e["final"]),
-            "grounded": next((e["grounded"] for _, e in since if e["type"] == "sources"), None)}
+    turn = {
+        "answer": done["text"],
+        "server_stages_ms": stages,
+        "client_ms": None,
+        "said": " ".join(e["text"] for _, e in since if e["type"] == "agent_text"),
+        "heard": " ".join(e["text"] for _, e in since if e["type"] == "user_transcript" and e["final"]),
+        "grounded": next((e["grounded"] for _, e in since if e["type"] == "sources"), None),
+    }
     if first_sound is not None:
         turn["client_ms"] = round((first_sound - clip.speech_ended) * 1000, 1)
         if "voice_to_first_audio" in stages:
@@ -130,8 +135,9 @@ async def barge_in(client: TaraClient, long_question: np.ndarray, interruption: 
     return round((stopped - over.speech_started) * 1000, 1) if stopped else None
 
 
-async def talk(url: str, questions: list[np.ndarray], texts: list[str], label: str,
-               after_turn=None) -> list[dict[str, Any]]:
+async def talk(
+    url: str, questions: list[np.ndarray], texts: list[str], label: str, after_turn=None
+) -> list[dict[str, Any]]:
     """One caller asking ``questions`` in turn; ``after_turn(turn)`` runs after each."""
     turns = []
     async with TaraClient(url) as client:
@@ -190,12 +196,18 @@ async def soak(url: str, pid: int, options: BenchOptions, folder: Path) -> dict[
     """Many turns over the largest session count; RSS after each turn shows whether memory creeps."""
     callers = max(options.sessions)
     samples: list[float] = []
-    turns = await concurrent(url, callers, -(-options.soak // callers), folder,
-                             after_turn=lambda _turn: samples.append(rss_mb(pid)))
+    turns = await concurrent(
+        url, callers, -(-options.soak // callers), folder, after_turn=lambda _turn: samples.append(rss_mb(pid))
+    )
     warm = samples[min(len(samples) - 1, 10)]  # after the first turns have allocated their caches
-    return {"turns": len(turns), "rss_mb": [round(s) for s in samples], "rss_after_warmup_mb": round(warm),
-            "rss_end_mb": round(samples[-1]), "growth_percent": round((samples[-1] - warm) / warm * 100, 2),
-            "voice_to_voice_ms": stats([t["client_ms"] for t in turns if t["client_ms"] is not None])}
+    return {
+        "turns": len(turns),
+        "rss_mb": [round(s) for s in samples],
+        "rss_after_warmup_mb": round(warm),
+        "rss_end_mb": round(samples[-1]),
+        "growth_percent": round((samples[-1] - warm) / warm * 100, 2),
+        "voice_to_voice_ms": stats([t["client_ms"] for t in turns if t["client_ms"] is not None]),
+    }
 
 
 def waterfall(turns: list[dict[str, Any]]) -> dict[str, float]:
@@ -216,11 +228,15 @@ def waterfall(turns: list[dict[str, Any]]) -> dict[str, float]:
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     single = report["turns"][1]
     summary = {
-        "voice_to_voice_ms": {n: stats([t["client_ms"] for t in turns if t["client_ms"] is not None])
-                              for n, turns in report["turns"].items()},
+        "voice_to_voice_ms": {
+            n: stats([t["client_ms"] for t in turns if t["client_ms"] is not None])
+            for n, turns in report["turns"].items()
+        },
         "barge_in_ms": stats([b for b in report["barge_ins_ms"] if b is not None]),
-        "server_stages_ms": {s: stats([t["server_stages_ms"][s] for t in single if s in t["server_stages_ms"]])
-                             for s in [*STAGES, "network"]},
+        "server_stages_ms": {
+            s: stats([t["server_stages_ms"][s] for t in single if s in t["server_stages_ms"]])
+            for s in [*STAGES, "network"]
+        },
         "waterfall_p50_ms": waterfall(single),
         "server_rss_mb": report["server_rss_mb"],
         "server_pss_mb": report["server_pss_mb"],
@@ -235,15 +251,21 @@ def print_table(summary: dict[str, Any]) -> None:
     for column in ("measure (ms)", "p50", "p95", "n"):
         table.add_column(column, justify="left" if column.startswith("measure") else "right")
     for callers, values in summary["voice_to_voice_ms"].items():
-        table.add_row(f"[bold]voice → voice, {callers} session{'s' if callers > 1 else ''}[/]",
-                      f"{values['p50']:.0f}", f"{values['p95']:.0f}", str(values["n"]))
+        table.add_row(
+            f"[bold]voice → voice, {callers} session{'s' if callers > 1 else ''}[/]",
+            f"{values['p50']:.0f}",
+            f"{values['p95']:.0f}",
+            str(values["n"]),
+        )
     barge = summary["barge_in_ms"]
     table.add_row("[bold]barge-in → agent silent[/]", f"{barge['p50']:.0f}", f"{barge['p95']:.0f}", str(barge["n"]))
     for stage, values in summary["server_stages_ms"].items():
         table.add_row(f"  1 session: {stage}", f"{values['p50']:.0f}", f"{values['p95']:.0f}", str(values["n"]))
     Console().print(table)
-    Console().print("where the p50 turn's time goes: "
-                    + ", ".join(f"{label} {ms:.0f}" for label, ms in summary["waterfall_p50_ms"].items()))
+    Console().print(
+        "where the p50 turn's time goes: "
+        + ", ".join(f"{label} {ms:.0f}" for label, ms in summary["waterfall_p50_ms"].items())
+    )
     line = f"server RSS {summary['server_rss_mb']} MB (PSS {summary['server_pss_mb']} MB)"
     if "soak_rss_growth_percent" in summary:
         line += f"; soak RSS growth {summary['soak_rss_growth_percent']} %"
@@ -262,8 +284,12 @@ def plot(report: dict[str, Any], path: Path) -> None:
     data = [[t["client_ms"] for t in report["turns"][n] if t["client_ms"] is not None] or [0] for n in levels]
     left.boxplot(data, tick_labels=[f"{n} session{'s' if n > 1 else ''}" for n in levels], showfliers=True)
     for index, values in enumerate(data, start=1):
-        left.scatter(np.full(len(values), index) + np.random.default_rng(index).uniform(-0.12, 0.12, len(values)),
-                     values, s=10, alpha=0.5)
+        left.scatter(
+            np.full(len(values), index) + np.random.default_rng(index).uniform(-0.12, 0.12, len(values)),
+            values,
+            s=10,
+            alpha=0.5,
+        )
     for target, style in ((700, "--"), (1000, ":")):
         left.axhline(target, color="tab:red", linestyle=style, linewidth=1, label=f"{target} ms")
     left.set_ylabel("voice → voice at the caller (ms)")

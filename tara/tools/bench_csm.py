@@ -66,8 +66,10 @@ async def main() -> None:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
-    table = Table(title=f"{config.tts.backend} {getattr(config.tts.csm, 'model', '')} on {tts.device} "
-                        f"(loaded in {load_seconds:.1f}s, {config.tts.csm.frames_per_chunk} frames per chunk)")
+    table = Table(
+        title=f"{config.tts.backend} {getattr(config.tts.csm, 'model', '')} on {tts.device} "
+        f"(loaded in {load_seconds:.1f}s, {config.tts.csm.frames_per_chunk} frames per chunk)"
+    )
     for column in ("sentence", "first audio ms", "total s", "audio s", "RTF"):
         table.add_column(column, justify="left" if column == "sentence" else "right")
     firsts, rtfs = [], []
@@ -79,8 +81,10 @@ async def main() -> None:
     table.add_row("median", f"{statistics.median(firsts) * 1000:.0f}", "", "", f"{statistics.median(rtfs):.2f}")
     console.print(table)
     if torch.cuda.is_available():
-        console.print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated, "
-                      f"{torch.cuda.max_memory_reserved() / 2**30:.2f} GiB reserved")
+        console.print(
+            f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB allocated, "
+            f"{torch.cuda.max_memory_reserved() / 2**30:.2f} GiB reserved"
+        )
 
 
 if __name__ == "__main__":

@@ -168,8 +168,12 @@ class TaraClient:
         insecure = ssl.create_default_context()
         insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # Tara's self-signed certificate
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{self.base_url}/offer", json=body, headers=headers,
-                                 ssl=insecure if self.base_url.startswith("https") else None) as response:
+            async with http.post(
+                f"{self.base_url}/offer",
+                json=body,
+                headers=headers,
+                ssl=insecure if self.base_url.startswith("https") else None,
+            ) as response:
                 payload = await response.json()
                 if response.status != 200:
                     raise RuntimeError(f"offer refused ({response.status}): {payload.get('error')}")

@@ -26,7 +26,10 @@ from tara.core.stages.llm import GenerationParams  # noqa: E402
 from tara.core.stages.llm.llamacpp import LlamaCppLLM  # noqa: E402
 from tara.core.stages.rag import RETRIEVERS  # noqa: E402
 
-DONT_KNOW = re.compile(r"\b(don't|do not|not sure|no information|cannot|can't|unable|sorry|not (?:have|know|available|mentioned|provided))\b", re.I)
+DONT_KNOW = re.compile(
+    r"\b(don't|do not|not sure|no information|cannot|can't|unable|sorry|not (?:have|know|available|mentioned|provided))\b",
+    re.I,
+)
 QUESTIONS: list[tuple[str, str, list[str]]] = [
     ("fact", "How much water does the Brightline kettle hold?", ["1.7"]),
     ("fact", "How long is the warranty on the kettle?", ["two years", "2 years"]),

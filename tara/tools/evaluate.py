@@ -46,14 +46,23 @@ ROUND_TRIP = [
     "The reading cafe on the ground floor serves coffee until six in the evening.",
     "Hold the start button for three seconds to keep the water warm.",
 ]
-EMOTION_TEXT = ("Good morning, and welcome to the harbour office. The next ferry to the island leaves at ten, "
-                "and the crossing takes about forty minutes. Tickets are sold at the desk by the gate.")
+EMOTION_TEXT = (
+    "Good morning, and welcome to the harbour office. The next ferry to the island leaves at ten, "
+    "and the crossing takes about forty minutes. Tickets are sold at the desk by the gate."
+)
 # A preset is audible when it moves at least one of these past the run-to-run spread.
 MIN_RATE_CHANGE = 0.05  # relative
 MIN_RANGE_CHANGE_ST = 1.0
 MIN_ENERGY_CHANGE_DB = 1.5
-_NORMALISE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                            jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+_NORMALISE = jiwer.Compose(
+    [
+        jiwer.ToLowerCase(),
+        jiwer.RemovePunctuation(),
+        jiwer.RemoveMultipleSpaces(),
+        jiwer.Strip(),
+        jiwer.ReduceToListOfListOfWords(),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -64,13 +73,19 @@ class ProsodyChange:
 
     @classmethod
     def between(cls, neutral: ProsodyFeatures, voiced: ProsodyFeatures) -> ProsodyChange:
-        return cls(voiced.syllables_per_s / neutral.syllables_per_s - 1,
-                   voiced.f0_range_semitones - neutral.f0_range_semitones, voiced.rms_db - neutral.rms_db)
+        return cls(
+            voiced.syllables_per_s / neutral.syllables_per_s - 1,
+            voiced.f0_range_semitones - neutral.f0_range_semitones,
+            voiced.rms_db - neutral.rms_db,
+        )
 
     @property
     def audible(self) -> bool:
-        return (abs(self.rate) >= MIN_RATE_CHANGE or abs(self.pitch_range_st) >= MIN_RANGE_CHANGE_ST
-                or abs(self.energy_db) >= MIN_ENERGY_CHANGE_DB)
+        return (
+            abs(self.rate) >= MIN_RATE_CHANGE
+            or abs(self.pitch_range_st) >= MIN_RANGE_CHANGE_ST
+            or abs(self.energy_db) >= MIN_ENERGY_CHANGE_DB
+        )
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
@@ -106,12 +121,15 @@ async def emotions(stack: AgentStack) -> dict[str, dict[str, Any]]:
     results = {}
     for preset, features in measured.items():
         change = ProsodyChange.between(measured["neutral"], features)
-        results[preset] = {"syllables_per_s": round(features.syllables_per_s, 2),
-                           "f0_range_semitones": round(features.f0_range_semitones, 2),
-                           "rms_db": round(features.rms_db, 2), "rate_change": round(change.rate, 3),
-                           "pitch_range_change_st": round(change.pitch_range_st, 2),
-                           "energy_change_db": round(change.energy_db, 2),
-                           "audible": preset == "neutral" or change.audible}
+        results[preset] = {
+            "syllables_per_s": round(features.syllables_per_s, 2),
+            "f0_range_semitones": round(features.f0_range_semitones, 2),
+            "rms_db": round(features.rms_db, 2),
+            "rate_change": round(change.rate, 3),
+            "pitch_range_change_st": round(change.pitch_range_st, 2),
+            "energy_change_db": round(change.energy_db, 2),
+            "audible": preset == "neutral" or change.audible,
+        }
     return results
 
 
@@ -129,17 +147,35 @@ async def evaluate(stack: AgentStack) -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     """The report as short markdown tables, for notes and READMEs."""
     accuracy_, trips = report["accuracy"], report["round_trip"]
-    lines = [f"**Spoken-question accuracy**: {accuracy_['correct']}/{accuracy_['asked']}", "",
-             "| question | heard | answer | right |", "|---|---|---|---|"]
-    lines += [f"| {q['question']} | {q['heard']} | {q['answer']} | {'yes' if q['correct'] else 'no'} |"
-              for q in accuracy_["questions"]]
-    lines += ["", f"**Round trip TTS → STT**: mean WER {trips['mean_wer']:.1%}", "",
-              "| sentence | heard | WER |", "|---|---|---|"]
+    lines = [
+        f"**Spoken-question accuracy**: {accuracy_['correct']}/{accuracy_['asked']}",
+        "",
+        "| question | heard | answer | right |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {q['question']} | {q['heard']} | {q['answer']} | {'yes' if q['correct'] else 'no'} |"
+        for q in accuracy_["questions"]
+    ]
+    lines += [
+        "",
+        f"**Round trip TTS → STT**: mean WER {trips['mean_wer']:.1%}",
+        "",
+        "| sentence | heard | WER |",
+        "|---|---|---|",
+    ]
     lines += [f"| {t['sentence']} | {t['heard']} | {t['wer']:.0%} |" for t in trips["sentences"]]
-    lines += ["", "**Emotion presets against neutral** (speaking rate, pitch range, energy)", "",
-              "| preset | syllables/s | rate | pitch range (st) | Δ range | energy (dBFS) | Δ energy | audible |",
-              "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {name} | {e['syllables_per_s']:.2f} | {e['rate_change']:+.1%} | {e['f0_range_semitones']:.2f} | "
-              f"{e['pitch_range_change_st']:+.2f} | {e['rms_db']:.1f} | {e['energy_change_db']:+.2f} | "
-              f"{'yes' if e['audible'] else 'NO'} |" for name, e in report["emotions"].items()]
+    lines += [
+        "",
+        "**Emotion presets against neutral** (speaking rate, pitch range, energy)",
+        "",
+        "| preset | syllables/s | rate | pitch range (st) | Δ range | energy (dBFS) | Δ energy | audible |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {e['syllables_per_s']:.2f} | {e['rate_change']:+.1%} | {e['f0_range_semitones']:.2f} | "
+        f"{e['pitch_range_change_st']:+.2f} | {e['rms_db']:.1f} | {e['energy_change_db']:+.2f} | "
+        f"{'yes' if e['audible'] else 'NO'} |"
+        for name, e in report["emotions"].items()
+    ]
     return "\n".join(lines)

@@ -39,14 +39,19 @@ async def run(args: argparse.Namespace) -> dict:
             question = QUESTIONS[index % len(QUESTIONS)]
             turn = await converse(stack, spoken(question, Path(tmp)), realtime=True)
             results.append({"question": question, **turn.to_json()})
-            console.log(f"{turn.timings_ms.get('voice_to_first_audio', float('nan')):.0f} ms  {turn.transcript!r} -> {turn.answer!r}")
+            console.log(
+                f"{turn.timings_ms.get('voice_to_first_audio', float('nan')):.0f} ms  {turn.transcript!r} -> {turn.answer!r}"
+            )
     stages = {s: [r["timings_ms"][s] for r in results if s in r["timings_ms"]] for s in STAGES}
     current, peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = {
         "runs": len(results),
         "model": config.llm.model,
-        "stages_ms": {s: {"p50": round(percentile(v, 50), 1), "p95": round(percentile(v, 95), 1)} for s, v in stages.items()},
-        "rss_mb": round(current), "peak_rss_mb": round(peak),
+        "stages_ms": {
+            s: {"p50": round(percentile(v, 50), 1), "p95": round(percentile(v, 95), 1)} for s, v in stages.items()
+        },
+        "rss_mb": round(current),
+        "peak_rss_mb": round(peak),
         "turns": results,
     }
     table = Table(title=f"file-path latency, {len(results)} turns, {config.llm.model}")
@@ -56,9 +61,11 @@ async def run(args: argparse.Namespace) -> dict:
     for stage, values in summary["stages_ms"].items():
         table.add_row(stage, f"{values['p50']:.0f}", f"{values['p95']:.0f}")
     Console().print(table)
-    print(f"end-of-turn decision -> first audio p50: {statistics.median(stages['first_audio']):.0f} ms; "
-          f"end of speech (incl. {config.vad.min_silence_ms} ms silence wait) -> first audio p50: "
-          f"{statistics.median(stages['voice_to_first_audio']):.0f} ms; RSS {current:.0f} MB (peak {peak:.0f} MB)")
+    print(
+        f"end-of-turn decision -> first audio p50: {statistics.median(stages['first_audio']):.0f} ms; "
+        f"end of speech (incl. {config.vad.min_silence_ms} ms silence wait) -> first audio p50: "
+        f"{statistics.median(stages['voice_to_first_audio']):.0f} ms; RSS {current:.0f} MB (peak {peak:.0f} MB)"
+    )
     return summary
 
 

@@ -50,7 +50,9 @@ class FileTurn:
         }
 
 
-async def feed(session: Session, audio: np.ndarray, realtime: bool, trailing_silence: float = TRAILING_SILENCE_S) -> None:
+async def feed(
+    session: Session, audio: np.ndarray, realtime: bool, trailing_silence: float = TRAILING_SILENCE_S
+) -> None:
     """Push audio plus trailing silence in 20 ms frames, optionally paced to the wall clock."""
     padded = np.concatenate([audio, np.zeros(int(trailing_silence * PIPELINE_RATE), dtype=np.int16)])
     started = time.perf_counter()
@@ -63,8 +65,14 @@ async def feed(session: Session, audio: np.ndarray, realtime: bool, trailing_sil
             await asyncio.sleep(0)
 
 
-async def converse(stack: AgentStack, audio: np.ndarray, *, realtime: bool = False,
-                   emotion: EmotionSettings | None = None, timeout: float = 120.0) -> FileTurn:
+async def converse(
+    stack: AgentStack,
+    audio: np.ndarray,
+    *,
+    realtime: bool = False,
+    emotion: EmotionSettings | None = None,
+    timeout: float = 120.0,
+) -> FileTurn:
     """Ask one spoken question (16 kHz mono int16) and return what the agent heard, found and said."""
     sink = BufferSink()
     session = Session(stack, sink, emotion)

@@ -50,11 +50,18 @@ REPLY_TIMEOUT_S = 30.0  # no reply by then: the turn was silent
 SNR_DB = 12.0
 DRIFT_TURNS = 12  # accuracy of the first and of the last this many turns of a long conversation
 ESPEAK_VOICES = {"us": ("en-us", 160), "gb": ("en-gb", 150), "f3": ("en-us+f3", 175)}
-BABBLE = ["I think we should leave a bit earlier tomorrow morning.", "Did you see the game last night?",
-          "She said the train was late again.", "Could you pass me the salt and the pepper?"]
-DONT_KNOW = re.compile(r"\b(?:don't know|do not know|not sure|isn't in my documents|not in my documents|"
-                       r"no information|can't find|cannot find|doesn't say|does not say|not mentioned|"
-                       r"don't have (?:that|any|information))", re.IGNORECASE)
+BABBLE = [
+    "I think we should leave a bit earlier tomorrow morning.",
+    "Did you see the game last night?",
+    "She said the train was late again.",
+    "Could you pass me the salt and the pepper?",
+]
+DONT_KNOW = re.compile(
+    r"\b(?:don't know|do not know|not sure|isn't in my documents|not in my documents|"
+    r"no information|can't find|cannot find|doesn't say|does not say|not mentioned|"
+    r"don't have (?:that|any|information))",
+    re.IGNORECASE,
+)
 Kind = Literal["fact", "followup", "unanswerable", "chitchat"]
 
 
@@ -72,6 +79,7 @@ def load_questions(kb: str) -> list[Question]:
 
 
 # ---------------------------------------------------------------- scoring
+
 
 def _normal(text: str) -> str:
     text = alpha2digit(text.lower().replace("-", " "), "en")
@@ -100,6 +108,7 @@ def is_correct(question: Question, answer: str, silent: bool) -> bool:
 
 def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
     """Accuracy (overall, per kind), "don't know" recall and precision, latency, silent and worst turns."""
+
     def accuracy(subset: list[dict[str, Any]]) -> float | None:
         return round(sum(t["correct"] for t in subset) / len(subset), 3) if subset else None
 
@@ -110,19 +119,25 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "turns": len(turns),
         "accuracy": accuracy(turns),
-        "by_kind": {kind: accuracy([t for t in turns if t["kind"] == kind])
-                    for kind in ("fact", "followup", "unanswerable", "chitchat")},
+        "by_kind": {
+            kind: accuracy([t for t in turns if t["kind"] == kind])
+            for kind in ("fact", "followup", "unanswerable", "chitchat")
+        },
         "dont_know_on_unanswerable": accuracy([{"correct": t["dont_know"]} for t in unanswerable]),
-        "dont_know_precision": (round(sum(t["kind"] == "unanswerable" for t in dont_know) / len(dont_know), 3)
-                                if dont_know else None),
+        "dont_know_precision": (
+            round(sum(t["kind"] == "unanswerable" for t in dont_know) / len(dont_know), 3) if dont_know else None
+        ),
         "voice_to_voice_ms": {**stats(latencies), "max": round(max(latencies), 1) if latencies else None},
         "silent_turns": sum(t["silent"] for t in turns),
         "worst_turn": max(timed, key=lambda t: t["client_ms"]) if timed else None,
-        "wrong": [{k: t[k] for k in ("kb", "index", "kind", "say", "heard", "said")} for t in turns if not t["correct"]],
+        "wrong": [
+            {k: t[k] for k in ("kb", "index", "kind", "say", "heard", "said")} for t in turns if not t["correct"]
+        ],
     }
 
 
 # ---------------------------------------------------------------- speech
+
 
 class Voices:
     """Spoken questions, made once per run: espeak-ng or Piper, with noise mixed in where asked."""
@@ -132,8 +147,11 @@ class Voices:
         self._piper = None
 
     async def speak(self, question: Question) -> np.ndarray:
-        speech = await (self._piper_speech(question.say) if question.voice == "piper"
-                        else asyncio.to_thread(self._espeak, question.say, *ESPEAK_VOICES[question.voice]))
+        speech = await (
+            self._piper_speech(question.say)
+            if question.voice == "piper"
+            else asyncio.to_thread(self._espeak, question.say, *ESPEAK_VOICES[question.voice])
+        )
         if question.noise:
             speech = self._with_noise(speech, question.noise, seed=zlib.crc32(question.say.encode()))
         lead = np.zeros(PIPELINE_RATE // 2, dtype=np.int16)
@@ -158,7 +176,10 @@ class Voices:
         rng = np.random.default_rng(seed)
         length = len(speech) + PIPELINE_RATE // 2  # noise runs on past the speech, as a room does
         if kind == "babble":
-            voices = [self._espeak(line, voice, 170) for line, voice in zip(BABBLE, ["en-us", "en-gb", "en-us+f2", "en-gb+m3"])]
+            voices = [
+                self._espeak(line, voice, 170)
+                for line, voice in zip(BABBLE, ["en-us", "en-gb", "en-us+f2", "en-gb+m3"])
+            ]
             noise = np.zeros(length)
             for voice in voices:
                 start = int(rng.integers(0, len(voice)))
@@ -181,6 +202,7 @@ class Voices:
 
 # ---------------------------------------------------------------- running
 
+
 @dataclass
 class HeldoutOptions:
     split: str = "dev"
@@ -191,7 +213,9 @@ class HeldoutOptions:
     out: Path = Path("bench-results/heldout")
 
 
-async def converse(url: str, kb: str, questions: list[Question], start: int, voices: Voices, label: str) -> list[dict[str, Any]]:
+async def converse(
+    url: str, kb: str, questions: list[Question], start: int, voices: Voices, label: str
+) -> list[dict[str, Any]]:
     """One conversation: ``questions`` in turn, in one call."""
     turns = []
     async with TaraClient(url) as client:
@@ -208,10 +232,21 @@ async def converse(url: str, kb: str, questions: list[Question], start: int, voi
 def _turn(kb: str, index: int, question: Question, turn: dict[str, Any], label: str) -> dict[str, Any]:
     """A turn's record (and its log line) from what was heard and said."""
     said, silent = turn["said"], turn["client_ms"] is None
-    record = {"kb": kb, "index": index, "kind": question.kind, "say": question.say, "voice": question.voice,
-              "noise": question.noise, "heard": turn["heard"], "said": said, "grounded": turn["grounded"],
-              "client_ms": turn["client_ms"], "silent": silent, "dont_know": says_dont_know(said),
-              "correct": is_correct(question, said, silent)}
+    record = {
+        "kb": kb,
+        "index": index,
+        "kind": question.kind,
+        "say": question.say,
+        "voice": question.voice,
+        "noise": question.noise,
+        "heard": turn["heard"],
+        "said": said,
+        "grounded": turn["grounded"],
+        "client_ms": turn["client_ms"],
+        "silent": silent,
+        "dont_know": says_dont_know(said),
+        "correct": is_correct(question, said, silent),
+    }
     mark = "[green]ok[/]" if record["correct"] else "[red]WRONG[/]"
     console.log(f"[{label} {index + 1}] {mark} {turn['client_ms']} ms  heard {turn['heard']!r} -> {said!r}")
     return record
@@ -234,8 +269,12 @@ async def type_questions(options: HeldoutOptions, kb: str, questions: list[Quest
             result = FileTurn()
             session.say_text(question.say)
             await asyncio.wait_for(collect_turn(session, result), REPLY_TIMEOUT_S)
-            turn = {"said": result.answer, "heard": question.say, "grounded": result.grounded,
-                    "client_ms": result.timings_ms.get("first_audio")}
+            turn = {
+                "said": result.answer,
+                "heard": question.say,
+                "grounded": result.grounded,
+                "client_ms": result.timings_ms.get("first_audio"),
+            }
             turns.append(_turn(kb, index, question, turn, f"{kb} typed"))
     finally:
         await session.close()
@@ -247,7 +286,9 @@ async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
     report: dict[str, Any] = {"options": {**vars(options), "out": str(options.out)}, "runs": {}}
     if options.mode == "typed":
         for kb in kbs:
-            report["runs"].setdefault("typed", {})[kb] = await type_questions(options, kb, load_questions(kb)[: options.turns])
+            report["runs"].setdefault("typed", {})[kb] = await type_questions(
+                options, kb, load_questions(kb)[: options.turns]
+            )
         return _summarised(report)
     modes = ["long", "short"] if options.mode == "both" else [options.mode]
     with tempfile.TemporaryDirectory() as tmp:
@@ -271,9 +312,13 @@ async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
 
 
 def _summarised(report: dict[str, Any]) -> dict[str, Any]:
-    report["summary"] = {mode: {"all": summarise([t for turns in runs.values() for t in turns]),
-                                **{kb: _with_drift(summarise(turns), turns, mode) for kb, turns in runs.items()}}
-                         for mode, runs in report["runs"].items()}
+    report["summary"] = {
+        mode: {
+            "all": summarise([t for turns in runs.values() for t in turns]),
+            **{kb: _with_drift(summarise(turns), turns, mode) for kb, turns in runs.items()},
+        }
+        for mode, runs in report["runs"].items()
+    }
     return report
 
 
@@ -288,20 +333,42 @@ def _with_drift(summary: dict[str, Any], turns: list[dict[str, Any]], mode: str)
 def markdown(report: dict[str, Any]) -> str:
     lines = []
     for mode, summaries in report["summary"].items():
-        lines += [f"**Held-out, {mode} conversations** (split {report['options']['split']})", "",
-                  "| kb | turns | right | facts | follow-ups | unanswerable → don't know | don't-know precision | "
-                  "silent | v2v p50 | p95 | max | first/last 12 |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**Held-out, {mode} conversations** (split {report['options']['split']})",
+            "",
+            "| kb | turns | right | facts | follow-ups | unanswerable → don't know | don't-know precision | "
+            "silent | v2v p50 | p95 | max | first/last 12 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for kb, s in summaries.items():
             v2v = s["voice_to_voice_ms"]
-            drift = f"{s['accuracy_first_turns']:.0%} / {s['accuracy_last_turns']:.0%}" if "accuracy_first_turns" in s else "-"
-            cells = [kb, s["turns"], _pct(s["accuracy"]), _pct(s["by_kind"]["fact"]), _pct(s["by_kind"]["followup"]),
-                     _pct(s["dont_know_on_unanswerable"]), _pct(s["dont_know_precision"]), s["silent_turns"],
-                     v2v["p50"], v2v["p95"], v2v["max"], drift]
+            drift = (
+                f"{s['accuracy_first_turns']:.0%} / {s['accuracy_last_turns']:.0%}"
+                if "accuracy_first_turns" in s
+                else "-"
+            )
+            cells = [
+                kb,
+                s["turns"],
+                _pct(s["accuracy"]),
+                _pct(s["by_kind"]["fact"]),
+                _pct(s["by_kind"]["followup"]),
+                _pct(s["dont_know_on_unanswerable"]),
+                _pct(s["dont_know_precision"]),
+                s["silent_turns"],
+                v2v["p50"],
+                v2v["p95"],
+                v2v["max"],
+                drift,
+            ]
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         wrong = summaries["all"]["wrong"]
         if wrong:
             lines += ["", "| kb | # | kind | asked | heard | said |", "|---|---|---|---|---|---|"]
-            lines += [f"| {w['kb']} | {w['index'] + 1} | {w['kind']} | {w['say']} | {w['heard']} | {w['said']} |" for w in wrong]
+            lines += [
+                f"| {w['kb']} | {w['index'] + 1} | {w['kind']} | {w['say']} | {w['heard']} | {w['said']} |"
+                for w in wrong
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -321,4 +388,3 @@ def heldout(options: HeldoutOptions) -> dict[str, Any]:
     print(markdown(report))
     console.print(f"wrote {options.out / 'heldout.json'} and {options.out / 'heldout.md'}")
     return report
-

@@ -26,7 +26,15 @@ QUESTIONS = [
     "And the library, does it have Wi-Fi?",
 ]
 # Server marks, in ms after the end-of-turn decision (``endpointing`` is the silence waited for it).
-STAGES = ["endpointing", "transcript", "retrieval", "first_token", "first_sentence", "first_audio", "voice_to_first_audio"]
+STAGES = [
+    "endpointing",
+    "transcript",
+    "retrieval",
+    "first_token",
+    "first_sentence",
+    "first_audio",
+    "voice_to_first_audio",
+]
 
 
 def spoken(text: str, folder: Path, lead_silence: float = 0.5, speed: int = 160) -> np.ndarray:

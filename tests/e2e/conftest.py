@@ -18,10 +18,18 @@ from tara.core.audio import PIPELINE_RATE, resample, write_wav
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 
 
@@ -49,11 +57,14 @@ async def open_page(tmp_path, live_server):
 
     contexts = []
     async with async_playwright() as playwright:
+
         async def launch(mic_wav: Path, url: str | None = None):
             if url is None:
                 url, _ = await live_server()
             context = await playwright.chromium.launch_persistent_context(
-                str(tmp_path / f"profile{len(contexts)}"), executable_path=CHROMIUM, headless=True,
+                str(tmp_path / f"profile{len(contexts)}"),
+                executable_path=CHROMIUM,
+                headless=True,
                 args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic_wav}%noloop"],
                 bypass_csp=True,  # (the tests' wait_for_function evaluates strings; the page's CSP forbids eval)
             )
@@ -81,7 +92,9 @@ async def wait_for_agent_text(page, pattern: str, timeout_s: float = 120, select
     """Until an agent utterance (matching ``selector`` inside #transcript) matches the regex ``pattern``."""
     await page.wait_for_function(
         "([p, s]) => [...document.querySelectorAll('#transcript ' + s)].some(e => new RegExp(p, 'i').test(e.textContent))",
-        arg=[pattern, selector], timeout=timeout_s * 1000, polling=200,
+        arg=[pattern, selector],
+        timeout=timeout_s * 1000,
+        polling=200,
     )
 
 
@@ -94,10 +107,16 @@ async def open_admin(tmp_path):
 
     contexts = []
     async with async_playwright() as playwright:
+
         async def launch(url: str):
             context = await playwright.chromium.launch_persistent_context(
-                str(tmp_path / f"admin-profile{len(contexts)}"), executable_path=CHROMIUM, headless=True, args=FLAGS,
-                viewport={"width": 1200, "height": 1400}, bypass_csp=True)  # (as above: the tests evaluate strings)
+                str(tmp_path / f"admin-profile{len(contexts)}"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=FLAGS,
+                viewport={"width": 1200, "height": 1400},
+                bypass_csp=True,
+            )  # (as above: the tests evaluate strings)
             contexts.append(context)
             page = context.pages[0] if context.pages else await context.new_page()
             await page.goto(url)

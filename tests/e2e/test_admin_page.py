@@ -28,7 +28,8 @@ async def test_the_admin_page_lists_a_live_session_and_charts_its_latency(live_s
 
         caller.send({"type": "text", "text": "What is the name of the observatory's main telescope?"})
         await page.wait_for_function(  # the page polls: the new turn shows up as a second bar
-            f"document.querySelectorAll(\"{row} svg.latency rect.bar\").length === 2", timeout=90000, polling=250)
+            f'document.querySelectorAll("{row} svg.latency rect.bar").length === 2', timeout=90000, polling=250
+        )
 
         await page.wait_for_selector("#models tr >> text=tts", timeout=10000)
         assert "PiperTTS" in await page.text_content("#models")

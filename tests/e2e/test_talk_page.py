@@ -27,15 +27,21 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_browser(open_page, 
     await asyncio.sleep(0.5)
     audio = await received_audio(page)
     assert rms_dbfs(audio) > -50  # the agent's voice arrived, not silence
-    heard = await stack.stt.transcribe(audio[-16000 * 20:])
+    heard = await stack.stt.transcribe(audio[-16000 * 20 :])
     assert "maple" in heard.text.lower()
 
 
 async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_page, voice, tmp_path):
     # a question with a long answer, in words espeak-ng says clearly ("Tell me everything" came out as
     # "Tell me I'm racing", whose answer, a short don't-know, was over before the barge-in)
-    mic = mic_file(tmp_path / "mic.wav", 1.5, voice("Please describe the ferry and its rules in great detail."), 5.0,
-                   voice("Sorry, how long does the crossing take?"), 25.0)
+    mic = mic_file(
+        tmp_path / "mic.wav",
+        1.5,
+        voice("Please describe the ferry and its rules in great detail."),
+        5.0,
+        voice("Sorry, how long does the crossing take?"),
+        25.0,
+    )
     page = await open_page(mic)
     await connect(page)
     try:  # (a pause may split the first question into two turns: whichever reply was talked over counts)
@@ -43,16 +49,22 @@ async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_pa
         await page.wait_for_function(  # the reply to the second question, after the interrupted one
             "() => { const a = [...document.querySelectorAll('#transcript [data-role=agent]')].at(-1);"
             " return a && !a.classList.contains('interrupted') && /forty|40/i.test(a.textContent); }",
-            timeout=120000, polling=200)
+            timeout=120000,
+            polling=200,
+        )
     except PageTimeout:
-        raise AssertionError(f"heard {await utterances(page, 'user')}, said {await utterances(page, 'agent')}") from None
+        raise AssertionError(
+            f"heard {await utterances(page, 'user')}, said {await utterances(page, 'agent')}"
+        ) from None
     assert "crossing" in (await utterances(page, "user"))[-1].lower()
 
 
 async def test_two_browsers_hold_separate_conversations(open_page, live_server, voice, tmp_path):
     url, peers = await live_server()
     first = await open_page(mic_file(tmp_path / "a.wav", 1.5, voice(TELESCOPE), 30.0), url)
-    second = await open_page(mic_file(tmp_path / "b.wav", 1.5, voice("How much is a return ticket for the ferry?"), 30.0), url)
+    second = await open_page(
+        mic_file(tmp_path / "b.wav", 1.5, voice("How much is a return ticket for the ferry?"), 30.0), url
+    )
     await asyncio.gather(connect(first), connect(second))
     assert len(peers.peers) == 2
     await asyncio.gather(wait_for_agent_text(first, "maple"), wait_for_agent_text(second, "nine|\\$9|9 dollars"))
@@ -79,7 +91,9 @@ async def test_page_controls_typed_question_emotion_and_mute(open_page, tmp_path
 
 
 async def test_auto_emotion_shows_how_the_user_sounded_and_how_tara_replies(open_page, voice, tmp_path):
-    worried = voice("I'm really worried, I think I missed the last ferry. Please help me!", speed=220, pitch=80, amplitude=180)
+    worried = voice(
+        "I'm really worried, I think I missed the last ferry. Please help me!", speed=220, pitch=80, amplitude=180
+    )
     page = await open_page(mic_file(tmp_path / "mic.wav", 4.0, worried, 25.0))
     await connect(page)
     await page.click("#presets button[data-preset=auto]")  # before the question: the mic file starts silent

@@ -63,25 +63,30 @@ def restates_question(question: str, sentence: str) -> bool:
 
 
 # words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
-ANSWER_WORDS = frozenset("yes yeah sure certainly of course no not don t doesn isn aren can we you they i "
-                         "us there here".split())
+ANSWER_WORDS = frozenset(
+    "yes yeah sure certainly of course no not don t doesn isn aren can we you they i us there here".split()
+)
 YES_OR_NO = frozenset("yes yeah no not".split())
 YES_NO_QUESTION = frozenset("is are was were do does did can could will would has have may should".split())
 WH_QUESTION = frozenset("what who whom whose which where when how why".split())
-NUMBER_WORDS = frozenset("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-                         "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
-                         "eighty ninety hundred thousand half quarter first second third".split())
+NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+    "eighty ninety hundred thousand half quarter first second third".split()
+)
 
 
 def _content(text: str) -> set[str]:
     """The stems of ``text``'s words that carry meaning: no function, answer or number words."""
-    return {_stem(word) for word in _words(text)
-            if word not in FUNCTION_WORDS and word not in ANSWER_WORDS and word not in NUMBER_WORDS
-            and not word.isdigit()}
+    return {
+        _stem(word)
+        for word in _words(text)
+        if word not in FUNCTION_WORDS and word not in ANSWER_WORDS and word not in NUMBER_WORDS and not word.isdigit()
+    }
 
 
 def _stem(word: str) -> str:
-    """"opens" and "open", "tours" and "tour" alike: "When does it open?" → "It opens." says nothing new.
+    """ "opens" and "open", "tours" and "tour" alike: "When does it open?" → "It opens." says nothing new.
     (A plural or third-person "s" is all a parrot changes; a stemmer library would be more than this needs.)"""
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 

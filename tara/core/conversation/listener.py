@@ -52,8 +52,15 @@ class ListenerHooks(Protocol):
 
     def interrupt(self) -> bool: ...
 
-    def propose(self, turn_id: int, text: str, clock: TurnClock, audio: np.ndarray,
-                prosody: asyncio.Future[ProsodyFeatures | None] | None, speculative_end: int | None) -> None:
+    def propose(
+        self,
+        turn_id: int,
+        text: str,
+        clock: TurnClock,
+        audio: np.ndarray,
+        prosody: asyncio.Future[ProsodyFeatures | None] | None,
+        speculative_end: int | None,
+    ) -> None:
         """Words that make a turn: committed at once, or (``speculative_end``) once ``confirm`` follows."""
 
     def confirm(self, speech_stopped: float | None) -> None:
@@ -95,8 +102,11 @@ class Listener:
         utterance = self._utterance
         if utterance is None:  # keep only a short pre-roll while nobody speaks
             self._audio.trim(PIPELINE_RATE)
-        elif (utterance.hearing is Hearing.UNDECIDED and utterance.pause_sample is None
-              and self._barge_in_policy.too_long_for_a_backchannel(self._audio.end - utterance.start_sample)):
+        elif (
+            utterance.hearing is Hearing.UNDECIDED
+            and utterance.pause_sample is None
+            and self._barge_in_policy.too_long_for_a_backchannel(self._audio.end - utterance.start_sample)
+        ):
             self._barge_in(utterance)  # still talking: too long for a backchannel
 
     def _on_vad(self, event: VADEvent) -> None:
@@ -158,8 +168,9 @@ class Listener:
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
         if still_paused:
-            self.vad.set_end_silence(self._end_of_turn.silence_needed_ms(text) if text
-                                     else self.config.vad.min_silence_ms)
+            self.vad.set_end_silence(
+                self._end_of_turn.silence_needed_ms(text) if text else self.config.vad.min_silence_ms
+            )
         if self._dismissed_as_backchannel(utterance, text):
             return transcript
         if text and still_paused:
@@ -201,8 +212,11 @@ class Listener:
                 return
             end = self._audio.end
             seconds = (end - utterance.start_sample) / PIPELINE_RATE
-            if (time.perf_counter() < due or seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO
-                    or self.vad.last_probability < self.config.vad.threshold):
+            if (
+                time.perf_counter() < due
+                or seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO
+                or self.vad.last_probability < self.config.vad.threshold
+            ):
                 continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds
             try:
@@ -216,8 +230,9 @@ class Listener:
                 if utterance.hearing is not Hearing.UNDECIDED:
                     await self._hooks.prefill(transcript.text)
 
-    async def _finish_utterance(self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock,
-                                turn_id: int) -> None:
+    async def _finish_utterance(
+        self, utterance: Utterance, end: int, audio: np.ndarray, clock: TurnClock, turn_id: int
+    ) -> None:
         try:
             transcript = prosody = None
             if utterance.final_job is not None and utterance.final_job_end == end:

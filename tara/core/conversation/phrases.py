@@ -31,8 +31,9 @@ class Speech:
         self.tts = tts
         self._recordings: OrderedDict[tuple[str, str | None, str], list[AudioChunk]] = OrderedDict()
 
-    async def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None,
-                     context: Any = None) -> AsyncIterator[AudioChunk]:
+    async def stream(
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None
+    ) -> AsyncIterator[AudioChunk]:
         if text not in FIXED_PHRASES:
             async for chunk in self.tts.stream(text, emotion, voice, context):
                 yield chunk

@@ -58,8 +58,13 @@ class Prompt:
 
 
 class PromptBuilder:
-    def __init__(self, llm_config: LLMConfig, rag_config: RAGConfig, documents: list[Document],
-                 count_tokens: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        llm_config: LLMConfig,
+        rag_config: RAGConfig,
+        documents: list[Document],
+        count_tokens: Callable[[str], int],
+    ) -> None:
         self.llm_config, self.rag_config = llm_config, rag_config
         self.count_tokens = count_tokens
         knowledge = "\n\n".join(f"[{d.source}]\n{d.text}" for d in documents if d.text)
@@ -109,9 +114,13 @@ class PromptBuilder:
         don't know." to questions the documents answer. Document questions keep little history: twenty
         exchanges in, a small model borrows numbers from old answers instead of reading the documents.
         """
-        exchanges = [history[i : i + 2] for i in range(0, len(history) - 1, 2)
-                     if history[i].role == "user" and history[i + 1].role == "assistant"
-                     and history[i + 1].content not in NO_ANSWERS]
+        exchanges = [
+            history[i : i + 2]
+            for i in range(0, len(history) - 1, 2)
+            if history[i].role == "user"
+            and history[i + 1].role == "assistant"
+            and history[i + 1].content not in NO_ANSWERS
+        ]
         costs = [sum(self.count_tokens(m.content) + 4 for m in exchange) for exchange in exchanges]
         start = 0
         while sum(costs[start:]) > self.llm_config.history_tokens:

@@ -133,8 +133,9 @@ class Reply:
             await self._played()
             return
 
-        passages, heard = await asyncio.gather(self._retrieve(), host.empathy.hear(turn.audio, turn.prosody,
-                                                                                  turn.question))
+        passages, heard = await asyncio.gather(
+            self._retrieve(), host.empathy.hear(turn.audio, turn.prosody, turn.question)
+        )
         emotion = reply_emotion(host.emotion, heard.estimate.label)
         prompt = stack.prompts.build(host.history, turn.question, passages, emotion.style_instruction())
         # the LLM runs at most a sentence ahead of the voice, the voice a few seconds ahead of playback:
@@ -145,8 +146,9 @@ class Reply:
         params = generation_params(stack)
 
         async def think() -> None:
-            check = ReplyCheck(turn.question, stack.prompts.known_facts, prompt.grounded,
-                               stack.config.llm.system_prompt)
+            check = ReplyCheck(
+                turn.question, stack.prompts.known_facts, prompt.grounded, stack.config.llm.system_prompt
+            )
             async for piece in written(stack.llm, prompt, params, check, clock):
                 await sentences.put(piece)
             if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting
@@ -203,8 +205,7 @@ class Reply:
                 best[key] = passage
         return sorted(best.values(), key=lambda p: -p.score)[: host.stack.config.rag.top_k]
 
-    async def _voice(self, piece: str, emotion: EmotionSettings, spoken: list[str] | None,
-                     lock: asyncio.Lock) -> None:
+    async def _voice(self, piece: str, emotion: EmotionSettings, spoken: list[str] | None, lock: asyncio.Lock) -> None:
         """Speak ``piece`` once the reply is committed; ``spoken`` (the history) records it."""
         host = self._host
         announced = False

@@ -138,11 +138,25 @@ class Session:
     def resume_agent(self) -> None:
         self.sink.resume()
 
-    def propose(self, turn_id: int, text: str, clock: TurnClock, audio: np.ndarray,
-                prosody: asyncio.Future[ProsodyFeatures | None] | None, speculative_end: int | None) -> None:
+    def propose(
+        self,
+        turn_id: int,
+        text: str,
+        clock: TurnClock,
+        audio: np.ndarray,
+        prosody: asyncio.Future[ProsodyFeatures | None] | None,
+        speculative_end: int | None,
+    ) -> None:
         queries = (self._unanswered, text) if self._unanswered else (text,)  # each looked up on its own
-        turn = Turn(turn_id, self._with_unanswered(text), clock, speculative_end=speculative_end, audio=audio,
-                    prosody=prosody, queries=queries)
+        turn = Turn(
+            turn_id,
+            self._with_unanswered(text),
+            clock,
+            speculative_end=speculative_end,
+            audio=audio,
+            prosody=prosody,
+            queries=queries,
+        )
         if speculative_end is None:
             self.emit(UserTranscript(text, final=True, turn_id=turn_id))
         self._reply(turn, committed=speculative_end is None)

@@ -67,8 +67,13 @@ class ConversationState:
     def speculating(self, end: int | None = None) -> bool:
         """Whether a reply started on a pause (the one at stream sample ``end``) is running unheard."""
         reply = self.reply
-        return (reply is not None and not reply.done and not reply.committed
-                and reply.turn.speculative_end is not None and (end is None or reply.turn.speculative_end == end))
+        return (
+            reply is not None
+            and not reply.done
+            and not reply.committed
+            and reply.turn.speculative_end is not None
+            and (end is None or reply.turn.speculative_end == end)
+        )
 
     def _become(self, state: AgentState) -> None:
         if state is not self.agent:

@@ -16,8 +16,9 @@ from tara.core.conversation.turn import TurnClock
 from tara.core.stages.llm import LLM, GenerationParams
 
 
-async def written(llm: LLM, prompt: Prompt, params: GenerationParams, check: ReplyCheck,
-                  clock: TurnClock) -> AsyncIterator[str]:
+async def written(
+    llm: LLM, prompt: Prompt, params: GenerationParams, check: ReplyCheck, clock: TurnClock
+) -> AsyncIterator[str]:
     """The LLM's reply as checked, speakable pieces, released on time even while the model is slow
     (a pending token is waited for only until the chunker's deadline)."""
     chunker = SentenceChunker()
@@ -27,8 +28,9 @@ async def written(llm: LLM, prompt: Prompt, params: GenerationParams, check: Rep
         while True:
             pending = pending or asyncio.ensure_future(anext(deltas, None))
             deadline = chunker.deadline
-            done, _ = await asyncio.wait({pending}, timeout=None if deadline is None
-                                         else max(0.0, deadline - time.monotonic()))
+            done, _ = await asyncio.wait(
+                {pending}, timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+            )
             finished = False
             if not done:
                 pieces = chunker.due()

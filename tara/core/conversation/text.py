@@ -34,8 +34,14 @@ class SentenceChunker:
     when ``due()`` may release something.
     """
 
-    def __init__(self, first_clause_min_words: int = 4, max_words: int = 40, first_wait_s: float = 0.6,
-                 max_wait_s: float = 1.5, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        first_clause_min_words: int = 4,
+        max_words: int = 40,
+        first_wait_s: float = 0.6,
+        max_wait_s: float = 1.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False)
         self._buffer = ""
         self._emitted_any = False

@@ -55,8 +55,9 @@ class Empathy:
 
         return asyncio.get_running_loop().run_in_executor(None, work)
 
-    async def hear(self, audio: np.ndarray | None, measuring: asyncio.Future[ProsodyFeatures | None] | None,
-                   transcript: str) -> Heard:
+    async def hear(
+        self, audio: np.ndarray | None, measuring: asyncio.Future[ProsodyFeatures | None] | None, transcript: str
+    ) -> Heard:
         """Label an utterance against the baseline so far, from its audio (measured now unless
         ``measuring`` already is) and its words; typed turns have no audio and are judged by their words."""
         if measuring is None and audio is not None and len(audio):
@@ -72,7 +73,11 @@ class Empathy:
             self.baseline.add(heard.features)
         estimate = heard.estimate
         return UserEmotion(
-            turn_id, estimate.label, round(estimate.confidence, 2), estimate.reasons,
+            turn_id,
+            estimate.label,
+            round(estimate.confidence, 2),
+            estimate.reasons,
             heard.features.to_dict() if heard.features is not None else None,
-            reply.model_dump(), auto=selected.preset == AUTO,
+            reply.model_dump(),
+            auto=selected.preset == AUTO,
         )

@@ -49,7 +49,9 @@ class ProsodyFeatures:
     words_per_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: round(float(value), 3) if isinstance(value, float) else value for key, value in asdict(self).items()}
+        return {
+            key: round(float(value), 3) if isinstance(value, float) else value for key, value in asdict(self).items()
+        }
 
 
 def analyze(pcm: np.ndarray, sample_rate: int, transcript: str | None = None) -> ProsodyFeatures:
@@ -77,9 +79,14 @@ def analyze(pcm: np.ndarray, sample_rate: int, transcript: str | None = None) ->
         low, median, high = np.percentile(voiced, [10, 50, 90])
         f0_median, f0_range = float(median), float(12 * np.log2(high / low))
     features = ProsodyFeatures(
-        duration_s=duration, speech_s=speech_s, rms_db=rms_db, f0_median_hz=f0_median,
-        f0_range_semitones=f0_range, voiced_ratio=min(1.0, len(voiced) / int(speech.sum())),
-        pause_count=len(pauses), pause_ratio=pause_s / (speech_s + pause_s),
+        duration_s=duration,
+        speech_s=speech_s,
+        rms_db=rms_db,
+        f0_median_hz=f0_median,
+        f0_range_semitones=f0_range,
+        voiced_ratio=min(1.0, len(voiced) / int(speech.sum())),
+        pause_count=len(pauses),
+        pause_ratio=pause_s / (speech_s + pause_s),
     )
     return with_transcript(features, transcript) if transcript else features
 
@@ -201,21 +208,93 @@ class Baseline:
 # Words that say what prosody cannot: anxious and excited are both fast and high, sad and calm both
 # slow and low. Matched as whole words or phrases in the lower-cased transcript.
 LEXICON: dict[str, tuple[str, ...]] = {
-    "anxious": ("worried", "worry", "afraid", "scared", "nervous", "anxious", "panic", "panicking", "urgent",
-                "emergency", "hurry", "quickly", "asap", "please help", "help me", "what if", "missed", "lost my"),
-    "frustrated": ("ugh", "annoying", "annoyed", "ridiculous", "useless", "still not", "doesn't work",
-                   "does not work", "broken", "why won't", "why can't", "seriously", "fed up", "frustrated",
-                   "stupid", "waste"),
-    "sad": ("sad", "unhappy", "miss", "lonely", "alone", "unfortunately", "died", "passed away", "depressed",
-            "tired of", "crying", "heartbroken", "disappointed"),
-    "happy": ("thanks", "thank you", "great", "glad", "happy", "love", "lovely", "nice", "wonderful",
-              "perfect", "pleased", "enjoy"),
-    "excited": ("wow", "amazing", "awesome", "incredible", "fantastic", "can't wait", "cannot wait", "excited",
-                "so cool", "yay"),
+    "anxious": (
+        "worried",
+        "worry",
+        "afraid",
+        "scared",
+        "nervous",
+        "anxious",
+        "panic",
+        "panicking",
+        "urgent",
+        "emergency",
+        "hurry",
+        "quickly",
+        "asap",
+        "please help",
+        "help me",
+        "what if",
+        "missed",
+        "lost my",
+    ),
+    "frustrated": (
+        "ugh",
+        "annoying",
+        "annoyed",
+        "ridiculous",
+        "useless",
+        "still not",
+        "doesn't work",
+        "does not work",
+        "broken",
+        "why won't",
+        "why can't",
+        "seriously",
+        "fed up",
+        "frustrated",
+        "stupid",
+        "waste",
+    ),
+    "sad": (
+        "sad",
+        "unhappy",
+        "miss",
+        "lonely",
+        "alone",
+        "unfortunately",
+        "died",
+        "passed away",
+        "depressed",
+        "tired of",
+        "crying",
+        "heartbroken",
+        "disappointed",
+    ),
+    "happy": (
+        "thanks",
+        "thank you",
+        "great",
+        "glad",
+        "happy",
+        "love",
+        "lovely",
+        "nice",
+        "wonderful",
+        "perfect",
+        "pleased",
+        "enjoy",
+    ),
+    "excited": (
+        "wow",
+        "amazing",
+        "awesome",
+        "incredible",
+        "fantastic",
+        "can't wait",
+        "cannot wait",
+        "excited",
+        "so cool",
+        "yay",
+    ),
 }
 AROUSAL_WEIGHTS = {"rms_db": 1.0, "f0_semitones": 1.0, "syllables_per_s": 1.0, "f0_range_semitones": 0.5}
-REASON_WORDS = {"rms_db": ("louder", "quieter"), "f0_semitones": ("higher", "lower"),
-                "f0_range_semitones": ("livelier", "flatter"), "syllables_per_s": ("faster", "slower")}
+REASON_WORDS = {
+    "rms_db": ("louder", "quieter"),
+    "f0_semitones": ("higher", "lower"),
+    "f0_range_semitones": ("livelier", "flatter"),
+    "syllables_per_s": ("faster", "slower"),
+}
 HIGH_AROUSAL = 0.8  # mean z-score above which the voice counts as raised, below minus which as subdued
 
 
@@ -239,8 +318,9 @@ def lexical_hits(transcript: str | None) -> dict[str, list[str]]:
     return {label: cues for label, cues in hits.items() if cues}
 
 
-def estimate_emotion(features: ProsodyFeatures | None, baseline: Baseline | None,
-                     transcript: str | None) -> EmotionEstimate:
+def estimate_emotion(
+    features: ProsodyFeatures | None, baseline: Baseline | None, transcript: str | None
+) -> EmotionEstimate:
     """A label from how the voice departs from the speaker's usual (arousal) and from the wording.
 
     Raised voice: anxious, frustrated or excited by the words (excited when they say nothing).
@@ -250,8 +330,11 @@ def estimate_emotion(features: ProsodyFeatures | None, baseline: Baseline | None
     z = baseline.deltas(features) if features is not None and baseline is not None else {}
     weights = {name: AROUSAL_WEIGHTS[name] for name in z}
     arousal = sum(max(-3.0, min(3.0, z[name])) * w for name, w in weights.items()) / sum(weights.values()) if z else 0.0
-    reasons = [f"{REASON_WORDS[name][value < 0]} than usual ({value:+.1f} sd)"
-               for name, value in z.items() if abs(value) >= 1.0]
+    reasons = [
+        f"{REASON_WORDS[name][value < 0]} than usual ({value:+.1f} sd)"
+        for name, value in z.items()
+        if abs(value) >= 1.0
+    ]
     hits = lexical_hits(transcript)
     reasons += [f"said {', '.join(repr(c) for c in cues)}" for cues in hits.values()]
     strength = {label: len(cues) for label, cues in hits.items()}

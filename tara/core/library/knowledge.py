@@ -50,7 +50,9 @@ def safe_document_name(name: str) -> str:
     if "/" in name or "\\" in name or ".." in name or name.startswith("."):
         raise DocumentRejected(f"{name!r} is not a plain file name (no folders, '..' or hidden names)")
     if not _SAFE_NAME.fullmatch(name):
-        raise DocumentRejected(f"{name!r}: use letters, digits, spaces and . _ - ( ) + (at most 120), starting with a letter or digit")
+        raise DocumentRejected(
+            f"{name!r}: use letters, digits, spaces and . _ - ( ) + (at most 120), starting with a letter or digit"
+        )
     if Path(name).suffix.lower() not in SUPPORTED:
         raise DocumentRejected(f"{name!r}: only {', '.join(sorted(SUPPORTED))} files are indexed")
     return name
@@ -116,13 +118,21 @@ class KnowledgeBase:
         documents = []
         for path in kb_files(self.kb_dir) if self.kb_dir.is_dir() else []:
             source, stat = str(path.relative_to(self.kb_dir)), path.stat()
-            documents.append({"name": source, "bytes": stat.st_size, "modified": stat.st_mtime,
-                              "indexed": source in indexed, "chunks": chunks.get(source, 0)})
+            documents.append(
+                {
+                    "name": source,
+                    "bytes": stat.st_size,
+                    "modified": stat.st_mtime,
+                    "indexed": source in indexed,
+                    "chunks": chunks.get(source, 0),
+                }
+            )
         on_disk = {document["name"] for document in documents}
         return {
             "folder": str(self.kb_dir),
             "documents": documents,
-            "index": asdict(self.status) | {
+            "index": asdict(self.status)
+            | {
                 "progress": self.status.progress,
                 "stale": self._edited or on_disk != indexed,
                 "documents": len(indexed),
@@ -199,8 +209,12 @@ class KnowledgeBase:
         if stack.config.stt.hotwords_from_kb:
             stack.stt.set_vocabulary(vocabulary(fresh.documents), document_words(fresh.documents))
         status.state, status.phase, status.finished = "ready", "", time.time()
-        log.info("knowledge base: reindexed %d documents in %.1fs (%s)", len(fresh.documents),
-                 status.finished - status.started, "in the prompt" if prompts.inline else "retrieved")
+        log.info(
+            "knowledge base: reindexed %d documents in %.1fs (%s)",
+            len(fresh.documents),
+            status.finished - status.started,
+            "in the prompt" if prompts.inline else "retrieved",
+        )
 
     async def wait(self) -> None:
         """Until the running reindex (if any) is over."""

@@ -139,7 +139,9 @@ class VoiceLibrary:
             else:
                 try:
                     samples = read_audio(folder / "reference.wav", stored.sample_rate)
-                    await asyncio.to_thread(self.tts.add_voice, stored.id, samples, stored.sample_rate, stored.transcript)
+                    await asyncio.to_thread(
+                        self.tts.add_voice, stored.id, samples, stored.sample_rate, stored.transcript
+                    )
                 except (OSError, ValueError) as exc:
                     self.unloaded[stored.id] = str(exc)
         if self.unloaded:
@@ -154,15 +156,32 @@ class VoiceLibrary:
         for name in self.tts.voices:
             stored = self.stored.get(name)
             source = "uploaded" if stored and name not in self.unloaded else "config"
-            voices.append({"id": name, "name": stored.name if source == "uploaded" else name, "source": source,
-                           "default": name == self.tts.default_voice, "available": True,
-                           "transcript": stored.transcript if source == "uploaded" else None,
-                           "seconds": stored.seconds if source == "uploaded" else None, "problem": None})
+            voices.append(
+                {
+                    "id": name,
+                    "name": stored.name if source == "uploaded" else name,
+                    "source": source,
+                    "default": name == self.tts.default_voice,
+                    "available": True,
+                    "transcript": stored.transcript if source == "uploaded" else None,
+                    "seconds": stored.seconds if source == "uploaded" else None,
+                    "problem": None,
+                }
+            )
         for voice_id_, problem in self.unloaded.items():
             stored = self.stored[voice_id_]
-            voices.append({"id": stored.id, "name": stored.name, "source": "uploaded", "default": False,
-                           "available": False, "transcript": stored.transcript, "seconds": stored.seconds,
-                           "problem": problem})
+            voices.append(
+                {
+                    "id": stored.id,
+                    "name": stored.name,
+                    "source": "uploaded",
+                    "default": False,
+                    "available": False,
+                    "transcript": stored.transcript,
+                    "seconds": stored.seconds,
+                    "problem": problem,
+                }
+            )
         return voices
 
     # ------------------------------------------------------------------ changes
@@ -172,7 +191,9 @@ class VoiceLibrary:
         new_id = voice_id(name)
         transcript = " ".join(transcript.split())
         if not transcript or len(transcript) > MAX_TRANSCRIPT_CHARS or _CONTROL.search(transcript):
-            raise VoiceRejected(f"transcript must be 1 to {MAX_TRANSCRIPT_CHARS} printable characters: what the recording says")
+            raise VoiceRejected(
+                f"transcript must be 1 to {MAX_TRANSCRIPT_CHARS} printable characters: what the recording says"
+            )
         if len(recording) > self.limits.voice_max_bytes:
             raise VoiceRejected(f"the recording is over {self.limits.voice_max_bytes} bytes")
         if new_id in self.tts.voices or new_id in self.stored or new_id in self._reserved:

@@ -81,8 +81,9 @@ class Endpointer:
         self.min_level_dbfs: float | None = None
         self._end_silence_ms: int | None = None  # this utterance's end-of-turn silence, if the listener set one
 
-    def set_sensitivity(self, threshold: float | None = None, min_speech_ms: int | None = None,
-                        min_level_dbfs: float | None = None) -> None:
+    def set_sensitivity(
+        self, threshold: float | None = None, min_speech_ms: int | None = None, min_level_dbfs: float | None = None
+    ) -> None:
         """Demand more (or, with no arguments, the configured) evidence before speech starts.
 
         The session raises all three while the agent talks, so leaked echo of its own voice is not the

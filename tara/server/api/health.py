@@ -43,8 +43,14 @@ class Diagnostics(BaseModel):
 
 async def health(request: web.Request) -> web.Response:
     stack = request.app.get(STACK)
-    return reply(Health(ok=stack is not None, uptime_s=round(time.monotonic() - request.app[STARTED], 1),
-                        models_loaded=stack is not None, sessions=len(request.app[PEERS].peers)))
+    return reply(
+        Health(
+            ok=stack is not None,
+            uptime_s=round(time.monotonic() - request.app[STARTED], 1),
+            models_loaded=stack is not None,
+            sessions=len(request.app[PEERS].peers),
+        )
+    )
 
 
 async def client_config(request: web.Request) -> web.Response:
@@ -59,31 +65,55 @@ async def diagnostics(request: web.Request) -> web.Response:
     retriever, tts = stack.retriever, stack.tts
     models = {
         "vad": {"backend": config.vad.backend, "device": "cpu"},
-        "stt": {"backend": config.stt.backend, "class": type(stack.stt).__name__, "model": config.stt.model,
-                "device": config.stt.device, "compute_type": config.stt.compute_type},
-        "rag": {"backend": config.rag.backend, "class": type(retriever).__name__, "embed_model": config.rag.embed_model,
-                "device": getattr(retriever, "device", config.rag.device), "kb_dir": str(retriever.kb_dir),
-                "documents": len(retriever.documents), "chunks": sum(retriever.chunk_counts().values()),
-                "knowledge_in_prompt": stack.prompts.inline},
-        "llm": {"backend": config.llm.backend, "class": type(stack.llm).__name__, "model": config.llm.model,
-                "busy_model": config.llm.busy_model, "device": config.llm.device},
-        "tts": {"backend": config.tts.backend, "class": type(tts).__name__, "device": tts.device,
-                "sample_rate": tts.sample_rate, "voices": tts.voices, "default_voice": tts.default_voice,
-                "can_clone": tts.can_clone},
+        "stt": {
+            "backend": config.stt.backend,
+            "class": type(stack.stt).__name__,
+            "model": config.stt.model,
+            "device": config.stt.device,
+            "compute_type": config.stt.compute_type,
+        },
+        "rag": {
+            "backend": config.rag.backend,
+            "class": type(retriever).__name__,
+            "embed_model": config.rag.embed_model,
+            "device": getattr(retriever, "device", config.rag.device),
+            "kb_dir": str(retriever.kb_dir),
+            "documents": len(retriever.documents),
+            "chunks": sum(retriever.chunk_counts().values()),
+            "knowledge_in_prompt": stack.prompts.inline,
+        },
+        "llm": {
+            "backend": config.llm.backend,
+            "class": type(stack.llm).__name__,
+            "model": config.llm.model,
+            "busy_model": config.llm.busy_model,
+            "device": config.llm.device,
+        },
+        "tts": {
+            "backend": config.tts.backend,
+            "class": type(tts).__name__,
+            "device": tts.device,
+            "sample_rate": tts.sample_rate,
+            "voices": tts.voices,
+            "default_voice": tts.default_voice,
+            "can_clone": tts.can_clone,
+        },
     }
     stage_of = {"speech recognition": "stt", "knowledge base": "rag", "language model": "llm", "voice": "tts"}
     for label, seconds in stack.load_seconds.items():
         if label in stage_of:
             models[stage_of[label]]["load_s"] = seconds
-    return reply(Diagnostics(
-        uptime_s=round(time.monotonic() - app[STARTED], 1),
-        devices=devices(),
-        models=models,
-        versions=versions(),
-        memory=memory(),
-        sessions={"active": len(peers.peers), "max": peers.max_sessions},
-        config=redacted(config.model_dump(mode="json")),
-    ))
+    return reply(
+        Diagnostics(
+            uptime_s=round(time.monotonic() - app[STARTED], 1),
+            devices=devices(),
+            models=models,
+            versions=versions(),
+            memory=memory(),
+            sessions={"active": len(peers.peers), "max": peers.max_sessions},
+            config=redacted(config.model_dump(mode="json")),
+        )
+    )
 
 
 def devices() -> dict[str, Any]:
@@ -93,9 +123,14 @@ def devices() -> dict[str, Any]:
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             properties = torch.cuda.get_device_properties(index)
-            cuda.append({"index": index, "name": properties.name,
-                         "memory_total_mb": round(properties.total_memory / 2**20),
-                         "memory_allocated_mb": round(torch.cuda.memory_allocated(index) / 2**20)})
+            cuda.append(
+                {
+                    "index": index,
+                    "name": properties.name,
+                    "memory_total_mb": round(properties.total_memory / 2**20),
+                    "memory_allocated_mb": round(torch.cuda.memory_allocated(index) / 2**20),
+                }
+            )
     return {"cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "cuda": cuda}
 
 
@@ -112,6 +147,7 @@ def versions() -> dict[str, str]:
 
 def memory() -> dict[str, float | None]:
     """This process's resident memory (now and peak) and the machine's, in MB (Linux /proc)."""
+
     def read(path: str, keys: tuple[str, ...]) -> dict[str, float | None]:
         values: dict[str, float | None] = dict.fromkeys(keys)
         try:
@@ -126,8 +162,12 @@ def memory() -> dict[str, float | None]:
 
     process = read("/proc/self/status", ("VmRSS", "VmHWM"))
     machine = read("/proc/meminfo", ("MemTotal", "MemAvailable"))
-    return {"rss_mb": process["VmRSS"], "peak_rss_mb": process["VmHWM"],
-            "system_total_mb": machine["MemTotal"], "system_available_mb": machine["MemAvailable"]}
+    return {
+        "rss_mb": process["VmRSS"],
+        "peak_rss_mb": process["VmHWM"],
+        "system_total_mb": machine["MemTotal"],
+        "system_available_mb": machine["MemAvailable"],
+    }
 
 
 def redacted(value: Any) -> Any:
@@ -140,9 +180,21 @@ def redacted(value: Any) -> Any:
 
 
 def setup(api: Api) -> None:
-    api.add("GET", "/api/health", health, "Liveness: models loaded, uptime, live sessions", admin=False, response=Health)
-    api.add("GET", "/api/config", client_config, "What the talk page needs before it connects (ICE servers)",
-            admin=False, response=ClientConfig)
-    api.add("GET", "/api/diagnostics", diagnostics,
-            "Devices, loaded models and backends, versions, memory, sessions, configuration (secrets hidden)",
-            response=Diagnostics)
+    api.add(
+        "GET", "/api/health", health, "Liveness: models loaded, uptime, live sessions", admin=False, response=Health
+    )
+    api.add(
+        "GET",
+        "/api/config",
+        client_config,
+        "What the talk page needs before it connects (ICE servers)",
+        admin=False,
+        response=ClientConfig,
+    )
+    api.add(
+        "GET",
+        "/api/diagnostics",
+        diagnostics,
+        "Devices, loaded models and backends, versions, memory, sessions, configuration (secrets hidden)",
+        response=Diagnostics,
+    )

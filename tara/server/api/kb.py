@@ -29,15 +29,18 @@ class KbDocument(BaseModel):
 class KbState(BaseModel):
     folder: str
     documents: list[KbDocument]
-    index: dict[str, Any] = Field(description="state (ready/indexing/failed), phase, progress 0..1, error, stale, "
-                                              "documents, chunks, in_prompt, skipped")
+    index: dict[str, Any] = Field(
+        description="state (ready/indexing/failed), phase, progress 0..1, error, stale, "
+        "documents, chunks, in_prompt, skipped"
+    )
 
 
 class KbUpload(BaseModel):
     """multipart/form-data fields."""
 
-    file: bytes = Field(description="a .txt, .md or .pdf document; its file name is kept",
-                        json_schema_extra={"format": "binary"})
+    file: bytes = Field(
+        description="a .txt, .md or .pdf document; its file name is kept", json_schema_extra={"format": "binary"}
+    )
     name: str | None = Field(None, description="store it under this name instead of the upload's file name")
 
 
@@ -105,8 +108,24 @@ async def reindex(request: web.Request) -> web.Response:
 
 def setup(api: Api) -> None:
     api.add("GET", "/api/kb", list_kb, "Documents with their chunk counts, and the index state", response=KbState)
-    api.add("POST", "/api/kb", upload, "Upload a document (then reindex to answer from it)", form=KbUpload,
-            query=KbUploadQuery, response=Saved, status=201, errors=(400, 409, 413))
+    api.add(
+        "POST",
+        "/api/kb",
+        upload,
+        "Upload a document (then reindex to answer from it)",
+        form=KbUpload,
+        query=KbUploadQuery,
+        response=Saved,
+        status=201,
+        errors=(400, 409, 413),
+    )
     api.add("DELETE", "/api/kb/{name}", delete, "Delete a document (then reindex)", response=Deleted, errors=(400, 404))
-    api.add("POST", "/api/kb/reindex", reindex, "Rebuild the index in the background; follow it in GET /api/kb",
-            response=Started, status=202, errors=(409,))
+    api.add(
+        "POST",
+        "/api/kb/reindex",
+        reindex,
+        "Rebuild the index in the background; follow it in GET /api/kb",
+        response=Started,
+        status=202,
+        errors=(409,),
+    )

@@ -44,8 +44,15 @@ class LogBuffer(logging.Handler):
             message = record.getMessage()
             if record.exc_info and record.exc_info[1] is not None:
                 message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
-            self.lines.append(LogLine(seq=next(self._seq), time=record.created, level=record.levelname,
-                                      logger=record.name, message=message[:2000]))
+            self.lines.append(
+                LogLine(
+                    seq=next(self._seq),
+                    time=record.created,
+                    level=record.levelname,
+                    logger=record.name,
+                    message=message[:2000],
+                )
+            )
         except Exception:  # a log handler must never raise
             self.handleError(record)
 
@@ -71,7 +78,9 @@ def install(app: web.Application) -> None:
 
 async def recent(request: web.Request) -> web.Response:
     try:
-        query = LogQuery(after=int(request.query.get("after", 0)), limit=max(1, min(1000, int(request.query.get("limit", 200)))))
+        query = LogQuery(
+            after=int(request.query.get("after", 0)), limit=max(1, min(1000, int(request.query.get("limit", 200))))
+        )
     except ValueError:
         raise web.HTTPBadRequest(reason="after and limit must be integers") from None
     lines = request.app[LOGS].since(query.after, query.limit)
@@ -80,5 +89,12 @@ async def recent(request: web.Request) -> web.Response:
 
 
 def setup(api: Api) -> None:
-    api.add("GET", "/api/logs", recent, "Recent log lines (INFO and above)", query=LogQuery, response=LogLines,
-            errors=(400,))
+    api.add(
+        "GET",
+        "/api/logs",
+        recent,
+        "Recent log lines (INFO and above)",
+        query=LogQuery,
+        response=LogLines,
+        errors=(400,),
+    )

@@ -33,11 +33,16 @@ class Metrics:
         self.registry = registry = CollectorRegistry()
         self.sessions = Counter("tara_sessions", "Sessions whose call came up", registry=registry)
         self.turns = Counter("tara_turns", "Turns answered (interrupted ones included)", registry=registry)
-        self.latency = Histogram("tara_stage_latency_seconds",
-                                 "Per turn: seconds from the end of the user's speech to each stage",
-                                 ["stage"], buckets=BUCKETS, registry=registry)
-        self.errors = Counter("tara_errors", "Errors reported to sessions or by TTS tasks, by stage", ["stage"],
-                              registry=registry)
+        self.latency = Histogram(
+            "tara_stage_latency_seconds",
+            "Per turn: seconds from the end of the user's speech to each stage",
+            ["stage"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.errors = Counter(
+            "tara_errors", "Errors reported to sessions or by TTS tasks, by stage", ["stage"], registry=registry
+        )
         self.tts_tasks = Counter("tara_tts_tasks", "Finished TTS tasks by outcome", ["state"], registry=registry)
         active = Gauge("tara_active_sessions", "Sessions open now", registry=registry)
         active.set_function(lambda: len(app[PEERS].peers))
@@ -75,5 +80,10 @@ async def scrape(request: web.Request) -> web.Response:
 
 
 def setup(api: Api) -> None:
-    api.add("GET", "/metrics", scrape, "Prometheus metrics: turns, stage latencies, sessions, errors, TTS tasks",
-            media="text/plain")
+    api.add(
+        "GET",
+        "/metrics",
+        scrape,
+        "Prometheus metrics: turns, stage latencies, sessions, errors, TTS tasks",
+        media="text/plain",
+    )

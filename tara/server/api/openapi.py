@@ -30,25 +30,36 @@ def describe(api: Api, version: str) -> dict[str, Any]:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation(endpoint, ref)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Tara", "version": version,
-                 "description": "Tara's REST API. Admin operations need `Authorization: Bearer <admin token>` "
-                                "(server.admin_token, or the one in <data_dir>/admin_token)."},
+        "info": {
+            "title": "Tara",
+            "version": version,
+            "description": "Tara's REST API. Admin operations need `Authorization: Bearer <admin token>` "
+            "(server.admin_token, or the one in <data_dir>/admin_token).",
+        },
         "paths": paths,
-        "components": {"schemas": schemas,
-                       "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": schemas, "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}}},
     }
 
 
 def operation(endpoint: Endpoint, ref) -> dict[str, Any]:
     path_words = _NOT_WORD.sub("_", endpoint.path).strip("_")
     item: dict[str, Any] = {"summary": endpoint.summary, "operationId": f"{endpoint.method.lower()}_{path_words}"}
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in _PATH_PARAMETER.findall(endpoint.path)]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAMETER.findall(endpoint.path)
+    ]
     if endpoint.query is not None:
         for name, field in endpoint.query.model_fields.items():
             schema = endpoint.query.model_json_schema()["properties"][name]
-            parameters.append({"name": name, "in": "query", "required": field.is_required(),
-                               "description": field.description or "", "schema": schema})
+            parameters.append(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": field.is_required(),
+                    "description": field.description or "",
+                    "schema": schema,
+                }
+            )
     if parameters:
         item["parameters"] = parameters
     if endpoint.body is not None:
@@ -67,8 +78,10 @@ def operation(endpoint: Endpoint, ref) -> dict[str, Any]:
     if endpoint.body is not None:
         errors |= {400, 413}
     for status in sorted(errors):
-        responses[str(status)] = {"description": HTTPStatus(status).phrase,
-                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[str(status)] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     item["responses"] = responses
     if endpoint.admin:
         item["security"] = [{"adminToken": []}]

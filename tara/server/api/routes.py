@@ -90,8 +90,9 @@ async def body_deadline(request: web.Request) -> AsyncIterator[None]:
         async with asyncio.timeout(seconds):
             yield
     except TimeoutError:
-        raise web.HTTPRequestTimeout(reason=f"the request body did not arrive within {seconds:g} s "
-                                            "(server.body_timeout_s)") from None
+        raise web.HTTPRequestTimeout(
+            reason=f"the request body did not arrive within {seconds:g} s (server.body_timeout_s)"
+        ) from None
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -113,14 +114,17 @@ def reply(model: BaseModel, status: int = 200) -> web.Response:
 
 
 def wav_response(data: bytes, filename: str) -> web.Response:
-    return web.Response(body=data, content_type="audio/wav",
-                        headers={"Content-Disposition": f'inline; filename="{filename}"'})
+    return web.Response(
+        body=data, content_type="audio/wav", headers={"Content-Disposition": f'inline; filename="{filename}"'}
+    )
 
 
 MAX_FORM_PARTS = 8  # every form here has two or three fields
 
 
-async def read_form(request: web.Request, limits: dict[str, int], default_limit: int = 64 * 1024) -> dict[str, tuple[str | None, bytes]]:
+async def read_form(
+    request: web.Request, limits: dict[str, int], default_limit: int = 64 * 1024
+) -> dict[str, tuple[str | None, bytes]]:
     """multipart/form-data fields → {name: (filename, bytes)}, each read up to its limit (413 beyond);
     at most ``MAX_FORM_PARTS`` parts; a malformed body is a 400."""
     if not request.content_type.startswith("multipart/"):
@@ -141,8 +145,9 @@ async def read_form(request: web.Request, limits: dict[str, int], default_limit:
                 while chunk := await part.read_chunk(64 * 1024):
                     data += chunk
                     if len(data) > limit:
-                        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(data),
-                                                            reason=f"the {part.name} field is over {limit} bytes")
+                        raise web.HTTPRequestEntityTooLarge(
+                            max_size=limit, actual_size=len(data), reason=f"the {part.name} field is over {limit} bytes"
+                        )
                 fields[part.name] = (part.filename, bytes(data))
     except (ValueError, HttpProcessingError) as exc:  # a malformed body, a part header too long or unparsable
         raise web.HTTPBadRequest(reason=f"malformed multipart body: {' '.join(str(exc).split())[:200]}") from None

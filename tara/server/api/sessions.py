@@ -45,17 +45,25 @@ class Ended(BaseModel):
 def describe(peer: Peer) -> SessionInfo:
     session = peer.session
     return SessionInfo(
-        id=peer.id, state=session.state.agent.value, connection=peer.pc.connectionState, started=peer.created,
-        duration_s=round(time.time() - peer.created, 1), remote=peer.remote, turns=peer.turns, voice=session.voice,
-        muted=session.muted, emotion=session.emotion.model_dump(),
+        id=peer.id,
+        state=session.state.agent.value,
+        connection=peer.pc.connectionState,
+        started=peer.created,
+        duration_s=round(time.time() - peer.created, 1),
+        remote=peer.remote,
+        turns=peer.turns,
+        voice=session.voice,
+        muted=session.muted,
+        emotion=session.emotion.model_dump(),
         latencies=[TurnLatency(turn_id=m.turn_id, stages=m.stages) for m in peer.recent_turns],
     )
 
 
 async def list_sessions(request: web.Request) -> web.Response:
     peers = request.app[PEERS]
-    return reply(SessionList(sessions=[describe(peer) for peer in list(peers.peers.values())],
-                             max_sessions=peers.max_sessions))
+    return reply(
+        SessionList(sessions=[describe(peer) for peer in list(peers.peers.values())], max_sessions=peers.max_sessions)
+    )
 
 
 async def end_session(request: web.Request) -> web.Response:
@@ -68,7 +76,13 @@ async def end_session(request: web.Request) -> web.Response:
 
 
 def setup(api: Api) -> None:
-    api.add("GET", "/api/sessions", list_sessions, "Live sessions with their state and recent turn latencies",
-            response=SessionList)
-    api.add("DELETE", "/api/sessions/{id}", end_session, "End a session: hang up its call", response=Ended,
-            errors=(404,))
+    api.add(
+        "GET",
+        "/api/sessions",
+        list_sessions,
+        "Live sessions with their state and recent turn latencies",
+        response=SessionList,
+    )
+    api.add(
+        "DELETE", "/api/sessions/{id}", end_session, "End a session: hang up its call", response=Ended, errors=(404,)
+    )

@@ -87,9 +87,18 @@ class Task:
     def info(self) -> TaskInfo:
         total = len(self.sentences)
         return TaskInfo(
-            id=self.id, state=self.state, progress=round(self.done / total, 3) if total else 0.0,
-            sentences_done=self.done, sentences_total=total, voice=self.voice, emotion=self.emotion.preset,
-            created=self.created, started=self.started, finished=self.finished, seconds=self.seconds, error=self.error,
+            id=self.id,
+            state=self.state,
+            progress=round(self.done / total, 3) if total else 0.0,
+            sentences_done=self.done,
+            sentences_total=total,
+            voice=self.voice,
+            emotion=self.emotion.preset,
+            created=self.created,
+            started=self.started,
+            finished=self.finished,
+            seconds=self.seconds,
+            error=self.error,
             audio_url=f"/api/tasks/{self.id}/audio" if self.state == "done" else None,
         )
 
@@ -170,9 +179,13 @@ async def create_task(request: web.Request) -> web.Response:
     body = await read_json(request, SpeechRequest)
     config, tts = request.app[CONFIG], request.app[STACK].tts
     if len(body.text) > config.api.tts_max_chars:
-        raise web.HTTPBadRequest(reason=f"text is {len(body.text)} characters; at most {config.api.tts_max_chars} (api.tts_max_chars)")
+        raise web.HTTPBadRequest(
+            reason=f"text is {len(body.text)} characters; at most {config.api.tts_max_chars} (api.tts_max_chars)"
+        )
     if CONTROL_CHARACTERS.search(body.text):
-        raise web.HTTPBadRequest(reason="text must not hold NUL or other control characters (tabs and newlines are fine)")
+        raise web.HTTPBadRequest(
+            reason="text must not hold NUL or other control characters (tabs and newlines are fine)"
+        )
     sentences = split_sentences(body.text)
     if not sentences:
         raise web.HTTPBadRequest(reason="text has nothing to say")
@@ -185,14 +198,17 @@ async def create_task(request: web.Request) -> web.Response:
     except (ValueError, ConfigError) as exc:
         raise web.HTTPBadRequest(reason=str(exc).splitlines()[0]) from None
     if body.device != "auto" and device != tts.device:
-        raise web.HTTPBadRequest(reason=f"device: the voice ({config.tts.backend}) runs on {tts.device}, "
-                                        f"not {device}; its device is set at start (tts section)")
+        raise web.HTTPBadRequest(
+            reason=f"device: the voice ({config.tts.backend}) runs on {tts.device}, "
+            f"not {device}; its device is set at start (tts section)"
+        )
     try:
         task = request.app[TASKS].submit(sentences, voice, emotion)
     except QueueFull:
         raise web.HTTPTooManyRequests(
             reason=f"the TTS queue is full ({config.api.tts_queue_size} waiting, api.tts_queue_size); try again later",
-            headers={"Retry-After": "5"}) from None
+            headers={"Retry-After": "5"},
+        ) from None
     response = reply(task.info(), status=202)
     response.headers["Location"] = f"/api/tasks/{task.id}"
     return response
@@ -239,10 +255,30 @@ def install(app: web.Application) -> None:
 
 
 def setup(api: Api) -> None:
-    api.add("POST", "/api/tts", create_task, "Queue text to speak; answers 202 with the task", body=SpeechRequest,
-            response=TaskInfo, status=202, errors=(400, 413, 429))
+    api.add(
+        "POST",
+        "/api/tts",
+        create_task,
+        "Queue text to speak; answers 202 with the task",
+        body=SpeechRequest,
+        response=TaskInfo,
+        status=202,
+        errors=(400, 413, 429),
+    )
     api.add("GET", "/api/tasks", list_tasks, "Recent TTS tasks, newest first", response=TaskList)
-    api.add("GET", "/api/tasks/{id}", get_task, "A TTS task: queued, running (with progress), done or failed",
-            response=TaskInfo, errors=(404,))
-    api.add("GET", "/api/tasks/{id}/audio", task_audio, "The spoken text of a finished task", media="audio/wav",
-            errors=(404, 409))
+    api.add(
+        "GET",
+        "/api/tasks/{id}",
+        get_task,
+        "A TTS task: queued, running (with progress), done or failed",
+        response=TaskInfo,
+        errors=(404,),
+    )
+    api.add(
+        "GET",
+        "/api/tasks/{id}/audio",
+        task_audio,
+        "The spoken text of a finished task",
+        media="audio/wav",
+        errors=(404, 409),
+    )

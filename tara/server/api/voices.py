@@ -40,8 +40,9 @@ class VoiceUpload(BaseModel):
 
     name: str = Field(description="the voice's name; its id is the name in lowercase letters, digits and dashes")
     transcript: str = Field(description="exactly what the recording says")
-    audio: bytes = Field(description="the reference recording: WAV, FLAC or OGG, mono or stereo",
-                         json_schema_extra={"format": "binary"})
+    audio: bytes = Field(
+        description="the reference recording: WAV, FLAC or OGG, mono or stereo", json_schema_extra={"format": "binary"}
+    )
 
 
 class Deleted(BaseModel):
@@ -56,12 +57,19 @@ def _notify_sessions(app: web.Application) -> None:
 async def list_voices(request: web.Request) -> web.Response:
     library, limits = request.app[VOICES], request.app[CONFIG].api
     tts = library.tts
-    return reply(VoiceList(
-        voices=[Voice(**voice) for voice in library.describe()], default=tts.default_voice, can_clone=tts.can_clone,
-        clone_limitation=None if tts.can_clone else tts.clone_limitation,
-        limits={"max_bytes": limits.voice_max_bytes, "min_seconds": limits.voice_min_seconds,
-                "max_seconds": limits.voice_max_seconds},
-    ))
+    return reply(
+        VoiceList(
+            voices=[Voice(**voice) for voice in library.describe()],
+            default=tts.default_voice,
+            can_clone=tts.can_clone,
+            clone_limitation=None if tts.can_clone else tts.clone_limitation,
+            limits={
+                "max_bytes": limits.voice_max_bytes,
+                "min_seconds": limits.voice_min_seconds,
+                "max_seconds": limits.voice_max_seconds,
+            },
+        )
+    )
 
 
 async def upload_voice(request: web.Request) -> web.Response:
@@ -111,13 +119,32 @@ async def voice_sample(request: web.Request) -> web.Response:
 
 
 def setup(api: Api) -> None:
-    api.add("GET", "/api/voices", list_voices, "The voices sessions and TTS tasks can use", admin=False,
-            response=VoiceList)
-    api.add("POST", "/api/voices", upload_voice,
-            "Clone a voice from a reference recording and its transcript (backends that can clone: csm)",
-            form=VoiceUpload, response=Voice, status=201, errors=(400, 409, 413, 422))
-    api.add("DELETE", "/api/voices/{id}", delete_voice,
-            "Delete an uploaded voice (sessions using it fall back to the default voice)",
-            response=Deleted, errors=(404, 409))
-    api.add("GET", "/api/voices/{id}/sample", voice_sample, "A short sentence spoken in this voice",
-            media="audio/wav", errors=(404,))
+    api.add(
+        "GET", "/api/voices", list_voices, "The voices sessions and TTS tasks can use", admin=False, response=VoiceList
+    )
+    api.add(
+        "POST",
+        "/api/voices",
+        upload_voice,
+        "Clone a voice from a reference recording and its transcript (backends that can clone: csm)",
+        form=VoiceUpload,
+        response=Voice,
+        status=201,
+        errors=(400, 409, 413, 422),
+    )
+    api.add(
+        "DELETE",
+        "/api/voices/{id}",
+        delete_voice,
+        "Delete an uploaded voice (sessions using it fall back to the default voice)",
+        response=Deleted,
+        errors=(404, 409),
+    )
+    api.add(
+        "GET",
+        "/api/voices/{id}/sample",
+        voice_sample,
+        "A short sentence spoken in this voice",
+        media="audio/wav",
+        errors=(404,),
+    )

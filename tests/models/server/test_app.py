@@ -18,7 +18,10 @@ async def test_serves_the_page_and_health(config, stack):
 
 
 async def test_ice_servers_from_config_reach_the_page(config, stack):
-    servers = [{"urls": "stun:stun.example.org:3478"}, {"urls": ["turn:turn.example.org"], "username": "u", "credential": "p"}]
+    servers = [
+        {"urls": "stun:stun.example.org:3478"},
+        {"urls": ["turn:turn.example.org"], "username": "u", "credential": "p"},
+    ]
     app_config = config.model_copy(update={"server": config.server.model_validate({"ice_servers": servers})})
     async with TestClient(TestServer(create_app(app_config, stack=stack, access_token="t"))) as client:
         body = await (await client.get("/api/config")).json()

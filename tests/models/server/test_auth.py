@@ -21,7 +21,9 @@ async def ok(request: web.Request) -> web.Response:
 def request_from(address: str, path: str = "/", headers: dict | None = None) -> web.Request:
     """A request as if it came from ``address`` (peer-address injection)."""
     transport = Mock()
-    transport.get_extra_info.side_effect = lambda name, default=None: (address, 50000) if name == "peername" else default
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (address, 50000) if name == "peername" else default
+    )
     return make_mocked_request("GET", path, headers=headers or {}, transport=transport)
 
 
@@ -47,7 +49,9 @@ async def test_a_good_token_in_the_url_becomes_a_cookie_and_leaves_the_url():
     response = await access_middleware(TOKEN)(request_from("192.168.1.20", f"/?token={TOKEN}&raw=1"), ok)
     assert response.status == 302 and response.headers["Location"] == "/?raw=1"
     cookie = response.cookies[COOKIE]
-    assert cookie.value == TOKEN and cookie["httponly"] and int(cookie["max-age"]) > 0 and cookie["samesite"] == "Strict"
+    assert (
+        cookie.value == TOKEN and cookie["httponly"] and int(cookie["max-age"]) > 0 and cookie["samesite"] == "Strict"
+    )
     response = await access_middleware(TOKEN, "admin")(request_from("127.0.0.1", "/admin?token=admin"), ok)
     assert response.status == 200 and COOKIE not in response.cookies  # the admin page takes it from the URL itself
 

@@ -35,7 +35,7 @@ async def test_a_spoken_question_is_answered_over_webrtc(live_server, stack, voi
         assert first_sound is not None  # the agent's voice reached the caller
         reply = client.received.audio()
         assert rms_dbfs(reply) > SILENCE_DBFS
-        heard = await stack.stt.transcribe(reply[-int(16000 * 20):])
+        heard = await stack.stt.transcribe(reply[-int(16000 * 20) :])
         assert "maple" in heard.text.lower()
     await asyncio.sleep(0.5)
     assert not peers.peers  # hanging up ended the session
@@ -76,9 +76,18 @@ async def test_bad_offers_get_a_4xx_and_the_server_keeps_serving(live_server):
 async def test_garbage_on_the_data_channel_gets_error_events_and_the_session_lives_on(live_server):
     url, _ = await live_server()
     async with TaraClient(url) as client:
-        for bad in ["garbage", "[1, 2]", '{"no": "type"}', '{"type": "launch"}', '{"type": "mute"}',
-                    '{"type": "voice", "voice": "nobody"}', '{"type": "emotion", "preset": "furious"}',
-                    '{"type": "emotion", "warmth": 7}', '{"type": "text", "text": ""}', "x" * 20000]:
+        for bad in [
+            "garbage",
+            "[1, 2]",
+            '{"no": "type"}',
+            '{"type": "launch"}',
+            '{"type": "mute"}',
+            '{"type": "voice", "voice": "nobody"}',
+            '{"type": "emotion", "preset": "furious"}',
+            '{"type": "emotion", "warmth": 7}',
+            '{"type": "text", "text": ""}',
+            "x" * 20000,
+        ]:
             client.send(bad)
         await asyncio.sleep(1.0)
         errors = client.events_of("error")
@@ -88,7 +97,9 @@ async def test_garbage_on_the_data_channel_gets_error_events_and_the_session_liv
         client.send({"type": "ping", "t": 12.5})
         assert (await client.wait_for("pong", t=12.5))["t"] == 12.5
         client.send({"type": "emotion", "preset": "calm"})
-        settings = await client.wait_for("settings", emotion={"preset": "calm", "warmth": 0.6, "energy": 0.2, "rate": 0.25})
+        settings = await client.wait_for(
+            "settings", emotion={"preset": "calm", "warmth": 0.6, "energy": 0.2, "rate": 0.25}
+        )
         assert settings["voice"] == "joe"
         client.send({"type": "mute", "muted": True})
         assert (await client.wait_for("settings", muted=True))["emotion"]["preset"] == "calm"
@@ -172,11 +183,13 @@ def test_ice_follows_the_bind_address_and_checks_stay_on_its_networks():
     assert ice_addresses_for("10.0.0.7", lan) == ["10.0.0.7"]
     assert ice_addresses_for("0.0.0.0", lan, ["10.0.0.7"]) == ["10.0.0.7"]  # server.ice_addresses pins them
     assert networks_of(["127.0.0.1"]) == [ipaddress.ip_network("127.0.0.0/8")]
-    offer = ("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\n"
-             "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"
-             "a=candidate:2 1 udp 2130706431 203.0.113.9 5000 typ host\r\n"
-             "a=candidate:3 1 udp 2130706431 abcd.local 5000 typ host\r\n"
-             "a=candidate:4 1 udp 2130706431 192.168.1.30 5000 typ host\r\na=end-of-candidates\r\n")
+    offer = (
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"
+        "a=candidate:2 1 udp 2130706431 203.0.113.9 5000 typ host\r\n"
+        "a=candidate:3 1 udp 2130706431 abcd.local 5000 typ host\r\n"
+        "a=candidate:4 1 udp 2130706431 192.168.1.30 5000 typ host\r\na=end-of-candidates\r\n"
+    )
     kept = keep_candidates_on(offer, [ipaddress.ip_network("127.0.0.0/8")])
     assert "127.0.0.1" in kept and "203.0.113.9" not in kept and ".local" not in kept and "192.168.1.30" not in kept
     assert kept.startswith("v=0\r\nm=audio") and kept.endswith("a=end-of-candidates\r\n")

@@ -70,9 +70,13 @@ def test_tara_serve_starts_offline_with_https_and_local_http(tmp_path):
     log = tmp_path / "serve.log"
     command = without_network([sys.executable, "-c", PROBE, str(free_port()), str(free_port())])
     isolated = command[0] == "unshare"  # only there may the server gather on a (made-up) LAN address
-    run = subprocess.run(command + ["1" if isolated else "0"],
-                         capture_output=True, text=True, timeout=240,
-                         env=os.environ | {"SERVE_LOG": str(log), "HF_HUB_OFFLINE": "1"})
+    run = subprocess.run(
+        command + ["1" if isolated else "0"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ | {"SERVE_LOG": str(log), "HF_HUB_OFFLINE": "1"},
+    )
     assert run.returncode == 0, run.stderr + log.read_text()[-2000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["https"]["ok"] and report["http_local"]["ok"]

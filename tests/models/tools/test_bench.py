@@ -7,8 +7,24 @@ from tara.cli import main
 
 def test_tara_bench_writes_a_report_and_a_chart(tmp_path):
     out = tmp_path / "bench"
-    assert main(["bench", "--turns", "2", "--barge-ins", "1", "--sessions", "1,2", "--turns-per-session", "1",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--turns",
+                "2",
+                "--barge-ins",
+                "1",
+                "--sessions",
+                "1,2",
+                "--turns-per-session",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     summary = report["summary"]
     assert summary["voice_to_voice_ms"]["1"]["n"] == 2 and summary["voice_to_voice_ms"]["2"]["n"] == 2

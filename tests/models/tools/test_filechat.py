@@ -19,9 +19,24 @@ async def test_tara_chat_json_answers_from_an_unseen_kb_and_speaks_the_answer(tm
     reply = tmp_path / "reply.wav"
     speak("What is the name of the main telescope at the observatory?", question)
     run = subprocess.run(  # with no network at all: the default profile must not need one
-        without_network([sys.executable, "-m", "tara", "chat", "--in", str(question), "--out", str(reply),
-                         "--kb", str(TEST_KB), "--json"]),
-        capture_output=True, text=True, timeout=300,
+        without_network(
+            [
+                sys.executable,
+                "-m",
+                "tara",
+                "chat",
+                "--in",
+                str(question),
+                "--out",
+                str(reply),
+                "--kb",
+                str(TEST_KB),
+                "--json",
+            ]
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout)
@@ -35,11 +50,14 @@ async def test_tara_chat_json_answers_from_an_unseen_kb_and_speaks_the_answer(tm
     assert "maple" in heard
 
 
-@pytest.mark.parametrize(("question", "facts"), [
-    ("On which hill is the observatory?", ["heron"]),
-    ("How long does the ferry crossing take?", ["forty", "40"]),
-    ("What is the rooftop cafe at the observatory called?", ["stardust"]),
-])
+@pytest.mark.parametrize(
+    ("question", "facts"),
+    [
+        ("On which hill is the observatory?", ["heron"]),
+        ("How long does the ferry crossing take?", ["forty", "40"]),
+        ("What is the rooftop cafe at the observatory called?", ["stardust"]),
+    ],
+)
 async def test_spoken_document_questions_get_the_fact(stack, voice, question, facts):
     turn = await converse(stack, voice(question))
     assert turn.grounded, turn.transcript
@@ -65,11 +83,16 @@ async def test_silence_is_a_clear_error(stack):
 
 
 def test_cli_errors_are_clear(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "tara", "chat", "--in", str(tmp_path / "absent.wav")],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "tara", "chat", "--in", str(tmp_path / "absent.wav")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2 and "audio file not found" in run.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("llm:\n  temperature: hot\n")
-    run = subprocess.run([sys.executable, "-m", "tara", "--config", str(bad), "doctor"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "tara", "--config", str(bad), "doctor"], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 2 and "llm.temperature" in run.stderr

@@ -43,8 +43,18 @@ def test_each_quant_type_is_its_own_file(tmp_path, source, quantize_calls):
     assert quantize_calls == [25, 2]
 
 
-@pytest.mark.parametrize("damage", ["missing file", "corrupt file", "stamp of another source", "stamp of another type",
-                                    "missing stamp", "garbled stamp", "changed source"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "missing file",
+        "corrupt file",
+        "stamp of another source",
+        "stamp of another type",
+        "missing stamp",
+        "garbled stamp",
+        "changed source",
+    ],
+)
 def test_remakes_the_file_when_it_or_its_stamp_is_wrong(tmp_path, source, quantize_calls, damage):
     made = assets.requantized(source, "m", "q4_0", tmp_path)
     stamp = made.with_suffix(".json")

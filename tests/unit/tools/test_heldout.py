@@ -1,6 +1,5 @@
 """The held-out evaluation: its data, its scoring, and one real run through WebRTC."""
 
-
 from tara.tools.heldout import (
     ESPEAK_VOICES,
     HELDOUT_DIR,
@@ -52,10 +51,28 @@ def test_dont_know_and_correctness():
 
 def test_the_summary_counts_what_a_user_would():
     turn = {"kb": "x", "say": "q", "heard": "q", "said": "a", "voice": "us", "noise": None, "grounded": True}
-    turns = [{**turn, "index": 0, "kind": "fact", "correct": True, "dont_know": False, "silent": False, "client_ms": 800.0},
-             {**turn, "index": 1, "kind": "unanswerable", "correct": True, "dont_know": True, "silent": False, "client_ms": 1200.0},
-             {**turn, "index": 2, "kind": "fact", "correct": False, "dont_know": True, "silent": False, "client_ms": 900.0},
-             {**turn, "index": 3, "kind": "chitchat", "correct": False, "dont_know": False, "silent": True, "client_ms": None}]
+    turns = [
+        {**turn, "index": 0, "kind": "fact", "correct": True, "dont_know": False, "silent": False, "client_ms": 800.0},
+        {
+            **turn,
+            "index": 1,
+            "kind": "unanswerable",
+            "correct": True,
+            "dont_know": True,
+            "silent": False,
+            "client_ms": 1200.0,
+        },
+        {**turn, "index": 2, "kind": "fact", "correct": False, "dont_know": True, "silent": False, "client_ms": 900.0},
+        {
+            **turn,
+            "index": 3,
+            "kind": "chitchat",
+            "correct": False,
+            "dont_know": False,
+            "silent": True,
+            "client_ms": None,
+        },
+    ]
     summary = summarise(turns)
     assert summary["accuracy"] == 0.5 and summary["by_kind"]["fact"] == 0.5
     assert summary["dont_know_on_unanswerable"] == 1.0 and summary["dont_know_precision"] == 0.5

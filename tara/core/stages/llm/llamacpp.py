@@ -65,7 +65,9 @@ class LlamaCppLLM(LLM):
 
         self.model_path = resolve_model(config.model, GGUF_MODELS, "llm.model", data_dir)
         if config.model.startswith("bundled:") and config.quantize != "none":
-            self.model_path = requantized(self.model_path, config.model.removeprefix("bundled:"), config.quantize, data_dir)
+            self.model_path = requantized(
+                self.model_path, config.model.removeprefix("bundled:"), config.quantize, data_dir
+            )
         gpu = resolve_device(config.device, "llm.device") == "cuda"
         logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
         llama_cpp.llama_backend_init()
@@ -146,5 +148,3 @@ class LlamaCppLLM(LLM):
                 yield item  # type: ignore[misc]
         finally:
             self._engine.close(job)
-
-

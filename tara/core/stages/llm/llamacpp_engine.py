@@ -191,7 +191,9 @@ class _Engine:
                 return self._finish(job)
         free = [s for s in self._slots if s.reserved and s.job is None and s.generation < job.generation]
         if not free:
-            log.warning("llama.cpp: more warm-up prompts than the %d reserved sequences; one is not cached", PREFIX_SEQUENCES)
+            log.warning(
+                "llama.cpp: more warm-up prompts than the %d reserved sequences; one is not cached", PREFIX_SEQUENCES
+            )
             return self._finish(job)
         slot, _, reused = choose_slot(free, [], job.prompt, len(job.prompt))
         slot.generation = job.generation
@@ -228,7 +230,9 @@ class _Engine:
         """
         replies = [j for j in self._jobs if j.kind is Kind.REPLY and not j.paused]
         replies.sort(key=lambda j: not j.urgent)  # (stable: in the order they came)
-        jobs = replies if any(j.urgent for j in replies) else replies + [j for j in self._jobs if j.kind is not Kind.REPLY]
+        jobs = (
+            replies if any(j.urgent for j in replies) else replies + [j for j in self._jobs if j.kind is not Kind.REPLY]
+        )
         plan = [_Work(j, [j.next_token], logits=True) for j in jobs if j.next_token is not None]
         reading = CHUNK_SHARED if plan else max(CHUNK_SHARED, int(STEP_ALONE_S / self._seconds_per_token))
         reading = min(reading, BATCH - len(plan) - 1)
@@ -260,7 +264,9 @@ class _Engine:
         except Exception as exc:
             log.exception("llama.cpp step failed")
             for work in plan:
-                self._ll.llama_memory_seq_rm(self._memory, work.job.slot.id, len(work.job.slot.tokens), -1)  # half written
+                self._ll.llama_memory_seq_rm(
+                    self._memory, work.job.slot.id, len(work.job.slot.tokens), -1
+                )  # half written
                 self._finish(work.job, exc)
             return
         for work in plan:
@@ -283,7 +289,9 @@ class _Engine:
         return self._ll.llama_decode(self._context.ctx, batch)
 
     def _sample(self, work: _Work) -> int:
-        logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self._context.ctx, work.index), shape=(self._n_vocab,))
+        logits = np.ctypeslib.as_array(
+            self._ll.llama_get_logits_ith(self._context.ctx, work.index), shape=(self._n_vocab,)
+        )
         params = work.job.params
         if params.temperature <= 0.0:
             return int(np.argmax(logits))
@@ -307,8 +315,12 @@ class _Engine:
             job.text += delta
             job.urgent = job.urgent and not past_first_clause(job.text)
             if not job.delivered:
-                log.debug("llama.cpp: first text %.0f ms after submit; %d prompt tokens read, %d cached",
-                          (time.perf_counter() - job.submitted) * 1000, len(job.prompt) - job.reused, job.reused)
+                log.debug(
+                    "llama.cpp: first text %.0f ms after submit; %d prompt tokens read, %d cached",
+                    (time.perf_counter() - job.submitted) * 1000,
+                    len(job.prompt) - job.reused,
+                    job.reused,
+                )
             job.delivered += 1  # (before the consumer can pull it)
             self._deliver(job, delta)
         if job.generated >= job.params.max_tokens or len(job.slot.tokens) + 1 >= self._n_ctx:

@@ -98,7 +98,9 @@ class Job:
         return self.delivered - self.pulled >= UNCONSUMED_DELTAS
 
 
-def choose_slot(candidates: list[Slot], donors: list[Slot], prompt: list[int], limit: int) -> tuple[Slot, Slot | None, int]:
+def choose_slot(
+    candidates: list[Slot], donors: list[Slot], prompt: list[int], limit: int
+) -> tuple[Slot, Slot | None, int]:
     """The slot for ``prompt``, the slot to copy its start from (or None) and how many tokens are reused.
 
     In order: the most tokens reused (at most ``limit``), from a candidate's own cells or lent by

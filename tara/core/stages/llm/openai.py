@@ -35,9 +35,14 @@ class OpenAICompatibleLLM(LLM):
         }
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-        async with aiohttp.ClientSession(timeout=timeout) as http, http.post(self.url, json=body, headers=headers) as response:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(self.url, json=body, headers=headers) as response,
+        ):
             if response.status != 200:
-                raise LLMServerError(f"LLM server at {self.url} answered {response.status}: {(await response.text())[:200]}")
+                raise LLMServerError(
+                    f"LLM server at {self.url} answered {response.status}: {(await response.text())[:200]}"
+                )
             async for raw in response.content:
                 line = raw.decode().strip()
                 if not line.startswith("data:"):

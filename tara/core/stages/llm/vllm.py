@@ -52,7 +52,9 @@ class VLLMEngineLLM(LLM):
         request_id = f"tara-{next(_REQUESTS)}"
         finished = False
         try:
-            async for output in self.engine.generate(prompt=self._prompt(messages), sampling_params=sampling, request_id=request_id):
+            async for output in self.engine.generate(
+                prompt=self._prompt(messages), sampling_params=sampling, request_id=request_id
+            ):
                 finished = output.finished
                 if output.outputs and output.outputs[0].text:
                     yield output.outputs[0].text

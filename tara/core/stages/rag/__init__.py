@@ -49,4 +49,6 @@ class Retriever(ABC):
         return {}
 
 
-RETRIEVERS: Registry[Retriever] = Registry("rag.backend", {"llama-index-faiss": "tara.core.stages.rag.llamaindex:LlamaIndexRetriever"})
+RETRIEVERS: Registry[Retriever] = Registry(
+    "rag.backend", {"llama-index-faiss": "tara.core.stages.rag.llamaindex:LlamaIndexRetriever"}
+)

@@ -41,8 +41,27 @@ _NAME = re.compile(r"[A-Z][\w-]*(?: [A-Z0-9][\w-]*)*")
 _ARTICLES = {"The", "A", "An", "Our", "Your", "This", "That"}
 _SENTENCE_START = re.compile(r"(?:^|[.!?:#|\n-]\s*|\A)$")  # a sentence, a table cell or a list item
 # Whisper knows these; naming them would only crowd the documents' own names out of its short prompt.
-_KNOWN = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February",
-          "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"}
+_KNOWN = {
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+}
 
 
 def vocabulary(documents: list[Document], limit: int = 30) -> list[str]:
@@ -58,8 +77,10 @@ def vocabulary(documents: list[Document], limit: int = 30) -> list[str]:
             if words[0] in _ARTICLES:
                 words = words[1:]
             before = document.text[max(0, match.start() - 3) : match.start()]
-            if not words or (len(words) == 1 and (_SENTENCE_START.search(before) or len(words[0]) < 3
-                                                  or words[0].rstrip("s") in _KNOWN)):
+            if not words or (
+                len(words) == 1
+                and (_SENTENCE_START.search(before) or len(words[0]) < 3 or words[0].rstrip("s") in _KNOWN)
+            ):
                 continue
             counts[" ".join(words)] += 1
     return [term for term, _ in counts.most_common(limit)]

@@ -29,7 +29,9 @@ EMBED_BATCH = 16  # chunks embedded between two progress reports
 
 
 class LlamaIndexRetriever(Retriever):
-    def __init__(self, config: RAGConfig, data_dir: Path, kb_dir: Path | None = None, show_progress: bool = True) -> None:
+    def __init__(
+        self, config: RAGConfig, data_dir: Path, kb_dir: Path | None = None, show_progress: bool = True
+    ) -> None:
         from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
         self.config = config
@@ -46,8 +48,14 @@ class LlamaIndexRetriever(Retriever):
         self.load_or_build(show_progress)
 
     def _settings(self) -> str:
-        return json.dumps({"embed": self.config.embed_model, "chunk": self.config.chunk_size,
-                           "overlap": self.config.chunk_overlap, "version": 1})
+        return json.dumps(
+            {
+                "embed": self.config.embed_model,
+                "chunk": self.config.chunk_size,
+                "overlap": self.config.chunk_overlap,
+                "version": 1,
+            }
+        )
 
     def load_or_build(self, show_progress: bool = True, progress: Progress | None = None) -> None:
         """Load the persisted index, or (re)build it when the documents changed."""
@@ -104,7 +112,8 @@ class LlamaIndexRetriever(Retriever):
         context = StorageContext.from_defaults(vector_store=store)
         splitter = SentenceSplitter(chunk_size=self.config.chunk_size, chunk_overlap=self.config.chunk_overlap)
         nodes = splitter.get_nodes_from_documents(
-            [LIDocument(text=d.text, metadata={"source": d.source}) for d in documents if d.text])
+            [LIDocument(text=d.text, metadata={"source": d.source}) for d in documents if d.text]
+        )
         for start in range(0, len(nodes), EMBED_BATCH):
             batch = nodes[start : start + EMBED_BATCH]
             texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in batch]
@@ -117,8 +126,11 @@ class LlamaIndexRetriever(Retriever):
         staging = self.index_dir.with_name(f"{self.index_dir.name}.building-{uuid.uuid4().hex[:8]}")
         try:
             index.storage_context.persist(persist_dir=str(staging))
-            (staging / MANIFEST).write_text(json.dumps({"fingerprint": current, "kb_dir": str(self.kb_dir),
-                                                        "documents": [d.source for d in documents]}))
+            (staging / MANIFEST).write_text(
+                json.dumps(
+                    {"fingerprint": current, "kb_dir": str(self.kb_dir), "documents": [d.source for d in documents]}
+                )
+            )
             make_private(staging)  # the docstore holds every document's full text
             old = self.index_dir.with_name(f"{self.index_dir.name}.old-{uuid.uuid4().hex[:8]}")
             if self.index_dir.exists():
@@ -128,7 +140,9 @@ class LlamaIndexRetriever(Retriever):
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        log.info("indexed %d documents (%d chunks) from %s into %s", len(documents), len(nodes), self.kb_dir, self.index_dir)
+        log.info(
+            "indexed %d documents (%d chunks) from %s into %s", len(documents), len(nodes), self.kb_dir, self.index_dir
+        )
         return index
 
     async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:

@@ -34,4 +34,6 @@ class STT(ABC):
         (lower case); backends may ignore it."""
 
 
-STT_BACKENDS: Registry[STT] = Registry("stt.backend", {"faster-whisper": "tara.core.stages.stt.whisper:FasterWhisperSTT"})
+STT_BACKENDS: Registry[STT] = Registry(
+    "stt.backend", {"faster-whisper": "tara.core.stages.stt.whisper:FasterWhisperSTT"}
+)

@@ -64,9 +64,14 @@ def rejection(decoding: Decoding, prompt: str | None) -> str | None:
 
 def _echoes(words: list[str], prompt: str) -> bool:
     """Whether ``words`` contain a run of the prompt that crosses from one of its terms to the next."""
-    tagged = [(word, term) for term, part in enumerate(re.split(r"[,.]|(?<=mentions) ", prompt))
-              for word in normalise(part).split()]
-    runs = {tuple(word for word, _ in tagged[i : i + PROMPT_ECHO_WORDS])
-            for i in range(len(tagged) - PROMPT_ECHO_WORDS + 1)
-            if tagged[i][1] != tagged[i + PROMPT_ECHO_WORDS - 1][1]}
+    tagged = [
+        (word, term)
+        for term, part in enumerate(re.split(r"[,.]|(?<=mentions) ", prompt))
+        for word in normalise(part).split()
+    ]
+    runs = {
+        tuple(word for word, _ in tagged[i : i + PROMPT_ECHO_WORDS])
+        for i in range(len(tagged) - PROMPT_ECHO_WORDS + 1)
+        if tagged[i][1] != tagged[i + PROMPT_ECHO_WORDS - 1][1]
+    }
     return any(tuple(words[i : i + PROMPT_ECHO_WORDS]) in runs for i in range(len(words) - PROMPT_ECHO_WORDS + 1))

@@ -69,16 +69,23 @@ class FasterWhisperSTT(STT):
         )
         self._lock = threading.Lock()
         self._slot = CPU.slot if device == "cpu" else lambda urgent: nullcontext()
-        self._tokenizer = Tokenizer(self._model.hf_tokenizer, self._model.model.is_multilingual,
-                                    task="transcribe", language=config.language) if config.language else None
+        self._tokenizer = (
+            Tokenizer(
+                self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=config.language
+            )
+            if config.language
+            else None
+        )
         self.set_vocabulary([])
 
     def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
         self._words = sorted(words)
         self._word_set = frozenset(words)
         # The documents' rarest words ("hygienist": three tokens to whisper) after their names.
-        rare = sorted((w for w in self._words if self._token_count(w) >= RARE_WORD_TOKENS),
-                      key=lambda w: (-self._token_count(w), w))
+        rare = sorted(
+            (w for w in self._words if self._token_count(w) >= RARE_WORD_TOKENS),
+            key=lambda w: (-self._token_count(w), w),
+        )
         # A sentence, not a bare list: a list makes Whisper transcribe short questions as more list items.
         text = ", ".join([*terms, *rare[:RARE_WORDS]])
         if len(text) > MAX_HOTWORDS_CHARS:
@@ -106,24 +113,39 @@ class FasterWhisperSTT(STT):
             prompted = self._hotwords is not None and frames >= MIN_PROMPTED_FRAMES
             decoding = self._decode(samples, frames, encoded, prompted)
             reason = rejection(decoding, self._hotwords if prompted else None)
-            if short and frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES and (reason or decoding.avg_logprob < DOUBTFUL_LOGPROB):
+            if (
+                short
+                and frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES
+                and (reason or decoding.avg_logprob < DOUBTFUL_LOGPROB)
+            ):
                 encoded = self._encode_short(samples, frames, SAFE_WINDOW_FRAMES)  # a tight window misled it
-                decoding, reason = _better((decoding, reason), self._decode(samples, frames, encoded, prompted),
-                                           self._hotwords if prompted else None)
+                decoding, reason = _better(
+                    (decoding, reason),
+                    self._decode(samples, frames, encoded, prompted),
+                    self._hotwords if prompted else None,
+                )
             if reason and prompted:  # once more, without the names that may have led it astray
-                decoding, reason = _better((decoding, reason), self._decode(samples, frames, encoded, prompted=False),
-                                           self._hotwords)
+                decoding, reason = _better(
+                    (decoding, reason), self._decode(samples, frames, encoded, prompted=False), self._hotwords
+                )
         seconds = len(audio) / PIPELINE_RATE
         if is_silence(decoding) or reason:  # (silence is no failure: nobody said anything)
-            return Transcript("", seconds, time.perf_counter() - started,
-                              rejected=None if is_silence(decoding) else reason, doubtful=decoding.text.strip())
+            return Transcript(
+                "",
+                seconds,
+                time.perf_counter() - started,
+                rejected=None if is_silence(decoding) else reason,
+                doubtful=decoding.text.strip(),
+            )
         return Transcript(self._respell(decoding.text), seconds, time.perf_counter() - started)
 
     def _token_count(self, word: str) -> int:
         """How finely whisper's tokenizer splits ``word``, as it may appear (its merges are uneven:
         " tooth" takes three tokens, " Tooth" two): a rough measure of how rare the word is to it."""
         encode = self._model.hf_tokenizer.encode
-        return min(len(encode(form, add_special_tokens=False).ids) for form in (f" {word}", f" {word.capitalize()}", word))
+        return min(
+            len(encode(form, add_special_tokens=False).ids) for form in (f" {word}", f" {word.capitalize()}", word)
+        )
 
     def _respell(self, text: str) -> str:
         """Misheard document words put right: "How often do I discale it?" → "... descale it?".
@@ -161,8 +183,13 @@ class FasterWhisperSTT(STT):
         prompt = self._prompt if prompted else self._plain_prompt
         max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
         result = self._model.model.generate(
-            encoded, [prompt], beam_size=self.config.beam_size, max_length=min(448, len(prompt) + max_new_tokens),
-            suppress_blank=True, return_scores=True, return_no_speech_prob=True,
+            encoded,
+            [prompt],
+            beam_size=self.config.beam_size,
+            max_length=min(448, len(prompt) + max_new_tokens),
+            suppress_blank=True,
+            return_scores=True,
+            return_no_speech_prob=True,
         )[0]
         tokens = result.sequences_ids[0]
         # as faster-whisper does: the score is length-normalised; the average counts the end token too
@@ -183,8 +210,9 @@ class FasterWhisperSTT(STT):
         text = " ".join(segment.text.strip() for segment in segments).strip()
         if not segments:
             return Decoding(text)
-        return Decoding(text, float(np.mean([s.avg_logprob for s in segments])),
-                        float(min(s.no_speech_prob for s in segments)))
+        return Decoding(
+            text, float(np.mean([s.avg_logprob for s in segments])), float(min(s.no_speech_prob for s in segments))
+        )
 
 
 def _better(first: tuple[Decoding, str | None], second: Decoding, prompt: str | None) -> tuple[Decoding, str | None]:
@@ -195,4 +223,3 @@ def _better(first: tuple[Decoding, str | None], second: Decoding, prompt: str | 
     if (first[1] is None) != (second_reason is None):
         return first if first[1] is None else (second, second_reason)
     return first if first[0].avg_logprob >= second.avg_logprob else (second, second_reason)
-

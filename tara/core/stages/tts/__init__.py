@@ -43,8 +43,9 @@ class TTS(ABC):
         return voice
 
     @abstractmethod
-    def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None,
-               context: Any = None) -> AsyncIterator[AudioChunk]:
+    def stream(
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None
+    ) -> AsyncIterator[AudioChunk]:
         """Speak one sentence or clause (``voice`` or the default); yields PCM chunks at the native rate.
 
         ``context`` is what ``new_context`` made for this conversation (None for voices without one).

@@ -40,8 +40,9 @@ class PiperTTS(TTS):
     def voices(self) -> list[str]:
         return list(self._voices)
 
-    def stream(self, text: str, emotion: EmotionSettings, voice: str | None = None,
-               context: None = None) -> AsyncIterator[AudioChunk]:
+    def stream(
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: None = None
+    ) -> AsyncIterator[AudioChunk]:
         piper_voice = self._voices[self.check_voice(voice or self.default_voice)]
         return iterate_in_thread(lambda: self._synthesize(piper_voice, text, emotion))
 

@@ -162,16 +162,21 @@ async def test_empty_text_is_an_error_event(stack):
     await session.close()
 
 
-@pytest.mark.xfail(strict=False, reason="on this machine's espeak-ng the first half reads 'Tell me I'm out of a "
-                   "ferry.' and the turn ends in the gap; fails on 7e0d17a as well (issue 13 note)")
+@pytest.mark.xfail(
+    strict=False,
+    reason="on this machine's espeak-ng the first half reads 'Tell me I'm out of a "
+    "ferry.' and the turn ends in the gap; fails on 7e0d17a as well (issue 13 note)",
+)
 async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack, voice):
     """Speculation: the reply starts during the end-of-turn silence, but is heard only if the turn ends."""
     from dataclasses import replace
 
-    patient = stack.config.model_copy(update={
-        "vad": stack.config.vad.model_copy(update={"min_silence_ms": 1500}),
-        "endpointing": stack.config.endpointing.model_copy(update={"complete_silence_ms": 1500}),
-    })
+    patient = stack.config.model_copy(
+        update={
+            "vad": stack.config.vad.model_copy(update={"min_silence_ms": 1500}),
+            "endpointing": stack.config.endpointing.model_copy(update={"complete_silence_ms": 1500}),
+        }
+    )
     sink = CountingSink()
     session = Session(replace(stack, config=patient), sink)
     started = []
@@ -266,7 +271,12 @@ async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(talking_
 
 async def test_the_agents_own_voice_leaking_into_the_mic_does_not_interrupt_it(talking_session, stack):
     session = talking_session
-    own = [c async for c in stack.tts.stream("The ferry crosses the lake in forty minutes, and bicycles go free.", session.emotion)]
+    own = [
+        c
+        async for c in stack.tts.stream(
+            "The ferry crosses the lake in forty minutes, and bicycles go free.", session.emotion
+        )
+    ]
     echo = resample(np.concatenate([c.samples for c in own]), own[0].sample_rate, PIPELINE_RATE)
     echo = (echo * 10 ** (-30 / 20)).astype(np.int16)  # its voice, 30 dB down, as a speaker leaks into a mic
     await feed(session, echo, realtime=True, trailing_silence=0.5)

@@ -31,10 +31,19 @@ def renditions(tmp_path_factory):
     from tests.conftest import speak
 
     folder = tmp_path_factory.mktemp("espeak")
-    settings = {"base": {}, "fast": {"speed": 230}, "slow": {"speed": 110}, "high": {"pitch": 85},
-                "low": {"pitch": 15}, "loud": {"amplitude": 200}, "quiet": {"amplitude": 40}}
-    return {name: analyze(speak(QUESTION, folder / f"{name}.wav", **kw), PIPELINE_RATE, QUESTION)
-            for name, kw in settings.items()}
+    settings = {
+        "base": {},
+        "fast": {"speed": 230},
+        "slow": {"speed": 110},
+        "high": {"pitch": 85},
+        "low": {"pitch": 15},
+        "loud": {"amplitude": 200},
+        "quiet": {"amplitude": 40},
+    }
+    return {
+        name: analyze(speak(QUESTION, folder / f"{name}.wav", **kw), PIPELINE_RATE, QUESTION)
+        for name, kw in settings.items()
+    }
 
 
 def test_faster_louder_higher_score_higher_on_their_own_feature(renditions):
@@ -90,8 +99,10 @@ async def test_piper_presets_move_arousal_against_neutral_renditions(piper):
     baseline = Baseline()
     for _ in range(3):  # Piper draws random durations: its usual has a spread
         baseline.add(await piper(EmotionSettings.from_preset("neutral")))
-    calm, excited = [estimate_emotion(await piper(EmotionSettings.from_preset(name)), baseline, QUESTION)
-                     for name in ("calm", "excited")]
+    calm, excited = [
+        estimate_emotion(await piper(EmotionSettings.from_preset(name)), baseline, QUESTION)
+        for name in ("calm", "excited")
+    ]
     assert calm.arousal < -0.4 and excited.arousal > 0.4 and excited.arousal - calm.arousal > 1.2
     assert any("slower" in r for r in calm.reasons) and any("faster" in r for r in excited.reasons)
 
@@ -125,19 +136,24 @@ def test_words_tell_apart_what_the_voice_cannot(tmp_path):
         baseline.add(analyze(speak(text, tmp_path / f"usual{i}.wav"), PIPELINE_RATE, text))
     worried = "I'm really worried, I think I missed the last ferry, please help me."
     sad = "Unfortunately my dog died last week and I feel so alone."
-    raised = analyze(speak(worried, tmp_path / "worried.wav", speed=230, pitch=85, amplitude=200), PIPELINE_RATE, worried)
+    raised = analyze(
+        speak(worried, tmp_path / "worried.wav", speed=230, pitch=85, amplitude=200), PIPELINE_RATE, worried
+    )
     low = analyze(speak(sad, tmp_path / "sad.wav", speed=110, pitch=20, amplitude=40), PIPELINE_RATE, sad)
     assert estimate_emotion(raised, baseline, worried).label == "anxious"
     assert estimate_emotion(low, baseline, sad).label == "sad"
 
 
-@pytest.mark.parametrize("text, label", [
-    ("How long is the warranty on the kettle?", "neutral"),
-    ("Ugh, this is ridiculous, the app still not working.", "frustrated"),
-    ("Wow, that's amazing, I can't wait!", "excited"),
-    ("Thanks, that's great.", "happy"),
-    ("I'm worried I missed the ferry, please help me.", "anxious"),
-])
+@pytest.mark.parametrize(
+    "text, label",
+    [
+        ("How long is the warranty on the kettle?", "neutral"),
+        ("Ugh, this is ridiculous, the app still not working.", "frustrated"),
+        ("Wow, that's amazing, I can't wait!", "excited"),
+        ("Thanks, that's great.", "happy"),
+        ("I'm worried I missed the ferry, please help me.", "anxious"),
+    ],
+)
 def test_typed_text_is_judged_by_its_words(text, label):
     estimate = estimate_emotion(None, None, text)
     assert estimate.label == label and estimate.arousal == 0.0
@@ -155,8 +171,10 @@ def test_silence_and_tiny_clips_measure_as_nothing_without_errors():
     assert estimate_emotion(silent, Baseline(), "").label == "neutral"
 
 
-@pytest.mark.parametrize("word, syllables", [("the", 1), ("time", 1), ("table", 2), ("observatory", 5),
-                                              ("visitors", 3), ("ferry", 2), ("42", 2)])
+@pytest.mark.parametrize(
+    "word, syllables",
+    [("the", 1), ("time", 1), ("table", 2), ("observatory", 5), ("visitors", 3), ("ferry", 2), ("42", 2)],
+)
 def test_syllable_rule(word, syllables):
     assert count_syllables(word) == syllables
 

@@ -14,7 +14,9 @@ from tests.pdfs import minimal_pdf
 def kb(tmp_path):
     folder = tmp_path / "kb"
     shutil.copytree(TEST_KB, folder)
-    (folder / "parking.pdf").write_bytes(minimal_pdf("Visitors park for free in the Heron Hill car park behind the dome."))
+    (folder / "parking.pdf").write_bytes(
+        minimal_pdf("Visitors park for free in the Heron Hill car park behind the dome.")
+    )
     return folder
 
 
@@ -22,12 +24,17 @@ def kb(tmp_path):
 def retriever_for(config, tmp_path):
     def make(kb_dir):
         return LlamaIndexRetriever(config.rag, tmp_path / "data", kb_dir, show_progress=False)
+
     return make
 
 
 async def test_retrieves_the_right_passage_with_source_and_score(kb, retriever_for):
     retriever = retriever_for(kb)
-    assert {d.source for d in retriever.documents} == {"orchid-valley-observatory.md", "ferry-timetable.txt", "parking.pdf"}
+    assert {d.source for d in retriever.documents} == {
+        "orchid-valley-observatory.md",
+        "ferry-timetable.txt",
+        "parking.pdf",
+    }
     passages = await retriever.retrieve("How much is a ticket for the ferry?")
     assert passages[0].source == "ferry-timetable.txt" and "nine dollars" in passages[0].text
     assert passages[0].score >= passages[-1].score
@@ -72,7 +79,9 @@ def test_missing_folder_is_a_clear_error(config, tmp_path):
 def test_vocabulary_finds_names():
     from tara.core.stages.rag import Document
 
-    terms = vocabulary([Document("a.md", "The Orchid Valley Observatory has Big Maple. Tickets are sold at Stardust Corner.")])
+    terms = vocabulary(
+        [Document("a.md", "The Orchid Valley Observatory has Big Maple. Tickets are sold at Stardust Corner.")]
+    )
     assert "Orchid Valley Observatory" in terms and "Big Maple" in terms and "Stardust Corner" in terms
     assert "Tickets" not in terms
 
@@ -88,7 +97,9 @@ def test_prompt_inlines_a_small_kb_for_every_question_and_a_large_one_switches_t
     assert grounded.grounded and grounded.messages[0].content == builder.grounded_system
     weak = [Passage("The ferry costs nine dollars.", "a.md", 0.05)]
     assert builder.build([], "Who runs the ferry?", weak, "").grounded  # a low score says little here
-    large = PromptBuilder(config.llm, config.rag.model_copy(update={"inline_max_tokens": 0}), docs, lambda text: len(text) // 4)
+    large = PromptBuilder(
+        config.llm, config.rag.model_copy(update={"inline_max_tokens": 0}), docs, lambda text: len(text) // 4
+    )
     assert "nine dollars" in large.build([], "What does the ferry cost?", good, "").messages[-1].content
     off_topic = large.build([], "Tell me a recipe.", weak, "Speak in a calm tone.")
     assert not off_topic.grounded and "nine dollars" not in off_topic.messages[0].content
@@ -102,8 +113,11 @@ def test_old_history_is_dropped_a_page_at_a_time_so_the_cached_prefix_survives(c
     assert config.llm.history_tokens == 1024
 
     def exchanges(first: int, last: int) -> list[ChatMessage]:  # ~108 tokens each
-        return [m for i in range(first, last) for m in (ChatMessage("user", f"q{i} " + "x" * 200),
-                                                         ChatMessage("assistant", "y" * 200))]
+        return [
+            m
+            for i in range(first, last)
+            for m in (ChatMessage("user", f"q{i} " + "x" * 200), ChatMessage("assistant", "y" * 200))
+        ]
 
     kept = builder.trim(exchanges(0, 12))  # 12 exchanges are over budget: the first page of 4 goes
     assert kept[0].content.startswith("q4 ") and len(kept) == 16
@@ -117,9 +131,14 @@ def test_exchanges_tara_did_not_answer_stay_out_of_the_prompt(config):
     from tara.core.stages.llm import ChatMessage
 
     builder = PromptBuilder(config.llm, config.rag, [], lambda text: len(text) // 4)
-    history = [ChatMessage("user", "Is there parking?"), ChatMessage("assistant", NOT_IN_DOCUMENTS),
-               ChatMessage("user", "When do you open?"), ChatMessage("assistant", "At nine."),
-               ChatMessage("user", "Mumble."), ChatMessage("assistant", NOT_HEARD_PHRASE)]
+    history = [
+        ChatMessage("user", "Is there parking?"),
+        ChatMessage("assistant", NOT_IN_DOCUMENTS),
+        ChatMessage("user", "When do you open?"),
+        ChatMessage("assistant", "At nine."),
+        ChatMessage("user", "Mumble."),
+        ChatMessage("assistant", NOT_HEARD_PHRASE),
+    ]
     assert [m.content for m in builder.trim(history)] == ["When do you open?", "At nine."]
 
 

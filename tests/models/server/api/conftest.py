@@ -29,7 +29,9 @@ async def api(config, stack, tmp_path):
         app_config = config.model_copy(update={"data_dir": str(data_dir or tmp_path / "data")})
         for section, values in overrides.items():
             app_config = app_config.model_copy(update={section: getattr(app_config, section).model_copy(update=values)})
-        client = TestClient(TestServer(create_app(app_config, stack=stack, access_token="test-token", admin_token=ADMIN_TOKEN)))
+        client = TestClient(
+            TestServer(create_app(app_config, stack=stack, access_token="test-token", admin_token=ADMIN_TOKEN))
+        )
         await client.start_server()
         clients.append(client)
         return client
@@ -60,7 +62,9 @@ def kb_stack(stack, config, kb_copy, tmp_path):
 @pytest.fixture(scope="session")
 def csm_config(tmp_path_factory):
     data = tmp_path_factory.mktemp("csm-api")
-    return load_config(PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.csm.max_audio_ms": 480})
+    return load_config(
+        PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.csm.max_audio_ms": 480}
+    )
 
 
 @pytest.fixture(scope="session")

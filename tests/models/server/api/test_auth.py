@@ -29,8 +29,13 @@ async def test_every_admin_endpoint_refuses_a_missing_or_wrong_token_and_changes
     for method, path in admin_routes:
         for key, value in SAMPLE_IDS.items():
             path = path.replace(key, value)
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer test-token"},
-                        {"Authorization": ADMIN_TOKEN}, {"Cookie": f"tara_token={ADMIN_TOKEN}"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "Bearer test-token"},
+            {"Authorization": ADMIN_TOKEN},
+            {"Cookie": f"tara_token={ADMIN_TOKEN}"},
+        ):
             response = await client.request(method, path, headers=headers, params={"token": ADMIN_TOKEN})
             assert response.status == 401, (method, path, headers)
             assert "admin token" in (await response.json())["error"]
@@ -46,13 +51,19 @@ async def test_open_endpoints_keep_the_talk_page_rules(api):
 
 
 async def test_from_another_machine_the_admin_token_opens_what_the_access_token_opens(config, stack, tmp_path):
-    app = create_app(config.model_copy(update={"data_dir": str(tmp_path)}), stack=stack, access_token="access",
-                     admin_token=ADMIN_TOKEN)
+    app = create_app(
+        config.model_copy(update={"data_dir": str(tmp_path)}),
+        stack=stack,
+        access_token="access",
+        admin_token=ADMIN_TOKEN,
+    )
     app.freeze()
 
     async def status(path: str, headers: dict) -> int:
         transport = Mock()
-        transport.get_extra_info.side_effect = lambda name, default=None: ("192.168.1.20", 5000) if name == "peername" else default
+        transport.get_extra_info.side_effect = lambda name, default=None: (
+            ("192.168.1.20", 5000) if name == "peername" else default
+        )
         request = make_mocked_request("GET", path, headers=headers, transport=transport, app=app)
         return (await app._handle(request)).status  # noqa: SLF001 - the full middleware chain, an injected peer
 
@@ -68,4 +79,3 @@ def test_the_admin_token_is_generated_once_with_mode_600(tmp_path):
     assert len(token) >= 16 and load_or_create_token("", tmp_path, "admin_token") == token
     assert (tmp_path / "admin_token").stat().st_mode & 0o077 == 0
     assert token != load_or_create_token("", tmp_path)  # the access token is another one
-

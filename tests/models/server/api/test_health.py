@@ -11,8 +11,9 @@ async def test_health_is_open_and_says_ok(api):
 
 
 async def test_diagnostics_names_devices_models_versions_and_hides_secrets(api, config):
-    client = await api(server={"access_token": "my-secret-access", "admin_token": "my-secret-admin"},
-                       llm={"api_key": "sk-secret"})
+    client = await api(
+        server={"access_token": "my-secret-access", "admin_token": "my-secret-admin"}, llm={"api_key": "sk-secret"}
+    )
     response = await client.get("/api/diagnostics", headers=ADMIN)
     text = await response.text()
     body = await response.json()

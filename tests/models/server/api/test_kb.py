@@ -11,8 +11,10 @@ from tests.models.server.api.conftest import ADMIN
 from tests.models.server.api.test_auth import folder_digest
 from tests.pdfs import minimal_pdf
 
-LIGHTHOUSE = (b"# Quillhaven lighthouse\n\nThe keeper of the Quillhaven lighthouse is named Barnaby Thistlewood. "
-              b"He lights the lamp every evening at half past six.\n")
+LIGHTHOUSE = (
+    b"# Quillhaven lighthouse\n\nThe keeper of the Quillhaven lighthouse is named Barnaby Thistlewood. "
+    b"He lights the lamp every evening at half past six.\n"
+)
 QUESTION = "What is the name of the keeper of the Quillhaven lighthouse?"
 
 
@@ -39,7 +41,10 @@ async def index_ready(client) -> list[dict]:
 async def test_listing_shows_documents_chunks_and_index_state(api, kb_stack):
     client = await api(stack=kb_stack)
     body = await (await client.get("/api/kb", headers=ADMIN)).json()
-    assert {d["name"]: d["indexed"] for d in body["documents"]} == {"ferry-timetable.txt": True, "orchid-valley-observatory.md": True}
+    assert {d["name"]: d["indexed"] for d in body["documents"]} == {
+        "ferry-timetable.txt": True,
+        "orchid-valley-observatory.md": True,
+    }
     assert all(d["chunks"] >= 1 for d in body["documents"])
     assert body["index"]["state"] == "ready" and not body["index"]["stale"] and body["index"]["in_prompt"]
 
@@ -71,9 +76,14 @@ async def test_bad_uploads_and_deletes_are_4xx_and_nothing_is_lost(api, kb_stack
         assert response.status == status, words
         assert words in (await response.json())["error"], words
     assert (await client.post("/api/kb", json={"file": "x"}, headers=ADMIN)).status == 400
-    for path, status in [("/api/kb/..%2Fx.md", (400, 404)), ("/api/kb/%2E%2E%2Fx.md", (400, 404)),
-                         ("/api/kb/..", (400, 404)), ("/api/kb/.hidden.md", (400,)), ("/api/kb/missing.md", (404,)),
-                         ("/api/kb/ferry-timetable.exe", (400,))]:
+    for path, status in [
+        ("/api/kb/..%2Fx.md", (400, 404)),
+        ("/api/kb/%2E%2E%2Fx.md", (400, 404)),
+        ("/api/kb/..", (400, 404)),
+        ("/api/kb/.hidden.md", (400,)),
+        ("/api/kb/missing.md", (404,)),
+        ("/api/kb/ferry-timetable.exe", (400,)),
+    ]:
         response = await client.delete(path, headers=ADMIN)
         assert response.status in status and "error" in await response.json(), path
     assert folder_digest(kb_copy.parent) == before  # every file intact, nothing written
@@ -89,9 +99,12 @@ async def test_upload_replace_and_delete(api, kb_stack, kb_copy):
     assert response.status == 201 and (await response.json())["replaced"] is False
     listing = await (await client.get("/api/kb", headers=ADMIN)).json()
     assert {"name": "bikes.pdf", "indexed": False, "chunks": 0}.items() <= next(
-        d for d in listing["documents"] if d["name"] == "bikes.pdf").items()
+        d for d in listing["documents"] if d["name"] == "bikes.pdf"
+    ).items()
     assert listing["index"]["stale"]
-    replaced = await client.post("/api/kb?replace=1", data=document(b"The ferry is now free.", "ferry-timetable.txt"), headers=ADMIN)
+    replaced = await client.post(
+        "/api/kb?replace=1", data=document(b"The ferry is now free.", "ferry-timetable.txt"), headers=ADMIN
+    )
     assert replaced.status == 201 and (await replaced.json())["replaced"] is True
     assert (kb_copy / "ferry-timetable.txt").read_text() == "The ferry is now free."
     assert (await client.delete("/api/kb/bikes.pdf", headers=ADMIN)).status == 200
@@ -116,7 +129,9 @@ async def test_an_uploaded_document_is_answered_from_after_reindex(api, live_ser
     assert "Barnaby Thistlewood" in kb_stack.prompts.grounded_system  # the new documents are in the system prompt
     assert kb_stack.llm.holds(kb_stack.prompts.warm_up_prefixes()[0])  # and that prefix is cached already
 
-    url, _ = await live_server(stack=kb_stack, app_config=config.model_copy(update={"data_dir": str(tmp_path / "live")}))
+    url, _ = await live_server(
+        stack=kb_stack, app_config=config.model_copy(update={"data_dir": str(tmp_path / "live")})
+    )
     async with TaraClient(url) as caller:
         caller.send({"type": "text", "text": QUESTION})
         done = await caller.wait_for("agent_done", timeout=120)

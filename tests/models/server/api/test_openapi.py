@@ -2,8 +2,13 @@
 
 from tests.models.server.api.conftest import ADMIN
 
-OPEN = {("GET", "/api/health"), ("GET", "/api/config"), ("GET", "/api/voices"), ("GET", "/api/openapi.json"),
-        ("POST", "/offer")}
+OPEN = {
+    ("GET", "/api/health"),
+    ("GET", "/api/config"),
+    ("GET", "/api/voices"),
+    ("GET", "/api/openapi.json"),
+    ("POST", "/offer"),
+}
 
 
 async def test_every_api_route_is_described_with_its_schemas(api):
@@ -11,8 +16,11 @@ async def test_every_api_route_is_described_with_its_schemas(api):
     response = await client.get("/api/openapi.json")
     spec = await response.json()
     assert response.status == 200 and spec["openapi"].startswith("3.")
-    routes = {(r.method, r.resource.canonical) for r in client.app.router.routes()
-              if r.method != "HEAD" and r.resource.canonical.startswith(("/api/", "/offer", "/metrics"))}
+    routes = {
+        (r.method, r.resource.canonical)
+        for r in client.app.router.routes()
+        if r.method != "HEAD" and r.resource.canonical.startswith(("/api/", "/offer", "/metrics"))
+    }
     described = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
     assert routes == described
     for method, path in described:

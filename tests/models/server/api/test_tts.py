@@ -15,8 +15,11 @@ from tests.models.server.api.test_voices import finished
 
 async def test_a_task_is_queued_spoken_and_fetched_as_wav(api):
     client = await api()
-    response = await client.post("/api/tts", json={"text": "Hello there. The ferry leaves at nine.", "emotion": "calm",
-                                                   "energy": 0.3, "device": "cpu"}, headers=ADMIN)
+    response = await client.post(
+        "/api/tts",
+        json={"text": "Hello there. The ferry leaves at nine.", "emotion": "calm", "energy": 0.3, "device": "cpu"},
+        headers=ADMIN,
+    )
     task = await response.json()
     assert response.status == 202 and response.headers["Location"] == f"/api/tasks/{task['id']}"
     assert task["state"] in ("queued", "running") and task["sentences_total"] == 2 and task["voice"] == "joe"
@@ -56,8 +59,9 @@ async def test_bad_requests_are_400_and_unknown_tasks_404(api):
     assert (await (await client.get("/api/tasks", headers=ADMIN)).json())["tasks"] == []  # nothing was queued
     assert (await client.get("/api/tasks/nope", headers=ADMIN)).status == 404
     assert (await client.get("/api/tasks/nope/audio", headers=ADMIN)).status == 404
-    huge = await client.post("/api/tts", data=b'{"text": "' + b"x" * 300_000 + b'"}',
-                             headers=ADMIN | {"Content-Type": "application/json"})
+    huge = await client.post(
+        "/api/tts", data=b'{"text": "' + b"x" * 300_000 + b'"}', headers=ADMIN | {"Content-Type": "application/json"}
+    )
     assert huge.status == 413
 
 
@@ -104,7 +108,9 @@ async def test_a_full_queue_is_a_429_and_a_failed_task_fails_alone(api, stack):
     assert (await client.get(f"/api/tasks/{ids[1]}/audio", headers=ADMIN)).status == 409
     assert (await client.post("/api/tts", json={"text": "Room again."}, headers=ADMIN)).status == 202
     metrics = await (await client.get("/metrics", headers=ADMIN)).text()
-    assert 'tara_tts_tasks_total{state="failed"} 1.0' in metrics and 'tara_errors_total{stage="tts_task"} 1.0' in metrics
+    assert (
+        'tara_tts_tasks_total{state="failed"} 1.0' in metrics and 'tara_errors_total{stage="tts_task"} 1.0' in metrics
+    )
 
 
 async def test_only_the_most_recent_finished_tasks_are_kept(api):

@@ -120,12 +120,15 @@ async def test_bad_uploads_get_4xx_and_leave_the_library_as_it_was(api, csm_stac
 
 async def test_long_recordings_are_refused_by_duration(api, csm_stack, tmp_path):
     client = await api(stack=csm_stack)
-    response = await client.post("/api/voices", data=voice_form(audio=wav_of(tone(31.0, 8000), tmp_path, 8000)), headers=ADMIN)
+    response = await client.post(
+        "/api/voices", data=voice_form(audio=wav_of(tone(31.0, 8000), tmp_path, 8000)), headers=ADMIN
+    )
     assert response.status == 400 and "must last 1 to 30s" in (await response.json())["error"]
 
 
 async def test_an_uploaded_voice_conditions_the_next_tts_task_and_survives_a_restart(
-        api, csm_stack, csm_tts, csm_config, reference_wav, generations, tmp_path):
+    api, csm_stack, csm_tts, csm_config, reference_wav, generations, tmp_path
+):
     client = await api(stack=csm_stack)
     response = await client.post("/api/voices", data=voice_form(audio=reference_wav), headers=ADMIN)
     voice = await response.json()
@@ -172,8 +175,11 @@ async def test_deleting_voices(api, csm_stack, reference_wav, tmp_path):
 
 
 async def test_a_live_session_speaks_with_an_uploaded_voice_and_falls_back_when_it_goes(
-        live_server, config, csm_stack, csm_tts, reference_wav, generations, tmp_path):
-    url, _ = await live_server(stack=csm_stack, app_config=config.model_copy(update={"data_dir": str(tmp_path / "live")}))
+    live_server, config, csm_stack, csm_tts, reference_wav, generations, tmp_path
+):
+    url, _ = await live_server(
+        stack=csm_stack, app_config=config.model_copy(update={"data_dir": str(tmp_path / "live")})
+    )
     codes = reference_codes(csm_tts, reference_wav, tmp_path)
     async with TaraClient(url) as caller, aiohttp.ClientSession(headers=ADMIN) as http:
         await caller.wait_for("settings", timeout=10)  # the call's first settings, so the next is the upload's

@@ -30,10 +30,12 @@ async def server(config, stack, tmp_path_factory):
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, stack.llm.count_tokens)
     own = dataclasses.replace(stack, retriever=retriever, prompts=prompts)
     limits = {"header_timeout_s": 2.0, "body_timeout_s": 2.0, "max_connections": 24}
-    app_config = config.model_copy(update={"data_dir": str(root / "data"),
-                                           "server": config.server.model_copy(update=limits)})
-    runner = await start_runner(create_app(app_config, stack=own, access_token="test-token", admin_token=ADMIN_TOKEN),
-                                app_config)
+    app_config = config.model_copy(
+        update={"data_dir": str(root / "data"), "server": config.server.model_copy(update=limits)}
+    )
+    runner = await start_runner(
+        create_app(app_config, stack=own, access_token="test-token", admin_token=ADMIN_TOKEN), app_config
+    )
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     yield f"http://127.0.0.1:{port}", runner.app

@@ -32,6 +32,7 @@ async def test_a_pdf_upload_during_a_call_does_not_stall_it(server, baseline):
     form = aiohttp.FormData(default_to_multipart=True)
     form.add_field("file", io.BytesIO(slow_pdf()), filename="slow.pdf", content_type="application/pdf")
     async with TaraClient(url) as client, aiohttp.ClientSession(headers=ADMIN) as http:
+
         async def upload() -> int:
             async with http.post(f"{url}/api/kb", data=form) as response:
                 return response.status
@@ -83,8 +84,10 @@ async def test_a_caller_that_vanishes_mid_reply_is_ended_and_freed(server, basel
 
 async def test_call_limits_end_idle_and_overlong_calls(server, baseline, monkeypatch):
     url, app = server
-    for key, limit in (("idle_minutes", {"idle_minutes": 0.05}),
-                       ("max_call_minutes", {"max_call_minutes": 0.05, "idle_minutes": 0})):
+    for key, limit in (
+        ("idle_minutes", {"idle_minutes": 0.05}),
+        ("max_call_minutes", {"max_call_minutes": 0.05, "idle_minutes": 0}),
+    ):
         monkeypatch.setattr(app[PEERS], "limits", app[PEERS].limits.model_copy(update=limit))
         async with TaraClient(url) as client:
             error = await client.wait_for("error", stage="call", timeout=30)
@@ -95,12 +98,32 @@ async def test_call_limits_end_idle_and_overlong_calls(server, baseline, monkeyp
 async def test_bad_data_channel_messages_and_floods_get_one_error_each_and_the_call_lives_on(server, baseline):
     url, app = server
     async with TaraClient(url) as client:
-        bad = ['{"type": "ping", "t": NaN}', '{"type": "ping", "t": Infinity}', '{"type": "ping", "t": -Infinity}',
-               '{"type": "ping", "t": "1"}', '{"type": "ping"}', '{"type": "ping", "t": 1e999}',
-               '{"type": "text", "text": 5}', '{"type": "text", "text": "' + "a" * 2001 + '"}',
-               '{"type": "emotion", "warmth": NaN}', '{"type": "emotion", "rate": -1}', '{"type": "mute", "muted": "yes"}',
-               '{"type": "interrupt", "extra": 1}', "null", "true", "1", '""', "{", '{"type": null}', "\x00",
-               b"\xff\xfe", b"", '{"type": "voice", "voice": ["joe"]}', '{"type": "text"}', '{"type": "TEXT", "text": "hi"}']
+        bad = [
+            '{"type": "ping", "t": NaN}',
+            '{"type": "ping", "t": Infinity}',
+            '{"type": "ping", "t": -Infinity}',
+            '{"type": "ping", "t": "1"}',
+            '{"type": "ping"}',
+            '{"type": "ping", "t": 1e999}',
+            '{"type": "text", "text": 5}',
+            '{"type": "text", "text": "' + "a" * 2001 + '"}',
+            '{"type": "emotion", "warmth": NaN}',
+            '{"type": "emotion", "rate": -1}',
+            '{"type": "mute", "muted": "yes"}',
+            '{"type": "interrupt", "extra": 1}',
+            "null",
+            "true",
+            "1",
+            '""',
+            "{",
+            '{"type": null}',
+            "\x00",
+            b"\xff\xfe",
+            b"",
+            '{"type": "voice", "voice": ["joe"]}',
+            '{"type": "text"}',
+            '{"type": "TEXT", "text": "hi"}',
+        ]
         for message in bad:
             client._channel.send(message)  # noqa: SLF001 - as it is, text or binary
             TALLY["bad inputs"] += 1

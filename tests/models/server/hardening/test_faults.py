@@ -44,7 +44,8 @@ def fail_once(monkeypatch, target: object, name: str, after_items: int = 0) -> N
 
 
 async def test_llm_stt_and_tts_failing_mid_turn_give_an_error_event_and_the_next_turn_is_answered(
-        server, baseline, monkeypatch, voice):
+    server, baseline, monkeypatch, voice
+):
     url, app = server
     stack = app[STACK]
     async with TaraClient(url) as client:
@@ -84,8 +85,12 @@ async def test_llm_stt_and_tts_failing_mid_turn_give_an_error_event_and_the_next
     await assert_back_to_baseline(url, app, baseline)
 
 
-SOAK_QUESTIONS = (QUESTION, "How long does the ferry crossing take?", "How much is an adult ticket?",
-                  "What does the rooftop cafe sell?")  # short answers: a turn lasts as long as its audio
+SOAK_QUESTIONS = (
+    QUESTION,
+    "How long does the ferry crossing take?",
+    "How much is an adult ticket?",
+    "What does the rooftop cafe sell?",
+)  # short answers: a turn lasts as long as its audio
 
 
 async def test_a_short_soak_leaves_no_sessions_tasks_threads_or_files_behind(server, baseline):

@@ -36,8 +36,10 @@ async def test_slow_headers_slow_bodies_and_too_many_connections_are_cut_off(ser
         writer.close()
     # a body that trickles: 408 once body_timeout_s is over
     reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(f"POST /offer HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                 "Content-Length: 1000\r\nConnection: close\r\n\r\n{\"sdp\": ".encode())
+    writer.write(
+        f"POST /offer HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        'Content-Length: 1000\r\nConnection: close\r\n\r\n{"sdp": '.encode()
+    )
     async with asyncio.timeout(60):
         answer = await reader.read()
     writer.close()

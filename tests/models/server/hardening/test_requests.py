@@ -29,6 +29,7 @@ async def test_other_sites_cannot_use_the_loopback_server(server, baseline, capl
     sdp = await offer_sdp()
     offer = {"sdp": sdp, "type": "offer"}
     async with aiohttp.ClientSession() as http:
+
         async def status(method: str, path: str, **kwargs) -> int:
             TALLY["bad inputs"] += 1
             async with http.request(method, f"{url}{path}", **kwargs) as response:
@@ -72,21 +73,49 @@ async def test_other_sites_cannot_use_the_loopback_server(server, baseline, capl
 # ---------------------------------------------------------------------------- 5. malformed requests are 4xx
 
 
-MALFORMED_JSON = ["", "{", "null", "[]", "1", '"offer"', "[" * 5000 + "]" * 5000, '{"sdp": 1, "type": "offer"}',
-                  '{"type": "offer"}', '{"sdp": "", "type": "offer"}', '{"sdp": "v=0", "type": "answer"}',
-                  '{"sdp": "v=0"}', '{"sdp": "v=0\\u0000", "type": "offer"}', '{"sdp": "v=0", "type": "offer"}',
-                  '{"sdp": "' + "x" * 300_000 + '", "type": "offer"}', '{"sdp": null, "type": "offer"}']
-MALFORMED_TTS = ['{"text": ""}', '{"text": 5}', '{"text": null}', '{}', '{"text": "' + "a" * 100_000 + '"}',
-                 '{"text": "hi", "voice": "nobody"}', '{"text": "hi", "voice": 7}', '{"text": "hi", "emotion": "angry"}',
-                 '{"text": "hi", "warmth": 5}', '{"text": "hi", "rate": -1}', '{"text": "hi", "energy": "loud"}',
-                 '{"text": ["hi"]}', "[1, 2]", "{"]
+MALFORMED_JSON = [
+    "",
+    "{",
+    "null",
+    "[]",
+    "1",
+    '"offer"',
+    "[" * 5000 + "]" * 5000,
+    '{"sdp": 1, "type": "offer"}',
+    '{"type": "offer"}',
+    '{"sdp": "", "type": "offer"}',
+    '{"sdp": "v=0", "type": "answer"}',
+    '{"sdp": "v=0"}',
+    '{"sdp": "v=0\\u0000", "type": "offer"}',
+    '{"sdp": "v=0", "type": "offer"}',
+    '{"sdp": "' + "x" * 300_000 + '", "type": "offer"}',
+    '{"sdp": null, "type": "offer"}',
+]
+MALFORMED_TTS = [
+    '{"text": ""}',
+    '{"text": 5}',
+    '{"text": null}',
+    "{}",
+    '{"text": "' + "a" * 100_000 + '"}',
+    '{"text": "hi", "voice": "nobody"}',
+    '{"text": "hi", "voice": 7}',
+    '{"text": "hi", "emotion": "angry"}',
+    '{"text": "hi", "warmth": 5}',
+    '{"text": "hi", "rate": -1}',
+    '{"text": "hi", "energy": "loud"}',
+    '{"text": ["hi"]}',
+    "[1, 2]",
+    "{",
+]
 
 
 async def test_malformed_requests_on_every_endpoint_are_clean_4xx(server, baseline):
     url, app = server
     async with aiohttp.ClientSession(headers=ADMIN) as http:
-        async def status(method: str, path: str, data: bytes | str | None = None,
-                         content_type: str = "application/json") -> int:
+
+        async def status(
+            method: str, path: str, data: bytes | str | None = None, content_type: str = "application/json"
+        ) -> int:
             TALLY["bad inputs"] += 1
             headers = {"Content-Type": content_type} if data is not None else {}
             async with http.request(method, f"{url}{path}", data=data, headers=headers) as response:
@@ -98,11 +127,22 @@ async def test_malformed_requests_on_every_endpoint_are_clean_4xx(server, baseli
             assert 400 <= await status("POST", "/offer", body) < 500, body[:60]
         for body in MALFORMED_TTS:
             assert 400 <= await status("POST", "/api/tts", body) < 500, body[:60]
-        missing = [("DELETE", "/api/sessions/nobody"), ("GET", "/api/tasks/nobody"), ("GET", "/api/tasks/nobody/audio"),
-                   ("DELETE", "/api/voices/nobody"), ("GET", "/api/voices/nobody/sample"), ("DELETE", "/api/kb/nothing.md"),
-                   ("DELETE", "/api/kb/..%2F..%2Fetc%2Fpasswd"), ("DELETE", "/api/kb/.hidden"),
-                   ("GET", "/api/logs?limit=1e9"), ("GET", "/api/logs?limit=abc"), ("GET", "/api/logs?after=-1"),
-                   ("GET", "/api/nothing"), ("PUT", "/api/kb"), ("PATCH", "/api/sessions")]
+        missing = [
+            ("DELETE", "/api/sessions/nobody"),
+            ("GET", "/api/tasks/nobody"),
+            ("GET", "/api/tasks/nobody/audio"),
+            ("DELETE", "/api/voices/nobody"),
+            ("GET", "/api/voices/nobody/sample"),
+            ("DELETE", "/api/kb/nothing.md"),
+            ("DELETE", "/api/kb/..%2F..%2Fetc%2Fpasswd"),
+            ("DELETE", "/api/kb/.hidden"),
+            ("GET", "/api/logs?limit=1e9"),
+            ("GET", "/api/logs?limit=abc"),
+            ("GET", "/api/logs?after=-1"),
+            ("GET", "/api/nothing"),
+            ("PUT", "/api/kb"),
+            ("PATCH", "/api/sessions"),
+        ]
         for method, path in missing:
             assert 400 <= await status(method, path) < 500, (method, path)
         for path in ("/api/kb", "/api/voices"):  # uploads that are not forms, or forms without the file
@@ -111,27 +151,35 @@ async def test_malformed_requests_on_every_endpoint_are_clean_4xx(server, baseli
     await assert_back_to_baseline(url, app, baseline)
 
 
-
-
 async def test_non_utf8_tokens_and_malformed_multipart_are_clean_4xx(server, baseline):
     url, app = server
     port = url.rsplit(":", 1)[1]
     head = f"Host: 127.0.0.1:{port}\r\nConnection: close\r\n".encode()
     for token in (b"Bearer \xff\xfe", b"Bearer caf\xc3", b"\xff", b"Bearer " + "é".encode("latin-1")):
-        status, body = await raw_request(url, b"GET /api/sessions HTTP/1.1\r\n" + head + b"Authorization: " + token + b"\r\n\r\n")
+        status, body = await raw_request(
+            url, b"GET /api/sessions HTTP/1.1\r\n" + head + b"Authorization: " + token + b"\r\n\r\n"
+        )
         assert status == 401 and b"admin token" in body, token
     multipart = [
-        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.md\"\r\n\r\nhi\r\n",  # no closing boundary
-        b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.md\"\r\n" + b"x" * 9000 + b"\r\n\r\nhi\r\n--b--\r\n",
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.md"\r\n\r\nhi\r\n',  # no closing boundary
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.md"\r\n'
+        + b"x" * 9000
+        + b"\r\n\r\nhi\r\n--b--\r\n",
         b"--b\r\nnot a header line\r\n\r\nhi\r\n--b--\r\n",
         b"--b\r\nContent-Disposition: \xff\xfe\r\n\r\nhi\r\n--b--\r\n",
-        b"--b\r\nContent-Disposition: form-data; name=\"file\"\r\nContent-Transfer-Encoding: bogus\r\n\r\nhi\r\n--b--\r\n",
+        b'--b\r\nContent-Disposition: form-data; name="file"\r\nContent-Transfer-Encoding: bogus\r\n\r\nhi\r\n--b--\r\n',
         b"--nope\r\n\r\n",
         b"",
     ]
     for body in multipart:
-        request = (b"POST /api/kb HTTP/1.1\r\n" + head + f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
-                   + b"Content-Type: multipart/form-data; boundary=b\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        request = (
+            b"POST /api/kb HTTP/1.1\r\n"
+            + head
+            + f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
         status, answer = await raw_request(url, request)
         assert 400 <= status < 500 and b'"error"' in answer, (body[:60], status, answer[:200])
     await assert_back_to_baseline(url, app, baseline)

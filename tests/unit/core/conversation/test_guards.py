@@ -69,7 +69,9 @@ def test_a_cut_after_a_spoken_clause_reads_as_a_correction_of_it():
 
 
 def test_a_reply_check_drops_its_instructions_read_out():
-    persona = "You are Tara, a voice assistant: answer in short sentences of plain text: no lists, no markdown, no emojis."
+    persona = (
+        "You are Tara, a voice assistant: answer in short sentences of plain text: no lists, no markdown, no emojis."
+    )
     check = ReplyCheck("Is there a restaurant on the roof?", KnownFacts(["A cafe on the ground floor."]), True, persona)
     assert check.judge("No lists, no markdown, no emojis.") == (None, False) and check.said_nothing
     assert check.judge("There is a cafe on the ground floor.") == ("There is a cafe on the ground floor.", False)
@@ -84,23 +86,31 @@ def test_a_name_no_document_holds_is_invented():
 
 
 def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
-    facts = KnownFacts(["The Ivy Cafe on the ground floor serves lunch. Dogs are welcome in the garden.",
-                        "Dr. Varga is our dentist. Fillings cost 65 pounds."])
-    unsupported = [("Is there a restaurant on the roof?", "Yes, there is a restaurant on the roof."),
-                   ("Do you offer sedation for nervous patients?", "Yes, we offer sedation for nervous patients."),
-                   ("Do you do braces for adults?", "No, we do not do braces for adults."),
-                   ("What is the dentist's favourite colour?", "The dentist's favourite colour is white.")]
+    facts = KnownFacts(
+        [
+            "The Ivy Cafe on the ground floor serves lunch. Dogs are welcome in the garden.",
+            "Dr. Varga is our dentist. Fillings cost 65 pounds.",
+        ]
+    )
+    unsupported = [
+        ("Is there a restaurant on the roof?", "Yes, there is a restaurant on the roof."),
+        ("Do you offer sedation for nervous patients?", "Yes, we offer sedation for nervous patients."),
+        ("Do you do braces for adults?", "No, we do not do braces for adults."),
+        ("What is the dentist's favourite colour?", "The dentist's favourite colour is white."),
+    ]
     for question, reply in unsupported:
         assert ReplyCheck(question, facts, grounded=True).judge(reply) == (NOT_IN_DOCUMENTS, True), reply
     # what the documents do mention, an answer that adds what they say, small talk: left alone
-    backed = [("Can I bring my dogs?", "Yes, dogs are welcome in the garden."),
-              ("Is there a cafe?", "Yes, there is a cafe."),
-              ("Is there a restaurant on the roof?", "No, but the Ivy Cafe on the ground floor serves lunch."),
-              ("How much is a filling?", "A filling costs sixty-five pounds."),
-              ("Thanks, that was helpful!", "You're welcome! Have a lovely day."),
-              ("Tell me everything about the ferry, in great detail.", "Here is everything about the ferry."),
-              ("Tell me everything about the ferry, in great detail.", "Sure, here is everything about the ferry."),
-              ("Tell me about the ferry's colour.", "Yes, the ferry's colour is bright green.")]
+    backed = [
+        ("Can I bring my dogs?", "Yes, dogs are welcome in the garden."),
+        ("Is there a cafe?", "Yes, there is a cafe."),
+        ("Is there a restaurant on the roof?", "No, but the Ivy Cafe on the ground floor serves lunch."),
+        ("How much is a filling?", "A filling costs sixty-five pounds."),
+        ("Thanks, that was helpful!", "You're welcome! Have a lovely day."),
+        ("Tell me everything about the ferry, in great detail.", "Here is everything about the ferry."),
+        ("Tell me everything about the ferry, in great detail.", "Sure, here is everything about the ferry."),
+        ("Tell me about the ferry's colour.", "Yes, the ferry's colour is bright green."),
+    ]
     for question, reply in backed:
         assert ReplyCheck(question, facts, grounded=True).judge(reply) == (reply, False), reply
     assert ReplyCheck("Is there a spa?", facts, grounded=False).judge("Yes, there is a spa.")[0] == NOT_IN_DOCUMENTS

@@ -26,8 +26,13 @@ from tara.core.stages.stt import Transcript
 from tests.fakes import FailingSTT, ScriptedLLM, ScriptedSTT, events_until, fake_stack, loud, quiet, words
 
 FRAME = 320  # 20 ms
-MUSEUM = [Document("museum.md", "The Harbour Museum opens at 9 and closes at 5. Entry costs 12 euros. "
-                                "The cafe is upstairs. The ferry leaves hourly.")]
+MUSEUM = [
+    Document(
+        "museum.md",
+        "The Harbour Museum opens at 9 and closes at 5. Entry costs 12 euros. "
+        "The cafe is upstairs. The ferry leaves hourly.",
+    )
+]
 
 
 async def talk(session: Session, *parts: np.ndarray) -> None:
@@ -65,7 +70,9 @@ async def test_talking_on_after_a_pause_drops_the_speculative_reply_without_a_tr
     assert finals(events) == ["Tell me about the ferry, and its timetable."]
     assert len([e for e in events if isinstance(e, AgentTurnDone)]) == 1  # the dropped reply left nothing
     assert [prompt[-1].content for prompt in llm.prompts] == [
-        "Tell me about the ferry,", "Tell me about the ferry, and its timetable."]  # the pause's, then the end's
+        "Tell me about the ferry,",
+        "Tell me about the ferry, and its timetable.",
+    ]  # the pause's, then the end's
     await session.close()
 
 
@@ -128,7 +135,9 @@ async def test_a_transcript_the_recogniser_rejects_gets_the_not_heard_phrase(con
 
 async def test_a_failed_transcription_is_reported_and_the_next_utterance_is_heard(config):
     stt = FailingSTT(failures=1, then="Where is the cafe?")  # the pause's transcription, the final one
-    session = Session(fake_stack(config, ScriptedLLM(words("Upstairs.")), stt, vad="loud", documents=MUSEUM), BufferSink())
+    session = Session(
+        fake_stack(config, ScriptedLLM(words("Upstairs.")), stt, vad="loud", documents=MUSEUM), BufferSink()
+    )
     await talk(session, loud(1.0), quiet(1.2))
     events = await events_until(session, ErrorEvent, timeout=10)
     assert events[-1].stage == "stt"

@@ -12,8 +12,11 @@ from tara.core.stages.rag import Document
 from tara.core.stages.stt import Transcript
 from tests.fakes import ScriptedLLM, ScriptedSTT, ToneTTS, events_until, fake_stack, words
 
-MUSEUM = [Document("museum.md", "The Harbour Museum opens at 9 and closes at 17. Entry costs 12 euros. "
-                                "The curator is Ines Berg.")]
+MUSEUM = [
+    Document(
+        "museum.md", "The Harbour Museum opens at 9 and closes at 17. Entry costs 12 euros. The curator is Ines Berg."
+    )
+]
 
 
 def said(events) -> list[str]:
@@ -33,9 +36,11 @@ async def ask(stack, text: str, session: Session | None = None) -> list:
 
 
 async def test_a_reply_without_a_sentence_end_is_heard_in_pieces_while_it_is_written(config):
-    run_on = ("the museum has rooms with old maps and ships and paintings of the harbour from long ago and "
-              "a small cafe where visitors sit by tall windows while guides tell stories about sailors who "
-              "built boats that crossed cold seas in winter storms")  # no full stop, no comma
+    run_on = (
+        "the museum has rooms with old maps and ships and paintings of the harbour from long ago and "
+        "a small cafe where visitors sit by tall windows while guides tell stories about sailors who "
+        "built boats that crossed cold seas in winter storms"
+    )  # no full stop, no comma
     llm = ScriptedLLM(words(run_on), delay=0.05)
     events = await ask(fake_stack(config, llm, documents=MUSEUM), "Tell me about the museum?")
     pieces = said(events)
@@ -53,8 +58,9 @@ async def test_a_stalled_model_gets_a_holding_phrase_then_the_answer(config):
 
 
 async def test_a_quick_reply_gets_no_holding_phrase(config):
-    events = await ask(fake_stack(config, ScriptedLLM(words("It opens at 9.")), documents=MUSEUM),
-                       "When does the museum open?")
+    events = await ask(
+        fake_stack(config, ScriptedLLM(words("It opens at 9.")), documents=MUSEUM), "When does the museum open?"
+    )
     assert said(events) == ["It opens at 9."]
 
 

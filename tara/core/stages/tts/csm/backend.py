@@ -72,13 +72,17 @@ class CSMTTS(TTS):
         try:
             model.load_state_dict(load_file(str(files.weights)))
         except (RuntimeError, OSError) as exc:  # wrong shapes or a damaged file
-            raise ConfigError(f"tts.csm.weights: cannot load {files.weights} as CSM {self.settings.model}: {exc}") from exc
+            raise ConfigError(
+                f"tts.csm.weights: cannot load {files.weights} as CSM {self.settings.model}: {exc}"
+            ) from exc
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         model = model.to(device=device, dtype=dtype).eval()
         mimi_config = tiny_mimi_config() if self.settings.model == "tiny" else None
         mimi = get_mimi(files.mimi, mimi_config, device=device, num_codebooks=args.codebooks)
         tokenizer = llama3_tokenizer(str(files.tokenizer))
-        self._streamer = Streamer(model, mimi, lambda text: tokenizer.encode(text, add_bos=True, add_eos=True), self.settings.seed)
+        self._streamer = Streamer(
+            model, mimi, lambda text: tokenizer.encode(text, add_bos=True, add_eos=True), self.settings.seed
+        )
         self._lock = threading.Lock()  # one utterance at a time: KV caches and Mimi's stream state are shared
         self._voices = {name: self._load_voice(name, voice) for name, voice in self.settings.voices.items()}
         self.default_voice = self.settings.default_voice
@@ -143,7 +147,9 @@ class CSMTTS(TTS):
         self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Conversation | None = None
     ) -> AsyncIterator[AudioChunk]:
         chosen = self._voices[self.check_voice(voice or self.default_voice)]
-        return iterate_in_thread(lambda: self._speak(text, chosen, sampling_for(emotion), chosen.prompt_for(emotion), context))
+        return iterate_in_thread(
+            lambda: self._speak(text, chosen, sampling_for(emotion), chosen.prompt_for(emotion), context)
+        )
 
     def _speak(
         self, text: str, voice: Voice, sampling: Sampling, prompt: Segment | None, conversation: Conversation | None

@@ -119,10 +119,14 @@ class Streamer:
         mask = torch.cat([*(s.mask for s in context), text_mask])
         room = self.args.max_positions - tokens.shape[0]
         if room < 1:
-            raise ValueError(f"CSM prompt and text take {tokens.shape[0]} rows: no room left in {self.args.max_positions}")
+            raise ValueError(
+                f"CSM prompt and text take {tokens.shape[0]} rows: no room left in {self.args.max_positions}"
+            )
         return tokens, mask, min(max_frames, room)
 
-    def frames(self, tokens: torch.Tensor, mask: torch.Tensor, max_frames: int, sampling: Sampling) -> Iterator[torch.Tensor]:
+    def frames(
+        self, tokens: torch.Tensor, mask: torch.Tensor, max_frames: int, sampling: Sampling
+    ) -> Iterator[torch.Tensor]:
         """Sample frames ([codebooks] codes each) until an all-zero frame or ``max_frames``."""
         self.model.reset_caches()
         tokens, mask = tokens.to(self.device).unsqueeze(0), mask.to(self.device).unsqueeze(0)

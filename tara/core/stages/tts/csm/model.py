@@ -141,9 +141,9 @@ class CSM(nn.Module):
     ) -> torch.Tensor:
         """Feed new rows at ``positions`` [b, s] and sample the next frame: [b, codebooks] codes < audio_codes."""
         dtype = self.codebook0_head.weight.dtype
-        hidden = self.backbone(
-            self.embed_rows(tokens, mask), input_pos=positions, mask=self._backbone_mask[positions]
-        )[:, -1].to(dtype)
+        hidden = self.backbone(self.embed_rows(tokens, mask), input_pos=positions, mask=self._backbone_mask[positions])[
+            :, -1
+        ].to(dtype)
         codes = [sample_top_k(self.codebook0_head(hidden)[:, : self.args.audio_codes], sampling, generator)]
         # The decoder sees [backbone state, code 0, code 1, ...] afresh for every frame.
         self.decoder.reset_caches()

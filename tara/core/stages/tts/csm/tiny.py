@@ -27,8 +27,12 @@ def tiny_mimi_config() -> dict:
     config = copy.deepcopy(_mimi_config)
     config["seanet"] |= {"dimension": 64, "n_filters": 4}
     config["transformer"] |= {
-        "d_model": 64, "num_heads": 4, "num_layers": 1, "dim_feedforward": 128,
-        "input_dimension": 64, "output_dimensions": [64],
+        "d_model": 64,
+        "num_heads": 4,
+        "num_layers": 1,
+        "dim_feedforward": 128,
+        "input_dimension": 64,
+        "output_dimensions": [64],
     }
     config["quantizer"] |= {"dimension": 16, "input_dimension": 64, "output_dimension": 64}
     return config

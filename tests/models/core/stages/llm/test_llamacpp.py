@@ -17,8 +17,13 @@ def llm(stack):
 
 
 async def test_streams_an_answer_in_pieces(llm):
-    deltas = [d async for d in llm.stream([SYSTEM, ChatMessage("user", "What is the capital of France?")],
-                                          GenerationParams(temperature=0.0, max_tokens=30))]
+    deltas = [
+        d
+        async for d in llm.stream(
+            [SYSTEM, ChatMessage("user", "What is the capital of France?")],
+            GenerationParams(temperature=0.0, max_tokens=30),
+        )
+    ]
     assert len(deltas) > 2
     assert "Paris" in "".join(deltas)
 
@@ -40,15 +45,27 @@ async def test_closing_the_stream_stops_generation_and_frees_the_model(llm):
 
 async def test_cancelling_the_consumer_aborts(llm):
     async def consume():
-        return [d async for d in llm.stream([SYSTEM, ChatMessage("user", "Write a long story about a cat.")],
-                                            GenerationParams(max_tokens=300))]
+        return [
+            d
+            async for d in llm.stream(
+                [SYSTEM, ChatMessage("user", "Write a long story about a cat.")], GenerationParams(max_tokens=300)
+            )
+        ]
+
     task = asyncio.create_task(consume())
     await asyncio.sleep(0.5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    answer = "".join([d async for d in llm.stream([SYSTEM, ChatMessage("user", "What is 2 plus 2? Answer with a digit.")],
-                                                  GenerationParams(temperature=0.0, max_tokens=10))])
+    answer = "".join(
+        [
+            d
+            async for d in llm.stream(
+                [SYSTEM, ChatMessage("user", "What is 2 plus 2? Answer with a digit.")],
+                GenerationParams(temperature=0.0, max_tokens=10),
+            )
+        ]
+    )
     assert "4" in answer
 
 
@@ -60,15 +77,26 @@ def test_counts_tokens_with_the_model_tokenizer(llm):
 async def test_the_bundled_model_runs_requantized_to_q4_0(llm):
     assert llm.model_path.name == "qwen2.5-coder-0.5b-q4_0.gguf"
     assert llm.model_path.with_suffix(".json").exists()
-    answer = "".join([d async for d in llm.stream([SYSTEM, ChatMessage("user", "What is the capital of France?")],
-                                                  GenerationParams(temperature=0.0, max_tokens=30))])
+    answer = "".join(
+        [
+            d
+            async for d in llm.stream(
+                [SYSTEM, ChatMessage("user", "What is the capital of France?")],
+                GenerationParams(temperature=0.0, max_tokens=30),
+            )
+        ]
+    )
     assert "Paris" in answer
 
 
 # --- the batched engine, with the real model
 
-QUESTIONS = ["What is the capital of France?", "Name three colours.", "Who wrote Hamlet?",
-             "Why is the sky blue? Answer in two sentences."]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name three colours.",
+    "Who wrote Hamlet?",
+    "Why is the sky blue? Answer in two sentences.",
+]
 
 
 def conversation(question: str) -> list[ChatMessage]:
@@ -226,6 +254,7 @@ async def test_a_model_error_inside_a_step_reaches_the_consumer_and_the_next_str
 
 
 # --- the engine's rules, without a model
+
 
 def test_a_reply_is_urgent_until_its_first_sentence_or_clause():
     assert not past_first_clause("")

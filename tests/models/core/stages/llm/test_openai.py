@@ -24,9 +24,25 @@ def server(stack, tmp_path_factory):
     port = free_port()
     log = (tmp_path_factory.mktemp("llama-server") / "server.log").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(stack.llm.model_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "2", "--model_alias", "tara-test"],
-        stdout=log, stderr=subprocess.STDOUT,  # a file, not a pipe: its loading log would fill a pipe
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(stack.llm.model_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "1024",
+            "--n_threads",
+            "2",
+            "--model_alias",
+            "tara-test",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,  # a file, not a pipe: its loading log would fill a pipe
     )
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -63,15 +79,27 @@ async def test_cancel_aborts_and_the_server_keeps_serving(server, tmp_path):
     llm = client(server, tmp_path)
 
     async def long_story():
-        return [d async for d in llm.stream([ChatMessage("user", "Tell a very long story.")], GenerationParams(max_tokens=400))]
+        return [
+            d
+            async for d in llm.stream(
+                [ChatMessage("user", "Tell a very long story.")], GenerationParams(max_tokens=400)
+            )
+        ]
 
     task = asyncio.create_task(long_story())
     await asyncio.sleep(1.0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    answer = "".join([d async for d in llm.stream([ChatMessage("user", "What is 3 plus 4? Reply with a digit.")],
-                                                  GenerationParams(temperature=0.0, max_tokens=10))])
+    answer = "".join(
+        [
+            d
+            async for d in llm.stream(
+                [ChatMessage("user", "What is 3 plus 4? Reply with a digit.")],
+                GenerationParams(temperature=0.0, max_tokens=10),
+            )
+        ]
+    )
     assert "7" in answer
 
 

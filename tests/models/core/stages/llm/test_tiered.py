@@ -15,9 +15,14 @@ async def test_the_default_pair_answers_a_lone_reply_with_the_accurate_model_and
     llm = load_llm(defaults, config.data_path)
     assert isinstance(llm, LoadTieredLLM)
     assert (llm.accurate.model_path.name, llm.fast.model_path.name) == (  # type: ignore[attr-defined]
-        "qwen2.5-coder-1.5b-q4_0.gguf", "qwen2.5-coder-0.5b-q4_0.gguf")
-    system = ChatMessage("system", "Answer from this document in one sentence. The Ivy Cafe serves lunch from "
-                                   "12:00 to 15:00. An adult ticket costs 11 pounds.")
+        "qwen2.5-coder-1.5b-q4_0.gguf",
+        "qwen2.5-coder-0.5b-q4_0.gguf",
+    )
+    system = ChatMessage(
+        "system",
+        "Answer from this document in one sentence. The Ivy Cafe serves lunch from "
+        "12:00 to 15:00. An adult ticket costs 11 pounds.",
+    )
     await llm.warm_up([[system]])
     greedy = GenerationParams(temperature=0.0, max_tokens=24)
     lone = llm.stream([system, ChatMessage("user", "How much is an adult ticket?")], greedy)

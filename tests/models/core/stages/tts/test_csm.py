@@ -49,7 +49,10 @@ def prompt_wav(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tts(data_dir, prompt_wav) -> CSMTTS:
     prompt = {"audio": str(prompt_wav), "text": "This is how I sound."}
-    voices = {"default": {}, "tara": {"speaker": 0, "prompt": prompt, "emotions": {"calm": prompt | {"text": "Easy now."}}}}
+    voices = {
+        "default": {},
+        "tara": {"speaker": 0, "prompt": prompt, "emotions": {"calm": prompt | {"text": "Easy now."}}},
+    }
     config = load_config(TINY, **{"data_dir": str(data_dir), "tts.csm.voices": voices, "tts.csm.max_audio_ms": 400})
     backend = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)  # chosen by config alone
     assert isinstance(backend, CSMTTS)
@@ -182,10 +185,17 @@ def test_voice_prompts_follow_the_emotion(tts):
     assert tts._voices["default"].prompt is None
 
 
-@pytest.mark.parametrize("user, preset, sampling", [
-    ("anxious", "calm", Sampling(0.5, 20)), ("excited", "cheerful", Sampling(0.8, 30)), ("neutral", "neutral", NEUTRAL),
-])
-async def test_auto_replies_speak_with_their_presets_sampling_and_voice_prompt(tts, monkeypatch, user, preset, sampling):
+@pytest.mark.parametrize(
+    "user, preset, sampling",
+    [
+        ("anxious", "calm", Sampling(0.5, 20)),
+        ("excited", "cheerful", Sampling(0.8, 30)),
+        ("neutral", "neutral", NEUTRAL),
+    ],
+)
+async def test_auto_replies_speak_with_their_presets_sampling_and_voice_prompt(
+    tts, monkeypatch, user, preset, sampling
+):
     chosen = []
 
     def record(text, voice, sampling, prompt, context):  # what generation would have used

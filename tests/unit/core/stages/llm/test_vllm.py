@@ -46,7 +46,9 @@ def llm(monkeypatch, tmp_path):
         "vllm.engine.arg_utils": SimpleNamespace(AsyncEngineArgs=lambda **kw: kw),
         "vllm.sampling_params": SimpleNamespace(RequestOutputKind=SimpleNamespace(DELTA="delta")),
         "vllm.v1.engine.async_llm": SimpleNamespace(AsyncLLM=SimpleNamespace(from_engine_args=lambda args: engine)),
-        "transformers": SimpleNamespace(AutoTokenizer=SimpleNamespace(from_pretrained=lambda *a, **kw: FakeTokenizer())),
+        "transformers": SimpleNamespace(
+            AutoTokenizer=SimpleNamespace(from_pretrained=lambda *a, **kw: FakeTokenizer())
+        ),
     }
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)

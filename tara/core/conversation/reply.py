@@ -66,6 +66,7 @@ class Reply:
         self.played_out = asyncio.Event()
         self._host = host
         self._committed = asyncio.Event()
+        self._started = self._stop_at_start = False
         self._task = spawn(self._run(after._task if after else None))
 
     @property
@@ -79,7 +80,10 @@ class Reply:
     def interrupt(self) -> bool:
         """Stop thinking and speaking at once. Returns whether it was still running."""
         running = not self._task.done()
-        self._task.cancel()
+        if self._started:
+            self._task.cancel()
+        else:  # a task cancelled before its first step never runs its ``finally`` (no agent_done): stop there
+            self._stop_at_start = True
         return running
 
     @property
@@ -92,12 +96,15 @@ class Reply:
     # ---------------------------------------------------------------- the run
 
     async def _run(self, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:  # let an interrupted reply record its history first
-            await asyncio.gather(previous, return_exceptions=True)
+        self._started = True
         host, turn = self._host, self.turn
         spoken: list[str] = []
         interrupted = failed = False
         try:
+            if self._stop_at_start:
+                raise asyncio.CancelledError
+            if previous is not None:  # let an interrupted reply record its history first
+                await asyncio.gather(previous, return_exceptions=True)
             await self._respond(spoken)
         except asyncio.CancelledError:
             interrupted = True

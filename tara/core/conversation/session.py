@@ -75,6 +75,8 @@ class Session:
 
     def say_text(self, text: str) -> None:
         """A typed message, answered by voice like a spoken one."""
+        if self._closed:  # a message racing the hang-up: nothing would cancel what it started
+            return
         text = text.strip()
         if not text:
             self.emit(ErrorEvent("empty text message", stage="input"))

@@ -217,7 +217,7 @@ class Reply:
         host = self._host
         announced = False
         async with lock:
-            async for chunk in host.stack.speech.stream(piece, emotion, host.voice, host.voice_context, urgent):
+            async for chunk in host.stack.speech.stream(piece, emotion, host.voice, host.voice_context, urgent=urgent):
                 await self._committed.wait()  # a speculative reply stays silent until committed
                 self.turn.clock.mark("first_audio")
                 if not announced:

@@ -32,7 +32,7 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
 
     def recording_stream(text, emotion, voice=None, context=None, urgent=True):
         voiced.append(emotion)
-        return stream(text, emotion, voice, context, urgent)
+        return stream(text, emotion, voice, context, urgent=urgent)
 
     monkeypatch.setattr(stack.prompts, "build", recording_build)
     monkeypatch.setattr(stack.tts, "stream", recording_stream)

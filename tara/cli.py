@@ -46,12 +46,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_say(args: argparse.Namespace) -> int:
     from tara.core.audio import write_wav
+    from tara.core.concurrency import Compute
     from tara.core.emotion import EmotionSettings
     from tara.core.stages.tts import TTS_BACKENDS, synthesize
 
     config = _config(args)
     emotion = EmotionSettings.from_preset(args.emotion)
-    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
+    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path, compute=Compute())
     audio = asyncio.run(synthesize(tts, args.text, emotion))
     write_wav(args.output, audio.samples, audio.sample_rate)
     console.print(f"wrote {args.output}: {audio.duration:.2f}s at {audio.sample_rate} Hz ({args.emotion})")
@@ -92,10 +93,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     audio = read_audio(args.input)
     transcript = None
     if not args.no_stt:  # the words give the speaking rate and the cue words
+        from tara.core.concurrency import Compute
         from tara.core.stages.stt import STT_BACKENDS
 
         config = _config(args)
-        stt = STT_BACKENDS.create(config.stt.backend, config.stt, config.data_path)
+        stt = STT_BACKENDS.create(config.stt.backend, config.stt, config.data_path, compute=Compute())
         transcript = asyncio.run(stt.transcribe(audio)).text.strip()
     features = analyze(audio, PIPELINE_RATE, transcript)
     estimate = estimate_emotion(features, None, transcript)  # one file: no baseline, so the words decide

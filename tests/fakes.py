@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, rms_dbfs
+from tara.core.concurrency import Compute
 from tara.core.config import TaraConfig
 from tara.core.conversation.prompt import PromptBuilder
 from tara.core.emotion import EmotionSettings
@@ -104,7 +105,12 @@ class ToneTTS(TTS):
         return [self.default_voice]
 
     async def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: object = None
+        self,
+        text: str,
+        emotion: EmotionSettings,
+        voice: str | None = None,
+        context: object = None,
+        urgent: bool = True,
     ) -> AsyncIterator[AudioChunk]:
         self.said.append(text)
         tone = (3000 * np.sin(np.arange(self.sample_rate // 5) * 0.05)).astype(np.int16)
@@ -171,7 +177,7 @@ def fake_stack(
     config = config.model_copy(update={"vad": config.vad.model_copy(update={"backend": vad})})
     retriever = KeywordRetriever(documents or [])
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
-    return AgentStack(config, stt or ScriptedSTT("Hello."), retriever, llm, tts or ToneTTS(), prompts)
+    return AgentStack(config, stt or ScriptedSTT("Hello."), retriever, llm, tts or ToneTTS(), prompts, Compute())
 
 
 async def events_until(session, kind: type, timeout: float = 60.0) -> list:

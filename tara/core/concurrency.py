@@ -3,146 +3,198 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-# Whether the caller's work is on the way to some turn's first audio; a session clears it for the
-# sentences after the first (they have seconds of playback in hand).
-URGENT: contextvars.ContextVar[bool] = contextvars.ContextVar("urgent_cpu_work", default=True)
+class Cancelled(Exception):
+    """The job was cancelled (its stream closed, its owner gave up) before it got the CPU."""
 
 
-# Set by ``iterate_in_thread`` for its worker: the consumer has gone, so work waiting for a CPU slot gives
-# up (and releases what it holds, e.g. a llama.cpp context) instead of queueing behind others.
-STREAM_STOPPED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("stream_stopped", default=None)
+class ComputeNotHeld(AssertionError):
+    """Model code ran on a shared CPU without holding its slot: a backend skipped ``job.slot()``."""
 
 
-class StreamStopped(Exception):
-    """The stream this work belongs to was closed while it waited for the CPU."""
+class ComputeJob:
+    """One backend call's claim on the CPU: a transcription, a voiced sentence, a decode step's wait.
+
+    ``slot()`` holds the CPU for one unit of its work. ``urgent`` (on the way to some turn's first audio)
+    is read each time a unit asks for the CPU, so its owner may lower or raise it between units.
+    ``cancel()`` makes a wait in ``slot()`` end at once with ``Cancelled``, as will any later one.
+    """
+
+    def __init__(self, compute: Compute, urgent: bool) -> None:
+        self.urgent = urgent
+        self.cancelled = False
+        self._compute = compute
+
+    def slot(self) -> AbstractContextManager[None]:
+        return self._compute._slot(self)
+
+    def cancel(self) -> None:
+        self._compute._cancel(self)
 
 
-class ComputeScheduler:
+class Compute:
     """One model computation at a time on the CPU, latency-critical work first.
 
     Whisper, llama.cpp and Piper each use every core; run side by side on two cores they slow each
     other down, and a session's first sentence waits behind another's fifth. So CPU backends take a
-    slot per unit of work (a transcription, a token, a synthesised sentence): *urgent* units — on the
-    way to some turn's first audio — go before the rest, which yield between units. Within each class
-    slots go first come, first served, so a generation that asks again right after its token queues
+    slot per unit of work (a transcription, a decode step, a synthesised sentence): *urgent* units — on
+    the way to some turn's first audio — go before the rest, which yield between units. Within each class
+    slots go first come, first served, so a generation that asks again right after its step queues
     behind those already waiting.
+
+    One is made by the composition root (``load_stack``) and handed to the backends that compute on
+    the CPU (those with ``needs_compute``); they check with ``assert_held`` that their model calls run
+    inside a slot.
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._busy = False
+        self._holder: int | None = None  # the thread computing now
         self._urgent: deque[object] = deque()
         self._later: deque[object] = deque()
 
+    def job(self, urgent: bool = True) -> ComputeJob:
+        return ComputeJob(self, urgent)
+
+    def assert_held(self) -> None:
+        """Raise ``ComputeNotHeld`` unless the calling thread holds the slot (cheap: call it before a model call)."""
+        if self._holder != threading.get_ident():
+            raise ComputeNotHeld("model code ran on the shared CPU outside a compute slot")
+
     def _my_turn(self, ticket: object, urgent: bool) -> bool:
-        if self._busy:
+        if self._holder is not None:
             return False
         if urgent:
             return self._urgent[0] is ticket
         return not self._urgent and self._later[0] is ticket
 
     @contextmanager
-    def slot(self, urgent: bool | None = None, give_up: threading.Event | None = None) -> Iterator[None]:
-        """Hold the CPU for one unit of work.
-
-        ``urgent`` defaults to ``URGENT`` of the calling context (streams carry their caller's). Waiting
-        stops with ``StreamStopped`` once ``give_up`` is set (default: the calling stream's ``STREAM_STOPPED``)."""
-        urgent = URGENT.get() if urgent is None else urgent
+    def _slot(self, job: ComputeJob) -> Iterator[None]:
+        urgent = job.urgent
         ticket = object()
         queue = self._urgent if urgent else self._later
         with self._condition:
             queue.append(ticket)
-            stopped = give_up if give_up is not None else STREAM_STOPPED.get()
             try:
                 while not self._my_turn(ticket, urgent):
-                    if stopped is not None and stopped.is_set():
-                        raise StreamStopped
-                    self._condition.wait(timeout=0.05 if stopped is not None else None)
+                    if job.cancelled:
+                        raise Cancelled
+                    self._condition.wait()  # woken by a release, a waiter leaving, or a cancel
             except BaseException:
                 queue.remove(ticket)
                 self._condition.notify_all()  # leaving the queue: the next in line may be at its head now
                 raise
             queue.remove(ticket)
-            self._busy = True
+            self._holder = threading.get_ident()
         try:
             yield
         finally:
             with self._condition:
-                self._busy = False
+                self._holder = None
                 self._condition.notify_all()
 
+    def _cancel(self, job: ComputeJob) -> None:
+        with self._condition:
+            job.cancelled = True
+            self._condition.notify_all()
 
-CPU = ComputeScheduler()  # the process's cores, shared by every session
+
+class NoCompute(Compute):
+    """For models on a GPU: no CPU to share, so a slot never waits and nothing is checked."""
+
+    def assert_held(self) -> None:
+        pass
+
+    def _slot(self, job: ComputeJob) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def _cancel(self, job: ComputeJob) -> None:
+        job.cancelled = True
+
+
 # Streams (an LLM reply, a voice) keep a worker for as long as they last, mostly waiting for their
 # consumer or a CPU slot; in asyncio's small default pool four sessions' replies would leave no thread
 # for the next transcription. The CPU scheduler, not the thread count, decides what computes.
 _STREAM_WORKERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tara-stream")
 
 
-async def iterate_in_thread(produce: Callable[[], Iterator[T]], max_ahead: int | None = None) -> AsyncIterator[T]:
+async def iterate_in_thread(
+    produce: Callable[[], Iterator[T]], job: ComputeJob | None = None, max_ahead: int | None = None
+) -> AsyncIterator[T]:
     """Drive a blocking iterator in a worker thread and yield its items on the event loop.
 
     Closing or cancelling the consumer stops the worker after the item it is producing, and the
-    worker closes the iterator in its own thread (so locks it holds are released there). With
+    worker closes the iterator in its own thread (so locks it holds are released there). It also
+    cancels ``job``, the compute job the iterator works under: a wait for the CPU ends at once (and
+    the iterator releases what it holds, e.g. a voice's lock) instead of queueing behind others. With
     ``max_ahead`` the worker waits while that many items are unconsumed: a consumer that stops pulling
     pauses the producer (and frees the CPU for others).
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[object, BaseException | None]] = asyncio.Queue()
-    stop = threading.Event()
-    room = threading.Semaphore(max_ahead) if max_ahead else None
+    flow = threading.Condition()  # guards the two below; the worker waits on it for room or the stop
+    ahead = 0  # items handed over, not yet taken by the consumer
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        with flow:
+            stopped = True
+            flow.notify_all()
+        if job is not None:
+            job.cancel()
 
     def put(item: object, error: BaseException | None = None) -> None:
         try:
             loop.call_soon_threadsafe(queue.put_nowait, (item, error))
         except RuntimeError:  # the loop closed under us; nobody is listening any more
-            stop.set()
+            stop()
 
     def work() -> None:
-        STREAM_STOPPED.set(stop)
+        nonlocal ahead
         try:
             iterator = produce()
             try:
                 for item in iterator:
-                    while room is not None and not room.acquire(timeout=0.05):
-                        if stop.is_set():
+                    with flow:
+                        while max_ahead and ahead >= max_ahead and not stopped:
+                            flow.wait()
+                        if stopped:
                             break
-                    if stop.is_set():
-                        break
+                        ahead += 1
                     put(item)
             finally:
                 close = getattr(iterator, "close", None)
                 if close is not None:
                     close()
-        except StreamStopped:
+        except Cancelled:
             put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
             put(_DONE, exc)
         else:
             put(_DONE)
 
-    loop.run_in_executor(_STREAM_WORKERS, contextvars.copy_context().run, work)
+    loop.run_in_executor(_STREAM_WORKERS, work)
     try:
         while True:
             item, error = await queue.get()
-            if room is not None:
-                room.release()
             if item is _DONE:
                 if error is not None:
                     raise error
                 return
+            with flow:
+                ahead -= 1
+                flow.notify_all()
             yield item  # type: ignore[misc]
     finally:
-        stop.set()
+        stop()

@@ -4,9 +4,12 @@ only when config actually selects it."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tara.core.config import ConfigError
+
+if TYPE_CHECKING:
+    from tara.core.concurrency import Compute
 
 T = TypeVar("T")
 
@@ -30,5 +33,11 @@ class Registry(Generic[T]):
         module_name, _, attr = self._entries[name].partition(":")
         return getattr(importlib.import_module(module_name), attr)
 
-    def create(self, name: str, *args: Any, **kwargs: Any) -> T:
-        return self.resolve(name)(*args, **kwargs)
+    def create(self, name: str, *args: Any, compute: Compute | None = None, **kwargs: Any) -> T:
+        """A backend; one that declares ``needs_compute`` (it computes on the shared CPU) gets ``compute``."""
+        backend = self.resolve(name)
+        if getattr(backend, "needs_compute", False):
+            if compute is None:
+                raise TypeError(f"{self.key}: {name} computes on the CPU; pass the process's Compute")
+            kwargs["compute"] = compute
+        return backend(*args, **kwargs)

@@ -10,6 +10,7 @@ import numpy as np
 from rich.console import Console
 
 from tara.core.audio import PIPELINE_RATE
+from tara.core.concurrency import Compute
 from tara.core.config import TaraConfig
 from tara.core.conversation.phrases import Speech
 from tara.core.conversation.prompt import PromptBuilder
@@ -31,6 +32,7 @@ class AgentStack:
     llm: LLM
     tts: TTS
     prompts: PromptBuilder
+    compute: Compute  # the CPU the backends share (they were given it when made)
     load_seconds: dict[str, float] = field(default_factory=dict)
     speech: Speech = field(init=False)  # the TTS as sessions use it (fixed phrases recorded)
 
@@ -57,10 +59,13 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         return value
 
     VAD_BACKENDS.resolve(config.vad.backend)  # fail at start on an unknown name
-    stt = timed("speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir))
+    compute = Compute()  # the process's cores, shared by every session's models
+    stt = timed(
+        "speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir, compute=compute)
+    )
     retriever = timed("knowledge base", lambda: RETRIEVERS.create(config.rag.backend, config.rag, data_dir, kb_dir))
-    llm = timed("language model", lambda: load_llm(config.llm, data_dir))
-    tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir))
+    llm = timed("language model", lambda: load_llm(config.llm, data_dir, compute))
+    tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir, compute=compute))
     if config.stt.hotwords_from_kb:
         stt.set_vocabulary(vocabulary(retriever.documents), document_words(retriever.documents))
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
@@ -68,7 +73,7 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
     with console.status("warming up (speech recognition, prompt cache, voice)..."):
         await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
         await llm.warm_up(prompts.warm_up_prefixes())
-        stack = AgentStack(config, stt, retriever, llm, tts, prompts, timings)
+        stack = AgentStack(config, stt, retriever, llm, tts, prompts, compute, timings)
         await stack.speech.record(EmotionSettings.from_preset(config.emotion.preset))
     timings["warm-up"] = round(time.perf_counter() - started, 2)
     console.log(

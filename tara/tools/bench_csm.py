@@ -21,6 +21,7 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from tara.core.concurrency import Compute  # noqa: E402
 from tara.core.config import PROJECT_ROOT, load_config  # noqa: E402
 from tara.core.emotion import EmotionSettings  # noqa: E402
 from tara.core.stages.tts import TTS_BACKENDS  # noqa: E402
@@ -58,7 +59,7 @@ async def main() -> None:
     console = Console()
     config = load_config(args.config)
     started = time.perf_counter()
-    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
+    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path, compute=Compute())
     load_seconds = time.perf_counter() - started
     emotion = EmotionSettings.from_preset(args.emotion)
     conversation = tts.new_context() if args.context else None

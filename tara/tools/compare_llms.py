@@ -19,6 +19,7 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tara.core.concurrency import Compute  # noqa: E402
 from tara.core.config import load_config  # noqa: E402
 from tara.core.conversation.prompt import PromptBuilder  # noqa: E402
 from tara.core.conversation.text import SentenceChunker  # noqa: E402
@@ -63,7 +64,7 @@ async def measure(model: str) -> dict:
     config = load_config(**{"llm.model": f"bundled:{model}"})
     retriever = RETRIEVERS.create(config.rag.backend, config.rag, config.data_path, show_progress=False)
     started = time.perf_counter()
-    llm = LlamaCppLLM(config.llm, config.data_path)
+    llm = LlamaCppLLM(config.llm, config.data_path, Compute())
     load_s = time.perf_counter() - started
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
     await llm.warm_up(prompts.warm_up_prefixes())

@@ -163,12 +163,13 @@ class Voices:
         return read_audio(wav)
 
     async def _piper_speech(self, text: str) -> np.ndarray:
+        from tara.core.concurrency import Compute
         from tara.core.emotion import EmotionSettings
         from tara.core.stages.tts import TTS_BACKENDS, synthesize
 
         if self._piper is None:
             config = load_config()
-            self._piper = TTS_BACKENDS.create("piper", config.tts, config.data_path)
+            self._piper = TTS_BACKENDS.create("piper", config.tts, config.data_path, compute=Compute())
         voiced = await synthesize(self._piper, text, EmotionSettings.from_preset("neutral"))
         return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
 

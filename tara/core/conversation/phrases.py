@@ -32,15 +32,15 @@ class Speech:
         self._recordings: OrderedDict[tuple[str, str | None, str], list[AudioChunk]] = OrderedDict()
 
     async def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None, urgent: bool = True
     ) -> AsyncIterator[AudioChunk]:
         if text not in FIXED_PHRASES:
-            async for chunk in self.tts.stream(text, emotion, voice, context):
+            async for chunk in self.tts.stream(text, emotion, voice, context, urgent=urgent):
                 yield chunk
             return
         key = (text, voice or self.tts.default_voice, emotion.model_dump_json())
         if (recording := self._recordings.get(key)) is None:
-            recording = [chunk async for chunk in self.tts.stream(text, emotion, voice, context)]
+            recording = [chunk async for chunk in self.tts.stream(text, emotion, voice, context, urgent=urgent)]
             self._recordings[key] = recording
             if len(self._recordings) > KEPT:
                 self._recordings.popitem(last=False)

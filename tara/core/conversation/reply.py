@@ -20,7 +20,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from tara.core.audio import without_leading_silence
-from tara.core.concurrency import URGENT
 from tara.core.conversation.events import AgentText, AgentTurnDone, ErrorEvent, Event, Sources, TurnMetrics
 from tara.core.conversation.guards import NOT_IN_DOCUMENTS, ReplyCheck
 from tara.core.conversation.phrases import FAILED_PHRASE, HOLDING_PHRASE
@@ -171,8 +170,8 @@ class Reply:
             while (piece := await sentences.get()) is not None:
                 started_speaking.set()
                 await host.sink.ahead_at_most(TTS_AHEAD_S)
-                URGENT.set(not spoken)  # only the first sentence is on the way to the first audio
-                await self._voice(piece, emotion, spoken, voice_lock)
+                # only the first sentence is on the way to the first audio
+                await self._voice(piece, emotion, spoken, voice_lock, urgent=not spoken)
             holding.cancel()
             await self._played()
 
@@ -212,12 +211,20 @@ class Reply:
                 best[key] = passage
         return sorted(best.values(), key=lambda p: -p.score)[: host.stack.config.rag.top_k]
 
-    async def _voice(self, piece: str, emotion: EmotionSettings, spoken: list[str] | None, lock: asyncio.Lock) -> None:
-        """Speak ``piece`` once the reply is committed; ``spoken`` (the history) records it."""
+    async def _voice(
+        self,
+        piece: str,
+        emotion: EmotionSettings,
+        spoken: list[str] | None,
+        lock: asyncio.Lock,
+        urgent: bool = True,
+    ) -> None:
+        """Speak ``piece`` once the reply is committed; ``spoken`` (the history) records it. ``urgent``:
+        on the way to the reply's first audio (the voice then goes before others' later sentences)."""
         host = self._host
         announced = False
         async with lock:
-            async for chunk in host.stack.speech.stream(piece, emotion, host.voice, host.voice_context):
+            async for chunk in host.stack.speech.stream(piece, emotion, host.voice, host.voice_context, urgent=urgent):
                 await self._committed.wait()  # a speculative reply stays silent until committed
                 self.turn.clock.mark("first_audio")
                 if not announced:

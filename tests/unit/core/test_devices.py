@@ -2,6 +2,7 @@
 
 import pytest
 
+from tara.core.concurrency import Compute
 from tara.core.config import ConfigError, load_config
 from tara.core.devices import cuda_available, resolve_device
 from tara.core.stages.llm import LLM_BACKENDS
@@ -18,4 +19,4 @@ def test_cuda_without_a_gpu_names_the_key(tmp_path):
         resolve_device("cuda", "rag.device")
     config = load_config(**{"llm.device": "cuda"})
     with pytest.raises(ConfigError, match="llm.device"):
-        LLM_BACKENDS.create(config.llm.backend, config.llm, config.data_path)
+        LLM_BACKENDS.create(config.llm.backend, config.llm, config.data_path, compute=Compute())

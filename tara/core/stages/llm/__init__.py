@@ -23,6 +23,8 @@ class GenerationParams:
 
 
 class LLM(ABC):
+    needs_compute: bool = False  # computes on the shared CPU: its constructor takes the process's Compute
+
     @abstractmethod
     def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
         """Yield text deltas. Closing the iterator (or cancelling its consumer) aborts generation."""

@@ -38,6 +38,7 @@ from functools import partial
 from pathlib import Path
 
 from tara.core.assets import GGUF_MODELS, requantized, resolve_model
+from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError, LLMConfig
 from tara.core.devices import resolve_device
 from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
@@ -58,7 +59,9 @@ def cpu_has_amx() -> bool:
 
 
 class LlamaCppLLM(LLM):
-    def __init__(self, config: LLMConfig, data_dir: Path) -> None:
+    needs_compute = True  # on the CPU its decode steps share the cores with the other models
+
+    def __init__(self, config: LLMConfig, data_dir: Path, compute: Compute) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaModel
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -85,7 +88,7 @@ class LlamaCppLLM(LLM):
             bos_token=self._model.token_get_text(bos) if bos != -1 else "",
         )
         self._n_ctx = config.n_ctx  # per sequence
-        self._engine = _Engine(llama_cpp, self._model, config, gpu)
+        self._engine = _Engine(llama_cpp, self._model, config, NoCompute() if gpu else compute)
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenize(text.encode(), add_bos=False, special=False))

@@ -7,13 +7,12 @@ import logging
 import threading
 import time
 from collections import deque
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tara.core.concurrency import CPU, StreamStopped
+from tara.core.concurrency import Cancelled, Compute, ComputeJob
 from tara.core.config import LLMConfig
 from tara.core.stages.llm.llamacpp_jobs import (
     UNCONSUMED_DELTAS,
@@ -52,7 +51,7 @@ class _Engine:
     a consumer posts jobs to ``_inbox``, counts what it pulled, marks a job closed, and sets ``_wake``.
     """
 
-    def __init__(self, llama_cpp: Any, model: Any, config: LLMConfig, gpu: bool) -> None:
+    def __init__(self, llama_cpp: Any, model: Any, config: LLMConfig, compute: Compute) -> None:
         from llama_cpp._internals import LlamaContext
 
         self._ll = llama_cpp
@@ -71,15 +70,14 @@ class _Engine:
         self._batch = llama_cpp.llama_batch_init(BATCH, 0, 1)
         self._slots = [Slot(i) for i in range(config.contexts)]
         self._slots += [Slot(config.contexts + i, reserved=True) for i in range(PREFIX_SEQUENCES)]
-        self._cpu = (lambda urgent, give_up: nullcontext()) if gpu else CPU.slot
+        self._compute = compute
         self._inbox: deque[Job] = deque()  # submitted, not seen by the engine yet
         self._wake = threading.Event()
         self._waiting: deque[Job] = deque()  # without a slot yet
         self._copying: set[int] = set()  # sequences whose copied cache llama.cpp writes at the next decode
         self._jobs: list[Job] = []  # holding a slot
         self._generation = 0
-        self._cpu_wait: bool | None = None  # while waiting for the CPU: whether as urgent
-        self._give_up = threading.Event()  # stop waiting for the CPU: a reply came in that is more urgent
+        self._cpu_wait: ComputeJob | None = None  # the step waiting for the CPU (a reply coming in may cancel it)
         # how fast prompts are read, measured as it runs (2 shared AVX2 cores: ~57 tok/s, and no faster in
         # chunks over 16; CPUs with wider vectors gain from bigger chunks)
         self._seconds_per_token = STEP_ALONE_S / CHUNK_SHARED
@@ -94,8 +92,9 @@ class _Engine:
     def submit(self, job: Job) -> None:
         job.detokenizer = Detokenizer(self._piece)
         self._inbox.append(job)
-        if job.kind is Kind.REPLY and self._cpu_wait is False:
-            self._give_up.set()
+        waiting = self._cpu_wait
+        if job.kind is Kind.REPLY and waiting is not None and not waiting.urgent:
+            waiting.cancel()  # stop waiting as work that can wait: plan again with the reply in
         self._wake.set()
 
     def consumed(self, job: Job) -> None:
@@ -133,20 +132,18 @@ class _Engine:
         plan = self._organize()
         if not plan:
             return
-        urgent = any(work.job.urgent for work in plan)
-        self._give_up.clear()
-        self._cpu_wait = urgent
-        if self._inbox and not urgent:
-            self._give_up.set()  # (a reply submitted just now did not see it waiting)
+        cpu = self._cpu_wait = self._compute.job(urgent=any(work.job.urgent for work in plan))
+        if self._inbox and not cpu.urgent:
+            cpu.cancel()  # (a reply submitted just now did not see it waiting)
         try:
-            with self._cpu(urgent, self._give_up):
+            with cpu.slot():
                 self._cpu_wait = None
                 while self._inbox:
                     self._waiting.append(self._inbox.popleft())
                 plan = self._organize()  # what changed while it waited
                 if plan:
                     self._step(plan)
-        except StreamStopped:
+        except Cancelled:
             pass  # a more urgent reply came in: plan again
         finally:
             self._cpu_wait = None
@@ -276,6 +273,7 @@ class _Engine:
             self._advance(work.job, token)
 
     def _decode(self, plan: list[_Work]) -> int:
+        self._compute.assert_held()
         batch, n = self._batch, 0
         for work in sorted(plan, key=lambda w: w.job.slot.id):  # (in sequence order: a 4-reply step 157 -> 137 ms)
             start, seq = len(work.job.slot.tokens), work.job.slot.id

@@ -21,6 +21,8 @@ class Transcript:
 
 
 class STT(ABC):
+    needs_compute: bool = False  # computes on the shared CPU: its constructor takes the process's Compute
+
     @abstractmethod
     async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
         """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far).

@@ -21,14 +21,13 @@ import re
 import threading
 import time
 from collections.abc import Collection
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from tara.core.assets import WHISPER_MODELS, resolve_model
 from tara.core.audio import PIPELINE_RATE, to_float32
-from tara.core.concurrency import CPU
+from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError, STTConfig
 from tara.core.stages.stt import STT, Transcript
 from tara.core.stages.stt.guards import Decoding, is_silence, rejection
@@ -47,7 +46,9 @@ FULL_WINDOW_FRAMES = 3000
 
 
 class FasterWhisperSTT(STT):
-    def __init__(self, config: STTConfig, data_dir: Path) -> None:
+    needs_compute = True  # on the CPU it shares the cores with the other models
+
+    def __init__(self, config: STTConfig, data_dir: Path, compute: Compute) -> None:
         import ctranslate2
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
@@ -68,7 +69,7 @@ class FasterWhisperSTT(STT):
             local_files_only=True,
         )
         self._lock = threading.Lock()
-        self._slot = CPU.slot if device == "cpu" else lambda urgent: nullcontext()
+        self._compute = compute if device == "cpu" else NoCompute()
         self._tokenizer = (
             Tokenizer(
                 self._model.hf_tokenizer, self._model.model.is_multilingual, task="transcribe", language=config.language
@@ -106,7 +107,7 @@ class FasterWhisperSTT(STT):
         started = time.perf_counter()
         samples = to_float32(audio)
         # the CPU slot first: a transcription waiting for it must not hold the lock others queue on
-        with self._slot(urgent), self._lock:  # one decode at a time: it uses every core
+        with self._compute.job(urgent).slot(), self._lock:  # one decode at a time: it uses every core
             frames = len(samples) * FRAMES_PER_SECOND // PIPELINE_RATE
             short = self._tokenizer is not None and frames + TAIL_FRAMES <= FULL_WINDOW_FRAMES
             encoded = self._encode_short(samples, frames, frames + TAIL_FRAMES) if short else None
@@ -173,6 +174,7 @@ class FasterWhisperSTT(STT):
         return self._decode_short(encoded, frames, prompted)
 
     def _encode_short(self, samples: np.ndarray, frames: int, window: int):
+        self._compute.assert_held()
         window = max(window, frames + TAIL_FRAMES)
         padded_audio = np.pad(samples, (0, window * PIPELINE_RATE // FRAMES_PER_SECOND - len(samples)))
         features = self._model.feature_extractor(padded_audio)
@@ -180,6 +182,7 @@ class FasterWhisperSTT(STT):
         return self._model.encode(features)
 
     def _decode_short(self, encoded, frames: int, prompted: bool) -> Decoding:
+        self._compute.assert_held()
         prompt = self._prompt if prompted else self._plain_prompt
         max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
         result = self._model.model.generate(
@@ -197,6 +200,7 @@ class FasterWhisperSTT(STT):
         return Decoding(self._tokenizer.decode(tokens).strip(), avg_logprob, result.no_speech_prob)
 
     def _decode_long(self, samples: np.ndarray, prompted: bool) -> Decoding:
+        self._compute.assert_held()
         segments, _info = self._model.transcribe(
             samples,
             language=self.config.language,

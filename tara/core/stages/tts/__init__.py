@@ -24,6 +24,7 @@ class CloningUnsupportedError(ValueError):
 class TTS(ABC):
     sample_rate: int
     default_voice: str
+    needs_compute: bool = False  # computes on the shared CPU: its constructor takes the process's Compute
     can_clone: bool = False  # add_voice makes a voice from a reference recording and its transcript
     clone_limitation = "this voice backend cannot clone a voice from a recording (tts.backend: csm can)"
 
@@ -44,11 +45,18 @@ class TTS(ABC):
 
     @abstractmethod
     def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None
+        self,
+        text: str,
+        emotion: EmotionSettings,
+        voice: str | None = None,
+        context: Any = None,
+        urgent: bool = True,
     ) -> AsyncIterator[AudioChunk]:
         """Speak one sentence or clause (``voice`` or the default); yields PCM chunks at the native rate.
 
         ``context`` is what ``new_context`` made for this conversation (None for voices without one).
+        ``urgent=False`` marks speech not on the way to a turn's first audio (a reply's later sentences,
+        with seconds of playback in hand): a backend sharing the CPU lets first sentences go first.
         """
 
     def new_context(self) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tara.core.assets import PIPER_VOICES, resolve_model
 from tara.core.audio import AudioChunk
-from tara.core.concurrency import CPU, iterate_in_thread
+from tara.core.concurrency import Compute, ComputeJob, iterate_in_thread
 from tara.core.config import TTSConfig
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
@@ -19,14 +19,16 @@ def voice_name(reference: str) -> str:
 
 
 class PiperTTS(TTS):
+    needs_compute = True  # onnxruntime on the CPU, shared with the other models
     clone_limitation = (
         "Piper (tts.backend: piper) cannot clone a voice from a recording: its voices are trained models. "
         "Add a Piper .onnx voice under tts.voices in the config, or use tts.backend: csm to clone voices"
     )
 
-    def __init__(self, config: TTSConfig, data_dir: Path) -> None:
+    def __init__(self, config: TTSConfig, data_dir: Path, compute: Compute) -> None:
         from piper import PiperVoice
 
+        self._compute = compute
         references = {voice_name(config.voice): (config.voice, "tts.voice")}
         references |= {name: (path, f"tts.voices.{name}") for name, path in config.voices.items()}
         self._voices = {
@@ -41,13 +43,18 @@ class PiperTTS(TTS):
         return list(self._voices)
 
     def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: None = None
+        self,
+        text: str,
+        emotion: EmotionSettings,
+        voice: str | None = None,
+        context: None = None,
+        urgent: bool = True,
     ) -> AsyncIterator[AudioChunk]:
         piper_voice = self._voices[self.check_voice(voice or self.default_voice)]
-        return iterate_in_thread(lambda: self._synthesize(piper_voice, text, emotion))
+        job = self._compute.job(urgent)
+        return iterate_in_thread(lambda: self._synthesize(piper_voice, text, emotion, job), job)
 
-    @staticmethod
-    def _synthesize(piper_voice, text: str, emotion: EmotionSettings) -> Iterator[AudioChunk]:
+    def _synthesize(self, piper_voice, text: str, emotion: EmotionSettings, job: ComputeJob) -> Iterator[AudioChunk]:
         from piper import SynthesisConfig
 
         style = emotion.piper()
@@ -59,7 +66,8 @@ class PiperTTS(TTS):
         )
         chunks = piper_voice.synthesize(text, syn_config=config)
         while True:
-            with CPU.slot():  # a sentence at a time, between other sessions' tokens
+            with job.slot():  # a sentence at a time, between other sessions' decode steps
+                self._compute.assert_held()
                 chunk = next(chunks, None)
             if chunk is None:
                 return

@@ -106,7 +106,7 @@ async def test_user_speech_while_the_agent_talks_interrupts_it(stack, voice):
 async def test_a_failing_stage_reports_an_error_and_the_session_lives_on(stack, monkeypatch):
     session = Session(stack, BufferSink())
 
-    def broken_stream(text, emotion, voice=None, context=None):
+    def broken_stream(text, emotion, voice=None, context=None, urgent=True):
         raise RuntimeError("voice model crashed")
 
     monkeypatch.setattr(stack.tts, "stream", broken_stream)

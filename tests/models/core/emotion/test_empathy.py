@@ -30,9 +30,9 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
         styles.append(style)
         return build(history, question, passages, style)
 
-    def recording_stream(text, emotion, voice=None, context=None):
+    def recording_stream(text, emotion, voice=None, context=None, urgent=True):
         voiced.append(emotion)
-        return stream(text, emotion, voice, context)
+        return stream(text, emotion, voice, context, urgent=urgent)
 
     monkeypatch.setattr(stack.prompts, "build", recording_build)
     monkeypatch.setattr(stack.tts, "stream", recording_stream)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tara.core.audio import PIPELINE_RATE
+from tara.core.concurrency import Compute
 from tara.core.emotion import EmotionSettings
 from tara.core.emotion.prosody import (
     HIGH_AROUSAL,
@@ -78,7 +79,7 @@ def test_pauses_are_counted(voice):
 @pytest.fixture(scope="module")
 def piper(config):
     """``await piper(emotion)`` -> the features of Piper saying QUESTION that way."""
-    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)
+    tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path, compute=Compute())
 
     async def measure(emotion: EmotionSettings) -> ProsodyFeatures:
         chunks = [c async for c in tts.stream(QUESTION, emotion)]

@@ -144,7 +144,12 @@ class CSMTTS(TTS):
         context.add(await asyncio.to_thread(encode))
 
     def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Conversation | None = None
+        self,
+        text: str,
+        emotion: EmotionSettings,
+        voice: str | None = None,
+        context: Conversation | None = None,
+        urgent: bool = True,  # (a GPU voice: not scheduled)
     ) -> AsyncIterator[AudioChunk]:
         chosen = self._voices[self.check_voice(voice or self.default_voice)]
         return iterate_in_thread(

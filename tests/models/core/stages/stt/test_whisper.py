@@ -3,6 +3,7 @@ import re
 import numpy as np
 import pytest
 
+from tara.core.concurrency import Compute
 from tara.core.stages.stt.guards import Decoding
 from tara.core.stages.stt.whisper import DOUBTFUL_LOGPROB, SAFE_WINDOW_FRAMES, TAIL_FRAMES, FasterWhisperSTT
 
@@ -13,7 +14,7 @@ def words(text: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def stt(config):
-    return FasterWhisperSTT(config.stt, config.data_path)
+    return FasterWhisperSTT(config.stt, config.data_path, Compute())
 
 
 async def test_transcribes_a_spoken_question(stt, voice):
@@ -102,6 +103,8 @@ async def test_a_doubtful_decoding_in_the_tight_window_is_redone_in_the_safe_one
 
 
 async def test_whisper_tiny_en_is_a_bundled_choice(config, voice):
-    tiny = FasterWhisperSTT(config.stt.model_copy(update={"model": "bundled:whisper-tiny-en"}), config.data_path)
+    tiny = FasterWhisperSTT(
+        config.stt.model_copy(update={"model": "bundled:whisper-tiny-en"}), config.data_path, Compute()
+    )
     transcript = await tiny.transcribe(voice("What time does the train leave in the morning?"))
     assert {"time", "train", "morning"} <= words(transcript.text)

@@ -2,13 +2,14 @@ import numpy as np
 import pytest
 
 from tara.core.audio import rms_dbfs
+from tara.core.concurrency import Compute
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts.piper import PiperTTS
 
 
 @pytest.fixture(scope="module")
 def tts(config):
-    return PiperTTS(config.tts, config.data_path)
+    return PiperTTS(config.tts, config.data_path, Compute())
 
 
 async def synthesize(tts, text, preset="neutral") -> np.ndarray:

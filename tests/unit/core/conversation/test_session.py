@@ -27,12 +27,12 @@ class BreakingTTS(ToneTTS):
         self.failing = set(failing)
 
     async def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: object = None
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: object = None, urgent: bool = True
     ) -> AsyncIterator[AudioChunk]:
         if text in self.failing:
             self.failing.discard(text)
             raise RuntimeError("the voice broke")
-        async for chunk in super().stream(text, emotion, voice, context):
+        async for chunk in super().stream(text, emotion, voice, context, urgent=urgent):
             yield chunk
 
 

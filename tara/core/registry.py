@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Generic, TypeVar
 
-from tara.core.config import ConfigError
+from tara.core.sections import ConfigError
 
 T = TypeVar("T")
 

@@ -67,8 +67,8 @@ async def main() -> None:
         torch.cuda.reset_peak_memory_stats()
 
     table = Table(
-        title=f"{config.tts.backend} {getattr(config.tts.csm, 'model', '')} on {tts.device} "
-        f"(loaded in {load_seconds:.1f}s, {config.tts.csm.frames_per_chunk} frames per chunk)"
+        title=f"{config.tts.backend} {getattr(config.tts, 'model', '')} on {tts.device} "
+        f"(loaded in {load_seconds:.1f}s, {getattr(config.tts, 'frames_per_chunk', 1)} frames per chunk)"
     )
     for column in ("sentence", "first audio ms", "total s", "audio s", "RTF"):
         table.add_column(column, justify="left" if column == "sentence" else "right")

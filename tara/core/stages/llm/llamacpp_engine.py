@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from tara.core.concurrency import CPU, StreamStopped
-from tara.core.config import LLMConfig
 from tara.core.stages.llm.llamacpp_jobs import (
     UNCONSUMED_DELTAS,
     Detokenizer,
@@ -24,6 +23,7 @@ from tara.core.stages.llm.llamacpp_jobs import (
     choose_slot,
     past_first_clause,
 )
+from tara.core.stages.llm.settings import LlamaCppSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class _Engine:
     a consumer posts jobs to ``_inbox``, counts what it pulled, marks a job closed, and sets ``_wake``.
     """
 
-    def __init__(self, llama_cpp: Any, model: Any, config: LLMConfig, gpu: bool) -> None:
+    def __init__(self, llama_cpp: Any, model: Any, config: LlamaCppSettings, gpu: bool) -> None:
         from llama_cpp._internals import LlamaContext
 
         self._ll = llama_cpp

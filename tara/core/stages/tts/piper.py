@@ -8,9 +8,9 @@ from pathlib import Path
 from tara.core.assets import PIPER_VOICES, resolve_model
 from tara.core.audio import AudioChunk
 from tara.core.concurrency import CPU, iterate_in_thread
-from tara.core.config import TTSConfig
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
+from tara.core.stages.tts.settings import PiperSettings
 
 
 def voice_name(reference: str) -> str:
@@ -24,7 +24,7 @@ class PiperTTS(TTS):
         "Add a Piper .onnx voice under tts.voices in the config, or use tts.backend: csm to clone voices"
     )
 
-    def __init__(self, config: TTSConfig, data_dir: Path) -> None:
+    def __init__(self, config: PiperSettings, data_dir: Path) -> None:
         from piper import PiperVoice
 
         references = {voice_name(config.voice): (config.voice, "tts.voice")}

@@ -62,9 +62,7 @@ def kb_stack(stack, config, kb_copy, tmp_path):
 @pytest.fixture(scope="session")
 def csm_config(tmp_path_factory):
     data = tmp_path_factory.mktemp("csm-api")
-    return load_config(
-        PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.csm.max_audio_ms": 480}
-    )
+    return load_config(PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.max_audio_ms": 480})
 
 
 @pytest.fixture(scope="session")

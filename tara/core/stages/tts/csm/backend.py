@@ -17,7 +17,7 @@ from tara.core.concurrency import iterate_in_thread
 from tara.core.config import ConfigError
 from tara.core.devices import resolve_device
 from tara.core.emotion import EmotionSettings
-from tara.core.stages.tts import TTS, UnknownVoiceError
+from tara.core.stages.tts import ConversationalTTS, UnknownVoiceError
 from tara.core.stages.tts.csm.files import resolve_files
 from tara.core.stages.tts.csm.generator import FRAME_SAMPLES, SAMPLE_RATE, Segment, Streamer
 from tara.core.stages.tts.csm.model import CSM, FLAVOURS
@@ -54,7 +54,7 @@ class Conversation:
             self.segments.popleft()
 
 
-class CSMTTS(TTS):
+class CSMTTS(ConversationalTTS):
     sample_rate = SAMPLE_RATE
     can_clone = True  # a voice is a prompt: a recording's Mimi codes and its transcript
 

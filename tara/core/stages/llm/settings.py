@@ -12,6 +12,7 @@ from tara.core.sections import Device, Section, bundled_or_existing_path, by_bac
 class LLMSettings(Section):
     """What every backend takes: sampling, the system prompt and how much history a reply sees."""
 
+    backend: str  # each backend narrows it to its own name
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_tokens: int = Field(160, ge=1)

@@ -22,7 +22,7 @@ from tara.core.stages.llm.settings import LlamaCppSettings, LLMSettings
 
 
 def load_llm(config: LLMSettings, data_dir: Path) -> LLM:
-    """``llm.model``, paired with ``llm.busy_model`` when one is set (llama-cpp: a server batches its own)."""
+    """``llm.model``, paired with ``llm.busy_model`` when one is set (llama-cpp only: a server batches its own callers)."""
     llm = LLM_BACKENDS.create(config.backend, config, data_dir)
     if not isinstance(config, LlamaCppSettings) or not config.busy_model:
         return llm

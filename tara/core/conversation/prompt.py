@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tara.core.config import LLMConfig, RAGConfig
+from tara.core.config import RAGConfig
 from tara.core.conversation.guards import KnownFacts
 from tara.core.conversation.phrases import NO_ANSWERS
 from tara.core.stages.llm import ChatMessage
+from tara.core.stages.llm.settings import LLMSettings
 from tara.core.stages.rag import Document, Passage
 
 HISTORY_PAGE = 4  # exchanges dropped together when the history outgrows its budget
@@ -60,7 +61,7 @@ class Prompt:
 class PromptBuilder:
     def __init__(
         self,
-        llm_config: LLMConfig,
+        llm_config: LLMSettings,
         rag_config: RAGConfig,
         documents: list[Document],
         count_tokens: Callable[[str], int],

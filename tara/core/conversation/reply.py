@@ -33,6 +33,7 @@ from tara.core.emotion.empathy import Empathy
 from tara.core.stack import AgentStack
 from tara.core.stages.llm import ChatMessage, GenerationParams
 from tara.core.stages.rag import Passage
+from tara.core.stages.tts import VoiceContext
 
 log = logging.getLogger(__name__)
 TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
@@ -50,7 +51,7 @@ class ReplyHost(Protocol):
     history: list[ChatMessage]
     emotion: EmotionSettings  # the user's chosen settings; a reply may adapt them to how the user sounded
     voice: str  # read per piece: a voice picked mid-reply speaks from the next piece on
-    voice_context: Any  # what a conversational voice (CSM) has heard of the exchange
+    voice_context: VoiceContext  # what a conversational voice (CSM) has heard of the exchange
     empathy: Empathy
 
     def emit(self, event: Event) -> None: ...
@@ -166,7 +167,7 @@ class Reply:
 
         async def speak() -> None:
             if turn.audio is not None:
-                await stack.tts.hear(host.voice_context, turn.question, turn.audio)
+                await host.voice_context.hear(turn.question, turn.audio)
             while (piece := await sentences.get()) is not None:
                 started_speaking.set()
                 await host.sink.ahead_at_most(TTS_AHEAD_S)
@@ -224,7 +225,9 @@ class Reply:
         host = self._host
         announced = False
         async with lock:
-            async for chunk in host.stack.speech.stream(piece, emotion, host.voice, host.voice_context, urgent=urgent):
+            async for chunk in host.stack.speech.stream(
+                piece, emotion, host.voice, host.voice_context.state, urgent=urgent
+            ):
                 await self._committed.wait()  # a speculative reply stays silent until committed
                 self.turn.clock.mark("first_audio")
                 if not announced:

@@ -42,6 +42,7 @@ from tara.core.emotion.empathy import Empathy
 from tara.core.emotion.prosody import ProsodyFeatures
 from tara.core.stack import AgentStack
 from tara.core.stages.llm import ChatMessage
+from tara.core.stages.tts import VoiceContext
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Session:
         self.emotion = emotion or EmotionSettings.from_preset(self.config.emotion.preset)
         self.empathy = Empathy()  # how the user sounds, against their usual; picks the reply's emotion in auto
         self.voice = stack.tts.default_voice
-        self.voice_context = stack.tts.new_context()  # a conversational voice (CSM) hears the exchange
+        self.voice_context = VoiceContext(stack.tts)  # a conversational voice (CSM) hears the exchange
         self.muted = False
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.history: list[ChatMessage] = []

@@ -1,6 +1,8 @@
 """Emotion: one settings object that steers both what the LLM says and how the TTS says it.
 
-Sliders run from 0 to 1 with 0.5 as neutral. Presets are named slider positions; moving a slider
+Sliders run from 0 to 1 with 0.5 as neutral. What they mean to a voice is each TTS backend's to say
+(Piper's ``piper_style``, CSM's ``sampling_for``); here live only the sliders, the presets and the LLM's
+style note. Presets are named slider positions; moving a slider
 keeps the preset's name only while the values still match it.
 
 The ``auto`` preset leaves the choice to the session: each reply takes its emotion from how the
@@ -10,12 +12,9 @@ choice always wins. Outside a session (``tara say``) auto speaks as neutral.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pydantic import BaseModel, Field
 
 AUTO = "auto"
-VOLUME_SPAN_DB = 10.0  # Piper loudness from energy 0 to 1
 
 
 class EmotionSettings(BaseModel):
@@ -59,28 +58,6 @@ class EmotionSettings(BaseModel):
         if self.rate >= 0.7:
             traits.append("brief")
         return f"Speak in a tone that is {' and '.join(traits)}." if traits else ""
-
-    def piper(self) -> PiperStyle:
-        """Piper synthesis parameters (defaults at neutral: 1.0, 0.667, 0.8).
-
-        Piper peak-normalises each sentence, so loudness can only go down from full scale: energy
-        spans ``VOLUME_SPAN_DB`` below it (neutral sits at -5 dB, leaving room to sound louder).
-        ``noise_scale`` barely moves the measured pitch range; pace and loudness are what is heard.
-        """
-        return PiperStyle(
-            length_scale=round(2 ** ((0.5 - self.rate) * 1.6), 3),  # 1.74 (slow) .. 0.57 (fast)
-            noise_scale=round(0.42 + 0.5 * self.energy, 3),  # flatter .. livelier intonation
-            noise_w_scale=round(0.7 + 0.2 * self.energy, 3),  # timing variation; kept narrow, it is random
-            volume=round(10 ** (VOLUME_SPAN_DB * (self.energy - 1) / 20), 3),
-        )
-
-
-@dataclass(frozen=True)
-class PiperStyle:
-    length_scale: float
-    noise_scale: float
-    noise_w_scale: float
-    volume: float
 
 
 PRESETS: dict[str, EmotionSettings] = {

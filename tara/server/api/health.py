@@ -82,12 +82,9 @@ async def diagnostics(request: web.Request) -> web.Response:
             "chunks": sum(retriever.chunk_counts().values()),
             "knowledge_in_prompt": stack.prompts.inline,
         },
-        "llm": {
-            "backend": config.llm.backend,
+        "llm": {  # what this backend has of these (llama-cpp: all but the server's)
+            **config.llm.model_dump(include={"backend", "model", "busy_model", "device", "base_url", "model_name"}),
             "class": type(stack.llm).__name__,
-            "model": config.llm.model,
-            "busy_model": config.llm.busy_model,
-            "device": config.llm.device,
         },
         "tts": {
             "backend": config.tts.backend,

@@ -39,11 +39,12 @@ from pathlib import Path
 
 from tara.core.assets import GGUF_MODELS, requantized, resolve_model
 from tara.core.concurrency import Compute, NoCompute
-from tara.core.config import ConfigError, LLMConfig
+from tara.core.config import ConfigError
 from tara.core.devices import resolve_device
 from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
 from tara.core.stages.llm.llamacpp_engine import _END, _Engine
 from tara.core.stages.llm.llamacpp_jobs import Job, Kind
+from tara.core.stages.llm.settings import LlamaCppSettings
 
 
 def cpu_has_amx() -> bool:
@@ -61,7 +62,7 @@ def cpu_has_amx() -> bool:
 class LlamaCppLLM(LLM):
     needs_compute = True  # on the CPU its decode steps share the cores with the other models
 
-    def __init__(self, config: LLMConfig, data_dir: Path, compute: Compute) -> None:
+    def __init__(self, config: LlamaCppSettings, data_dir: Path, compute: Compute) -> None:
         import llama_cpp
         from llama_cpp._internals import LlamaModel
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from tara.core.concurrency import Cancelled, Compute, ComputeJob
-from tara.core.config import LLMConfig
 from tara.core.stages.llm.llamacpp_jobs import (
     UNCONSUMED_DELTAS,
     Detokenizer,
@@ -23,6 +22,7 @@ from tara.core.stages.llm.llamacpp_jobs import (
     choose_slot,
     past_first_clause,
 )
+from tara.core.stages.llm.settings import LlamaCppSettings
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class _Engine:
     a consumer posts jobs to ``_inbox``, counts what it pulled, marks a job closed, and sets ``_wake``.
     """
 
-    def __init__(self, llama_cpp: Any, model: Any, config: LLMConfig, compute: Compute) -> None:
+    def __init__(self, llama_cpp: Any, model: Any, config: LlamaCppSettings, compute: Compute) -> None:
         from llama_cpp._internals import LlamaContext
 
         self._ll = llama_cpp

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from tara.core.config import LLMConfig
 from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
+from tara.core.stages.llm.settings import OpenAISettings
 
 
 class LLMServerError(RuntimeError):
@@ -20,7 +20,7 @@ class LLMServerError(RuntimeError):
 
 
 class OpenAICompatibleLLM(LLM):
-    def __init__(self, config: LLMConfig, data_dir: Path) -> None:
+    def __init__(self, config: OpenAISettings, data_dir: Path) -> None:
         self.config = config
         self.url = config.base_url.rstrip("/") + "/chat/completions"
 

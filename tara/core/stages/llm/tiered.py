@@ -18,14 +18,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tara.core.concurrency import Compute
-from tara.core.config import LLMConfig
 from tara.core.stages.llm import LLM, LLM_BACKENDS, ChatMessage, GenerationParams
+from tara.core.stages.llm.settings import LlamaCppSettings, LLMSettings
 
 
-def load_llm(config: LLMConfig, data_dir: Path, compute: Compute) -> LLM:
-    """``llm.model``, paired with ``llm.busy_model`` when one is set (both share ``compute``)."""
+def load_llm(config: LLMSettings, data_dir: Path, compute: Compute) -> LLM:
+    """``llm.model``, paired with ``llm.busy_model`` when one is set (llama-cpp only: a server batches its
+    own callers); both share ``compute``."""
     llm = LLM_BACKENDS.create(config.backend, config, data_dir, compute=compute)
-    if not config.busy_model:
+    if not isinstance(config, LlamaCppSettings) or not config.busy_model:
         return llm
     busy = config.model_copy(update={"model": config.busy_model})
     return LoadTieredLLM(llm, LLM_BACKENDS.create(config.backend, busy, data_dir, compute=compute))

@@ -10,14 +10,14 @@ import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tara.core.config import LLMConfig
 from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
+from tara.core.stages.llm.settings import VLLMSettings
 
 _REQUESTS = itertools.count()
 
 
 class VLLMEngineLLM(LLM):
-    def __init__(self, config: LLMConfig, data_dir: Path) -> None:
+    def __init__(self, config: VLLMSettings, data_dir: Path) -> None:
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM

@@ -29,6 +29,7 @@ from tara.core.assets import WHISPER_MODELS, resolve_model
 from tara.core.audio import PIPELINE_RATE, to_float32
 from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError, STTConfig
+from tara.core.devices import CTRANSLATE2, resolve_device
 from tara.core.stages.stt import STT, Transcript
 from tara.core.stages.stt.guards import Decoding, is_silence, rejection
 
@@ -49,7 +50,6 @@ class FasterWhisperSTT(STT):
     needs_compute = True  # on the CPU it shares the cores with the other models
 
     def __init__(self, config: STTConfig, data_dir: Path, compute: Compute) -> None:
-        import ctranslate2
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
@@ -57,9 +57,7 @@ class FasterWhisperSTT(STT):
         model_dir = model_file.parent if model_file.is_file() else model_file
         if not (model_dir / "model.bin").exists():
             raise ConfigError(f"stt.model: {model_dir} is not a CTranslate2 whisper directory (no model.bin)")
-        device = config.device
-        if device == "auto":
-            device = "cuda" if ctranslate2.get_cuda_device_count() else "cpu"
+        device = resolve_device(config.device, "stt.device", CTRANSLATE2)
         self.config = config
         self._model = WhisperModel(
             str(model_dir),

@@ -54,17 +54,10 @@ class TTS(ABC):
     ) -> AsyncIterator[AudioChunk]:
         """Speak one sentence or clause (``voice`` or the default); yields PCM chunks at the native rate.
 
-        ``context`` is what ``new_context`` made for this conversation (None for voices without one).
+        ``context`` is the conversation's ``VoiceContext.state`` (None for voices that keep none).
         ``urgent=False`` marks speech not on the way to a turn's first audio (a reply's later sentences,
         with seconds of playback in hand): a backend sharing the CPU lets first sentences go first.
         """
-
-    def new_context(self) -> Any:
-        """Per-conversation state for voices whose prosody follows the exchange (CSM); None here."""
-        return None
-
-    async def hear(self, context: Any, text: str, pcm16k: np.ndarray) -> None:
-        """Tell a conversational voice what the user said (16 kHz audio and its transcript)."""
 
     def add_voice(self, name: str, samples: np.ndarray, sample_rate: int, transcript: str) -> None:
         """Make voice ``name`` from a reference recording (mono int16) and what it says. Blocking: run it
@@ -76,6 +69,37 @@ class TTS(ABC):
         if name == self.default_voice:
             raise ValueError(f"voice {name!r} is the default voice")
         raise UnknownVoiceError(f"unknown voice {name!r}")
+
+
+class ConversationalTTS(TTS):
+    """A voice whose delivery follows the exchange (CSM): it hears the user's turns and its own sentences.
+
+    Each conversation keeps its own context (the model is shared); ``VoiceContext`` is how a session holds it.
+    """
+
+    @abstractmethod
+    def new_context(self) -> Any:
+        """A fresh conversation's context, to pass to ``stream`` and ``hear``."""
+
+    @abstractmethod
+    async def hear(self, context: Any, text: str, pcm16k: np.ndarray) -> None:
+        """Add what the user said (16 kHz audio and its transcript) to ``context``."""
+
+
+class VoiceContext:
+    """One conversation's side of its voice: what a conversational TTS has heard of it, nothing for another.
+
+    The one place that asks whether the voice is conversational, so sessions and replies need not.
+    """
+
+    def __init__(self, tts: TTS) -> None:
+        self._tts = tts if isinstance(tts, ConversationalTTS) else None
+        self.state: Any = self._tts.new_context() if self._tts is not None else None  # ``stream``'s context
+
+    async def hear(self, text: str, pcm16k: np.ndarray) -> None:
+        """Tell the voice what the user said; a voice that does not listen ignores it."""
+        if self._tts is not None:
+            await self._tts.hear(self.state, text, pcm16k)
 
 
 async def synthesize(tts: TTS, text: str, emotion: EmotionSettings, voice: str | None = None) -> AudioChunk:

@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tara.core.assets import PIPER_VOICES, resolve_model
 from tara.core.audio import AudioChunk
 from tara.core.concurrency import Compute, ComputeJob, iterate_in_thread
-from tara.core.config import TTSConfig
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
+from tara.core.stages.tts.settings import PiperSettings
+
+VOLUME_SPAN_DB = 10.0  # loudness from energy 0 to 1
+
+
+@dataclass(frozen=True)
+class PiperStyle:
+    """Piper's synthesis parameters for one emotion."""
+
+    length_scale: float
+    noise_scale: float
+    noise_w_scale: float
+    volume: float
+
+
+def piper_style(emotion: EmotionSettings) -> PiperStyle:
+    """How Piper says an emotion (defaults at neutral: 1.0, 0.667, 0.8).
+
+    Piper peak-normalises each sentence, so loudness can only go down from full scale: energy
+    spans ``VOLUME_SPAN_DB`` below it (neutral sits at -5 dB, leaving room to sound louder).
+    ``noise_scale`` barely moves the measured pitch range; pace and loudness are what is heard.
+    """
+    return PiperStyle(
+        length_scale=round(2 ** ((0.5 - emotion.rate) * 1.6), 3),  # 1.74 (slow) .. 0.57 (fast)
+        noise_scale=round(0.42 + 0.5 * emotion.energy, 3),  # flatter .. livelier intonation
+        noise_w_scale=round(0.7 + 0.2 * emotion.energy, 3),  # timing variation; kept narrow, it is random
+        volume=round(10 ** (VOLUME_SPAN_DB * (emotion.energy - 1) / 20), 3),
+    )
 
 
 def voice_name(reference: str) -> str:
@@ -25,7 +53,7 @@ class PiperTTS(TTS):
         "Add a Piper .onnx voice under tts.voices in the config, or use tts.backend: csm to clone voices"
     )
 
-    def __init__(self, config: TTSConfig, data_dir: Path, compute: Compute) -> None:
+    def __init__(self, config: PiperSettings, data_dir: Path, compute: Compute) -> None:
         from piper import PiperVoice
 
         self._compute = compute
@@ -57,7 +85,7 @@ class PiperTTS(TTS):
     def _synthesize(self, piper_voice, text: str, emotion: EmotionSettings, job: ComputeJob) -> Iterator[AudioChunk]:
         from piper import SynthesisConfig
 
-        style = emotion.piper()
+        style = piper_style(emotion)
         config = SynthesisConfig(
             length_scale=style.length_scale,
             noise_scale=style.noise_scale,

@@ -7,6 +7,7 @@ from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
 from tara.core.emotion import EmotionSettings, empathy
 from tara.core.emotion.empathy import Empathy
+from tara.core.stages.tts.piper import piper_style
 from tara.tools.filechat import feed
 from tests.fakes import events_until
 
@@ -46,7 +47,7 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
     assert anxious.label == "anxious" and anxious.confidence > 0.5 and anxious.auto
     assert anxious.reply["preset"] == "calm"
     assert "calm" in styles[-1] and "warm" in styles[-1]  # the LLM is asked for a calm, warm answer
-    assert voiced[-1].preset == "calm" and voiced[-1].piper().length_scale > 1.1  # and it is spoken slower
+    assert voiced[-1].preset == "calm" and piper_style(voiced[-1]).length_scale > 1.1  # and it is spoken slower
     assert any("higher" in reason or "faster" in reason or "louder" in reason for reason in anxious.reasons)
     assert session.emotion.preset == "auto"  # auto stays on: the next turn chooses again
 

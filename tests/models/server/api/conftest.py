@@ -20,7 +20,10 @@ __all__ = ["ADMIN", "ADMIN_TOKEN"]
 
 @pytest.fixture
 async def api(config, stack, tmp_path):
-    """``await api(stack=None, **config_overrides)`` → a TestClient on a fresh app whose data dir is a temp dir."""
+    """``await api(stack=None, **config_overrides)`` → a TestClient on a fresh app whose data dir is a temp dir.
+
+    An override is a section's changed values, or a whole section (another backend's settings).
+    """
     from tara.server.app import create_app
 
     clients = []
@@ -28,7 +31,9 @@ async def api(config, stack, tmp_path):
     async def make(stack=stack, data_dir: Path | None = None, **overrides):
         app_config = config.model_copy(update={"data_dir": str(data_dir or tmp_path / "data")})
         for section, values in overrides.items():
-            app_config = app_config.model_copy(update={section: getattr(app_config, section).model_copy(update=values)})
+            if isinstance(values, dict):
+                values = getattr(app_config, section).model_copy(update=values)
+            app_config = app_config.model_copy(update={section: values})
         client = TestClient(
             TestServer(create_app(app_config, stack=stack, access_token="test-token", admin_token=ADMIN_TOKEN))
         )
@@ -62,9 +67,7 @@ def kb_stack(stack, config, kb_copy, tmp_path):
 @pytest.fixture(scope="session")
 def csm_config(tmp_path_factory):
     data = tmp_path_factory.mktemp("csm-api")
-    return load_config(
-        PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.csm.max_audio_ms": 480}
-    )
+    return load_config(PROJECT_ROOT / "config" / "csm-tiny.yaml", **{"data_dir": str(data), "tts.max_audio_ms": 480})
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Health (open), diagnostics (admin): what is loaded where, and no secret in it."""
 
+from tara.core.stages.llm.settings import OpenAISettings
 from tests.models.server.api.conftest import ADMIN, ADMIN_TOKEN
 
 
@@ -11,9 +12,7 @@ async def test_health_is_open_and_says_ok(api):
 
 
 async def test_diagnostics_names_devices_models_versions_and_hides_secrets(api, config):
-    client = await api(
-        server={"access_token": "my-secret-access", "admin_token": "my-secret-admin"}, llm={"api_key": "sk-secret"}
-    )
+    client = await api(server={"access_token": "my-secret-access", "admin_token": "my-secret-admin"})
     response = await client.get("/api/diagnostics", headers=ADMIN)
     text = await response.text()
     body = await response.json()
@@ -25,9 +24,19 @@ async def test_diagnostics_names_devices_models_versions_and_hides_secrets(api, 
     assert body["versions"]["aiohttp"] and body["versions"]["python"]
     assert body["memory"]["rss_mb"] > 100
     assert body["sessions"] == {"active": 0, "max": config.server.max_sessions}
-    assert body["config"]["server"]["access_token"] == "***" and body["config"]["llm"]["api_key"] == "***"
-    for secret in ("my-secret-access", "my-secret-admin", "sk-secret", ADMIN_TOKEN):
+    assert body["config"]["server"]["access_token"] == "***"
+    for secret in ("my-secret-access", "my-secret-admin", ADMIN_TOKEN):
         assert secret not in text
+
+
+async def test_diagnostics_show_the_configured_backends_settings_and_hide_its_key(api):
+    client = await api(llm=OpenAISettings(base_url="http://127.0.0.1:9/v1", api_key="sk-secret"))
+    response = await client.get("/api/diagnostics", headers=ADMIN)
+    text = await response.text()
+    body = await response.json()
+    assert body["models"]["llm"]["backend"] == "openai" and body["models"]["llm"]["base_url"] == "http://127.0.0.1:9/v1"
+    assert "busy_model" not in body["models"]["llm"]  # llama-cpp's, not this backend's
+    assert body["config"]["llm"]["api_key"] == "***" and "sk-secret" not in text
 
 
 async def test_diagnostics_needs_the_admin_token(api):

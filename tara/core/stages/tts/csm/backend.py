@@ -14,14 +14,15 @@ import torch
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, read_audio, resample
 from tara.core.concurrency import iterate_in_thread
-from tara.core.config import ConfigError, CSMConfig, CSMPrompt, TTSConfig
+from tara.core.config import ConfigError
 from tara.core.devices import resolve_device
 from tara.core.emotion import EmotionSettings
-from tara.core.stages.tts import TTS, UnknownVoiceError
+from tara.core.stages.tts import ConversationalTTS, UnknownVoiceError
 from tara.core.stages.tts.csm.files import resolve_files
 from tara.core.stages.tts.csm.generator import FRAME_SAMPLES, SAMPLE_RATE, Segment, Streamer
 from tara.core.stages.tts.csm.model import CSM, FLAVOURS
 from tara.core.stages.tts.csm.sampling import Sampling, sampling_for
+from tara.core.stages.tts.settings import CSMPrompt, CSMSettings
 
 USER_SPEAKER = 1  # the [N] tag for the person CSM talks with; voices default to speaker 0
 
@@ -53,28 +54,26 @@ class Conversation:
             self.segments.popleft()
 
 
-class CSMTTS(TTS):
+class CSMTTS(ConversationalTTS):
     sample_rate = SAMPLE_RATE
     can_clone = True  # a voice is a prompt: a recording's Mimi codes and its transcript
 
-    def __init__(self, config: TTSConfig, data_dir: Path) -> None:
+    def __init__(self, config: CSMSettings, data_dir: Path) -> None:
         from moshi.models.loaders import get_mimi
         from safetensors.torch import load_file
         from torchtune.models.llama3 import llama3_tokenizer
 
         from tara.core.stages.tts.csm.tiny import tiny_mimi_config
 
-        self.settings: CSMConfig = config.csm
+        self.settings = config
         files = resolve_files(self.settings, data_dir)
-        device = torch.device(resolve_device(self.settings.device, "tts.csm.device"))
+        device = torch.device(resolve_device(self.settings.device, "tts.device"))
         args = FLAVOURS[self.settings.model]
         model = CSM(args)
         try:
             model.load_state_dict(load_file(str(files.weights)))
         except (RuntimeError, OSError) as exc:  # wrong shapes or a damaged file
-            raise ConfigError(
-                f"tts.csm.weights: cannot load {files.weights} as CSM {self.settings.model}: {exc}"
-            ) from exc
+            raise ConfigError(f"tts.weights: cannot load {files.weights} as CSM {self.settings.model}: {exc}") from exc
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         model = model.to(device=device, dtype=dtype).eval()
         mimi_config = tiny_mimi_config() if self.settings.model == "tiny" else None
@@ -102,7 +101,7 @@ class CSMTTS(TTS):
             except ValueError as exc:
                 raise ConfigError(f"{key}.audio: {exc}") from exc
 
-        key = f"tts.csm.voices.{name}"
+        key = f"tts.voices.{name}"
         return Voice(
             speaker=voice.speaker,
             prompt=segment(voice.prompt, f"{key}.prompt") if voice.prompt else None,

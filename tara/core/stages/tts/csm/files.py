@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tara.core.config import ConfigError, CSMConfig
+from tara.core.config import ConfigError
+from tara.core.stages.tts.settings import CSMSettings
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ _WHAT = {
 }
 
 
-def resolve_files(settings: CSMConfig, data_dir: Path) -> CSMFiles:
+def resolve_files(settings: CSMSettings, data_dir: Path) -> CSMFiles:
     """Configured paths (checked to exist at config load); ``model: tiny`` fills the empty ones."""
     given = {key: getattr(settings, key) for key in ("weights", "tokenizer", "mimi")}
     if settings.model == "tiny" and not all(given.values()):
@@ -32,5 +33,5 @@ def resolve_files(settings: CSMConfig, data_dir: Path) -> CSMFiles:
         return CSMFiles(**{key: Path(value) if value else getattr(tiny, key) for key, value in given.items()})
     for key, value in given.items():
         if not value:
-            raise ConfigError(f"tts.csm.{key}: required for model {settings.model!r}: a local path to {_WHAT[key]}")
+            raise ConfigError(f"tts.{key}: required for model {settings.model!r}: a local path to {_WHAT[key]}")
     return CSMFiles(**{key: Path(value) for key, value in given.items()})

@@ -8,10 +8,10 @@ import urllib.request
 
 import pytest
 
-from tara.core.config import LLMConfig
 from tara.core.stages.llm import ChatMessage, GenerationParams
 from tara.core.stages.llm.llamacpp import cpu_has_amx
 from tara.core.stages.llm.openai import LLMServerError, OpenAICompatibleLLM
+from tara.core.stages.llm.settings import OpenAISettings
 from tests.conftest import free_port
 
 # llama.cpp's own server (llama_cpp.server, extra buffer types on) breaks its stream off mid-reply on CPUs
@@ -63,7 +63,7 @@ def server(stack, tmp_path_factory):
 
 
 def client(base_url: str, tmp_path) -> OpenAICompatibleLLM:
-    return OpenAICompatibleLLM(LLMConfig(backend="openai", base_url=base_url, model_name="tara-test"), tmp_path)
+    return OpenAICompatibleLLM(OpenAISettings(base_url=base_url, model_name="tara-test"), tmp_path)
 
 
 @needs_a_cpu_without_amx

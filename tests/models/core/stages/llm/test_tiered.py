@@ -5,14 +5,15 @@ from __future__ import annotations
 import yaml
 
 from tara.core.concurrency import Compute
-from tara.core.config import DEFAULT_CONFIG, LLMConfig
+from tara.core.config import DEFAULT_CONFIG
 from tara.core.stages.llm import ChatMessage, GenerationParams
+from tara.core.stages.llm.settings import LlamaCppSettings
 from tara.core.stages.llm.tiered import LoadTieredLLM, load_llm
 
 
 async def test_the_default_pair_answers_a_lone_reply_with_the_accurate_model_and_one_meanwhile_with_the_fast(config):
     """The default profile's two real models (the suite otherwise runs the fast one alone)."""
-    defaults = LLMConfig(**yaml.safe_load(DEFAULT_CONFIG.read_text())["llm"])
+    defaults = LlamaCppSettings(**yaml.safe_load(DEFAULT_CONFIG.read_text())["llm"])
     llm = load_llm(defaults, config.data_path, Compute())
     assert isinstance(llm, LoadTieredLLM)
     assert (llm.accurate.model_path.name, llm.fast.model_path.name) == (  # type: ignore[attr-defined]

@@ -53,7 +53,7 @@ def tts(data_dir, prompt_wav) -> CSMTTS:
         "default": {},
         "tara": {"speaker": 0, "prompt": prompt, "emotions": {"calm": prompt | {"text": "Easy now."}}},
     }
-    config = load_config(TINY, **{"data_dir": str(data_dir), "tts.csm.voices": voices, "tts.csm.max_audio_ms": 400})
+    config = load_config(TINY, **{"data_dir": str(data_dir), "tts.voices": voices, "tts.max_audio_ms": 400})
     backend = TTS_BACKENDS.create(config.tts.backend, config.tts, config.data_path)  # chosen by config alone
     assert isinstance(backend, CSMTTS)
     return backend
@@ -222,18 +222,18 @@ def test_tara_say_writes_24khz_audio(data_dir, tmp_path, monkeypatch):
 
 
 def test_missing_weights_path_names_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"tts\.csm\.weights: .*path does not exist"):
-        load_config(TINY, **{"tts.csm.weights": str(tmp_path / "absent.safetensors")})
+    with pytest.raises(ConfigError, match=r"tts\.weights: .*path does not exist"):
+        load_config(TINY, **{"tts.weights": str(tmp_path / "absent.safetensors")})
 
 
 def test_real_model_needs_every_path(tmp_path):
-    config = load_config(TINY, **{"tts.csm.model": "1b"})
-    with pytest.raises(ConfigError, match=r"tts\.csm\.weights: required for model '1b'"):
-        resolve_files(config.tts.csm, tmp_path)
+    config = load_config(TINY, **{"tts.model": "1b"})
+    with pytest.raises(ConfigError, match=r"tts\.weights: required for model '1b'"):
+        resolve_files(config.tts, tmp_path)
 
 
 def test_gpu_profile_without_its_files_stops_at_start_naming_keys():
-    with pytest.raises(ConfigError, match=r"(?s)stt\.model: .*does not exist.*tts\.csm\.weights: .*does not exist"):
+    with pytest.raises(ConfigError, match=r"(?s)stt\.model: .*does not exist.*tts\.weights: .*does not exist"):
         load_config(PROJECT_ROOT / "config" / "gpu.yaml")
 
 
@@ -241,8 +241,8 @@ def test_overlong_voice_prompt_fails_at_start_naming_the_key(data_dir, tmp_path)
     long_wav = tmp_path / "long.wav"
     write_wav(long_wav, np.zeros(90 * 24000, dtype=np.int16), 24000)
     voices = {"default": {"prompt": {"audio": str(long_wav), "text": "A very long story."}}}
-    config = load_config(TINY, **{"data_dir": str(data_dir), "tts.csm.voices": voices})
-    with pytest.raises(ConfigError, match=r"tts\.csm\.voices\.default\.prompt\.audio: 90s is too long"):
+    config = load_config(TINY, **{"data_dir": str(data_dir), "tts.voices": voices})
+    with pytest.raises(ConfigError, match=r"tts\.voices\.default\.prompt\.audio: 90s is too long"):
         CSMTTS(config.tts, config.data_path)
 
 
@@ -263,6 +263,6 @@ async def test_a_session_speaks_through_csm_and_the_voice_hears_both_sides(stack
             pass
     assert "maple" in event.text.lower()
     assert sink.audio().sample_rate == 24000 and len(sink.audio().samples) > 0
-    speakers = [segment.speaker for segment in session.voice_context.segments]
+    speakers = [segment.speaker for segment in session.voice_context.state.segments]
     assert speakers[0] == USER_SPEAKER and set(speakers[1:]) == {0}  # the question, then each spoken sentence
     await session.close()

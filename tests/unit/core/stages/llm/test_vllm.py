@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tara.core.stages.llm import LLM_BACKENDS, ChatMessage, GenerationParams
+from tara.core.stages.llm.settings import VLLMSettings
 
 REPLY = ["Hello", " there", "."]
 
@@ -38,8 +39,6 @@ class FakeTokenizer:
 
 @pytest.fixture
 def llm(monkeypatch, tmp_path):
-    from tara.core.config import load_config
-
     engine = FakeEngine()
     modules = {
         "vllm": SimpleNamespace(SamplingParams=lambda **kw: kw),
@@ -52,8 +51,7 @@ def llm(monkeypatch, tmp_path):
     }
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
-    config = load_config(**{"llm.backend": "vllm", "llm.model": str(tmp_path)})
-    return LLM_BACKENDS.create(config.llm.backend, config.llm, tmp_path), engine
+    return LLM_BACKENDS.create("vllm", VLLMSettings(model=str(tmp_path)), tmp_path), engine
 
 
 async def test_streams_deltas_through_the_chat_template(llm):

@@ -143,6 +143,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 kbs=args.heldout_kb or [],
                 mode=args.mode,
                 turns=args.turns,
+                callers=args.callers,
                 config=args.config,
                 out=Path(args.out if args.out != EVAL_OUT else HELDOUT_OUT),
             )
@@ -239,11 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--heldout-kb", action="append", help="only this held-out knowledge base (repeatable)")
     evaluation.add_argument(
         "--mode",
-        choices=["long", "short", "both", "typed"],
+        choices=["long", "short", "both", "crowd", "typed"],
         default="long",
-        help="one long conversation per knowledge base, short ones, or both; typed: the "
-        "questions typed into an in-process session (no speech: the brain alone)",
+        help="one long conversation per knowledge base, short ones, or both; crowd: --callers long "
+        "conversations at once; typed: the questions typed into an in-process session (no speech: the brain alone)",
     )
+    evaluation.add_argument("--callers", type=int, default=4, help="callers talking at once in crowd mode")
     evaluation.add_argument("--turns", type=int, default=36, help="turns per held-out knowledge base")
     evaluation.set_defaults(run=cmd_eval)
 

@@ -14,6 +14,10 @@ is right when the agent's words contain one of its expected facts (numbers compa
 "forty-five" matches "45") and it did not say it doesn't know; an unanswerable one is right when it
 says it doesn't know; small talk when it got an answer at all. A turn with no agent audio is silent.
 
+``--mode crowd`` has ``--callers`` callers (4 by default) hold the long conversation at once, each
+in a call of its own, the second starting a few seconds after the first and so on: several people
+asking about documents nobody tuned on, sharing two cores.
+
 ``--mode typed`` types the same questions into a real in-process session instead (no speech, no
 network): what the brain gets right when every question is heard word for word, the ceiling the
 spoken runs are measured against.
@@ -45,6 +49,7 @@ from tara.tools.measure import stats
 HELDOUT_DIR = PROJECT_ROOT / "eval" / "heldout"
 SPLITS = {"dev": ["dentist", "bikes", "museum"], "final": ["pool"]}
 SHORT_TURNS = 4  # turns per conversation in short mode
+CROWD_STAGGER_S = 2.5  # in crowd mode, each caller starts this long after the one before
 MAX_REPLY_S = 12.0  # a reply still playing after this is cut (its words so far are scored)
 REPLY_TIMEOUT_S = 30.0  # no reply by then: the turn was silent
 SNR_DB = 12.0
@@ -145,8 +150,15 @@ class Voices:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._piper = None
+        self._made: dict[tuple[str, str, str | None], np.ndarray] = {}
 
     async def speak(self, question: Question) -> np.ndarray:
+        key = (question.say, question.voice, question.noise)
+        if key not in self._made:
+            self._made[key] = await self._speech(question)
+        return self._made[key]
+
+    async def _speech(self, question: Question) -> np.ndarray:
         speech = await (
             self._piper_speech(question.say)
             if question.voice == "piper"
@@ -210,16 +222,18 @@ class Voices:
 class HeldoutOptions:
     split: str = "dev"
     kbs: list[str] = field(default_factory=list)  # default: the split's
-    mode: Literal["long", "short", "both", "typed"] = "long"
+    mode: Literal["long", "short", "both", "crowd", "typed"] = "long"
     turns: int = 36  # per knowledge base (fewer for a quick run)
+    callers: int = 4  # in crowd mode
     config: str | None = None
     out: Path = Path("bench-results/heldout")
 
 
 async def converse(
-    url: str, kb: str, questions: list[Question], start: int, voices: Voices, label: str
+    url: str, kb: str, questions: list[Question], start: int, voices: Voices, label: str, delay: float = 0.0
 ) -> list[dict[str, Any]]:
-    """One conversation: ``questions`` in turn, in one call."""
+    """One conversation: ``questions`` in turn, in one call (placed ``delay`` seconds from now)."""
+    await asyncio.sleep(delay)
     turns = []
     async with TaraClient(url) as client:
         for offset, question in enumerate(questions):
@@ -230,6 +244,22 @@ async def converse(
             turns.append(_turn(kb, start + offset, question, turn, label))
             await asyncio.sleep(PAUSE_BETWEEN_TURNS_S)
     return turns
+
+
+async def crowd(url: str, kb: str, questions: list[Question], voices: Voices, callers: int) -> list[dict[str, Any]]:
+    """``callers`` long conversations at once, staggered; every caller's turns, scored alike.
+
+    The questions are spoken before the first call (the callers' own synthesis would share the cores
+    being measured)."""
+    for question in questions:
+        await voices.speak(question)
+    conversations = await asyncio.gather(
+        *(
+            converse(url, kb, questions, 0, voices, f"{kb} caller {n + 1}", delay=n * CROWD_STAGGER_S)
+            for n in range(callers)
+        )
+    )
+    return [turn for turns in conversations for turn in turns]
 
 
 def _turn(kb: str, index: int, question: Question, turn: dict[str, Any], label: str) -> dict[str, Any]:
@@ -294,6 +324,7 @@ async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
             )
         return _summarised(report)
     modes = ["long", "short"] if options.mode == "both" else [options.mode]
+
     with tempfile.TemporaryDirectory() as tmp:
         voices = Voices(Path(tmp))
         for kb in kbs:
@@ -303,10 +334,14 @@ async def run_heldout(options: HeldoutOptions) -> dict[str, Any]:
             try:
                 url = f"http://127.0.0.1:{port}"
                 for mode in modes:
-                    size = len(questions) if mode == "long" else SHORT_TURNS
-                    turns = []
-                    for start in range(0, len(questions), size):
-                        turns += await converse(url, kb, questions[start : start + size], start, voices, f"{kb} {mode}")
+                    if mode == "crowd":
+                        turns = await crowd(url, kb, questions, voices, options.callers)
+                    else:
+                        size = len(questions) if mode == "long" else SHORT_TURNS
+                        turns = []
+                        for start in range(0, len(questions), size):
+                            label = f"{kb} {mode}"
+                            turns += await converse(url, kb, questions[start : start + size], start, voices, label)
                     report["runs"].setdefault(mode, {})[kb] = turns
             finally:
                 server.terminate()

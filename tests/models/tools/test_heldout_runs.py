@@ -15,6 +15,17 @@ def test_two_held_out_turns_through_a_real_server(tmp_path):
     assert (tmp_path / "heldout.md").exists() and report["summary"]["long"]["all"]["turns"] == 2
 
 
+@pytest.mark.timeout(900)
+def test_two_callers_at_once_each_get_every_turn_answered(tmp_path):
+    """``--mode crowd``: several calls over the same held-out documents at once, each scored."""
+    from tara.tools.heldout import HeldoutOptions, heldout
+
+    report = heldout(HeldoutOptions(kbs=["museum"], turns=2, mode="crowd", callers=2, out=tmp_path))
+    turns = report["runs"]["crowd"]["museum"]
+    assert len(turns) == 4 and all(not t["silent"] and t["said"] for t in turns)
+    assert [t["index"] for t in turns] == [0, 1, 0, 1]  # both callers asked both questions
+
+
 @pytest.mark.timeout(300)
 def test_held_out_questions_typed_into_a_real_session(tmp_path):
     """``--mode typed``: the brain alone, every question heard word for word."""

@@ -11,6 +11,7 @@ choice always wins. Outside a session (``tara say``) auto speaks as neutral.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -20,9 +21,9 @@ VOLUME_SPAN_DB = 10.0  # Piper loudness from energy 0 to 1
 
 class EmotionSettings(BaseModel):
     preset: str = "neutral"
-    warmth: float = Field(0.5, ge=0.0, le=1.0)
-    energy: float = Field(0.5, ge=0.0, le=1.0)
-    rate: float = Field(0.5, ge=0.0, le=1.0)
+    warmth: float = Field(default=0.5, ge=0.0, le=1.0)
+    energy: float = Field(default=0.5, ge=0.0, le=1.0)
+    rate: float = Field(default=0.5, ge=0.0, le=1.0)
 
     @classmethod
     def from_preset(cls, name: str) -> EmotionSettings:
@@ -32,7 +33,7 @@ class EmotionSettings(BaseModel):
 
     def with_sliders(self, **sliders: float) -> EmotionSettings:
         """Return a copy with some sliders moved (validated)."""
-        values = self.model_dump() | sliders
+        values: dict[str, Any] = self.model_dump() | sliders
         values["preset"] = "custom"
         updated = EmotionSettings(**values)
         for name, preset in PRESETS.items():

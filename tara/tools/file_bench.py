@@ -69,7 +69,7 @@ async def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def bench_cli(doc: str, run, options: dict[str, int]) -> None:
+def bench_cli(doc: str | None, run, options: dict[str, int]) -> None:
     """Parse ``--config``, ``--json`` and the integer ``options``; run; write the JSON report."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in options.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,7 +37,7 @@ def _loopback_only(self: socket.socket, address) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def offline() -> None:
+def offline() -> Iterator[None]:
     """Any attempt to reach beyond loopback fails the test that made it."""
     socket.socket.connect = _loopback_only  # type: ignore[method-assign]
     yield

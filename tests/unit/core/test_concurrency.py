@@ -101,7 +101,7 @@ async def test_a_closed_stream_stops_waiting_for_the_cpu_and_releases_what_it_ho
     holding.wait()
     stream = iterate_in_thread(produce)
     assert await anext(stream) == "first"
-    await stream.aclose()
+    await stream.aclose()  # pyright: ignore[reportAttributeAccessIssue] - typed AsyncIterator; an async generator
     assert await asyncio.to_thread(released.wait, 2), "the worker kept waiting for the CPU after its stream closed"
     release.set()
     holder.join(5)

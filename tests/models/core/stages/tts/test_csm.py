@@ -262,7 +262,7 @@ async def test_a_session_speaks_through_csm_and_the_voice_hears_both_sides(stack
         while not isinstance(event := await session.events.get(), AgentTurnDone):
             pass
     assert "maple" in event.text.lower()
-    assert sink.audio().sample_rate == 24000 and len(sink.audio().samples) > 0
+    assert (audio := sink.audio()) is not None and audio.sample_rate == 24000 and len(audio.samples) > 0
     speakers = [segment.speaker for segment in session.voice_context.segments]
     assert speakers[0] == USER_SPEAKER and set(speakers[1:]) == {0}  # the question, then each spoken sentence
     await session.close()

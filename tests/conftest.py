@@ -39,9 +39,9 @@ def _loopback_only(self: socket.socket, address) -> None:
 @pytest.fixture(autouse=True, scope="session")
 def offline() -> Iterator[None]:
     """Any attempt to reach beyond loopback fails the test that made it."""
-    socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+    socket.socket.connect = _loopback_only
     yield
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect = _real_connect
 
 
 def without_network(command: list[str]) -> list[str]:

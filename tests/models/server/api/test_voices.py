@@ -23,7 +23,7 @@ TRANSCRIPT = "This is how Ada sounds."
 
 
 def voice_form(
-    name="Ada", audio: bytes | None = None, transcript: str | None = TRANSCRIPT, filename="ada.wav"
+    name: str | None = "Ada", audio: bytes | None = None, transcript: str | None = TRANSCRIPT, filename="ada.wav"
 ) -> FormData:
     form = FormData(default_to_multipart=True)
     if name is not None:

@@ -37,8 +37,8 @@ async def test_a_reply_closed_early_or_failing_frees_the_accurate_model():
 async def test_prefill_reads_into_the_model_the_next_reply_would_take():
     accurate, fast = ScriptedLLM(["Yes."]), ScriptedLLM(["No."])
     prefilled: list[str] = []
-    accurate.prefill = lambda messages: _record(prefilled, "accurate")  # type: ignore[method-assign]
-    fast.prefill = lambda messages: _record(prefilled, "fast")  # type: ignore[method-assign]
+    accurate.prefill = lambda messages: _record(prefilled, "accurate")
+    fast.prefill = lambda messages: _record(prefilled, "fast")
     llm = LoadTieredLLM(accurate, fast)
     await llm.prefill(ASK)
     writing = llm.stream(ASK, PARAMS)

@@ -37,9 +37,11 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest tests/unit
 
+# basedpyright reads [tool.basedpyright] in pyproject.toml (basic mode over tara and tests)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/basedpyright
 
 bench: setup
 	$(BIN)/python -m tara.tools.file_bench --runs 10

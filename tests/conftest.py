@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -36,11 +37,11 @@ def _loopback_only(self: socket.socket, address) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def offline() -> None:
+def offline() -> Iterator[None]:
     """Any attempt to reach beyond loopback fails the test that made it."""
-    socket.socket.connect = _loopback_only  # type: ignore[method-assign]
+    socket.socket.connect = _loopback_only
     yield
-    socket.socket.connect = _real_connect  # type: ignore[method-assign]
+    socket.socket.connect = _real_connect
 
 
 def without_network(command: list[str]) -> list[str]:

@@ -7,7 +7,7 @@ so a test can check what the session sent. Capabilities are tested with the real
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from tara.core.stages.stt import STT, Transcript
 from tara.core.stages.tts import TTS
 from tara.core.stages.vad import VAD_BACKENDS
 
-Reply = list[str | float | Exception]  # text deltas; a float sleeps that long; an exception is raised
+Reply = Sequence[str | float | Exception]  # text deltas; a float sleeps that long; an exception is raised
 
 
 class ScriptedLLM(LLM):
@@ -49,7 +49,7 @@ class ScriptedLLM(LLM):
             for item in script:
                 if isinstance(item, Exception):
                     raise item
-                if isinstance(item, float):
+                if isinstance(item, (int, float)):  # (a float annotation admits an int too)
                     await asyncio.sleep(item)
                     continue
                 await asyncio.sleep(self.delay)

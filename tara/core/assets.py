@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,7 @@ def _quantize(source: Path, target: Path, ftype: int) -> None:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype
     params.allow_requantize = True  # the bundled files are quantized already
-    if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params)) != 0:
+    if llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.pointer(params)) != 0:
         raise RuntimeError(f"llama.cpp could not re-quantize {source}")
 
 
@@ -229,7 +230,7 @@ EMBED_MODELS: dict[str, PackagedFile] = {
 }
 
 
-def model_status(reference: str, catalogue: dict[str, Asset], data_dir: Path) -> str:
+def model_status(reference: str, catalogue: Mapping[str, Asset], data_dir: Path) -> str:
     """Describe a configured model without loading it; raises FileNotFoundError when it is missing."""
     if not reference.startswith("bundled:"):
         path = Path(reference).expanduser()
@@ -242,7 +243,7 @@ def model_status(reference: str, catalogue: dict[str, Asset], data_dir: Path) ->
     return catalogue[name].status(data_dir)
 
 
-def resolve_model(reference: str, catalogue: dict[str, Asset], key: str, data_dir: Path) -> Path:
+def resolve_model(reference: str, catalogue: Mapping[str, Asset], key: str, data_dir: Path) -> Path:
     """Turn ``bundled:NAME`` or a path into a local path; errors name the config ``key``."""
     if not reference.startswith("bundled:"):
         return Path(reference).expanduser()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import av.error  # (av imports it, but a type checker sees only what is imported by name)
 import numpy as np
 
 PIPELINE_RATE = 16000  # what VAD and STT consume

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -115,8 +115,9 @@ class NoCompute(Compute):
     def assert_held(self) -> None:
         pass
 
-    def _slot(self, job: ComputeJob) -> AbstractContextManager[None]:
-        return nullcontext()
+    @contextmanager
+    def _slot(self, job: ComputeJob) -> Iterator[None]:
+        yield
 
     def _cancel(self, job: ComputeJob) -> None:
         job.cancelled = True
@@ -130,7 +131,7 @@ _STREAM_WORKERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tara-st
 
 async def iterate_in_thread(
     produce: Callable[[], Iterator[T]], job: ComputeJob | None = None, max_ahead: int | None = None
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Drive a blocking iterator in a worker thread and yield its items on the event loop.
 
     Closing or cancelling the consumer stops the worker after the item it is producing, and the

@@ -37,39 +37,39 @@ class IceServer(Section):
 
 class ServerConfig(Section):
     host: str = "0.0.0.0"  # a loopback host serves plain HTTP; any other serves HTTPS + access token
-    port: int = Field(8443, ge=1, le=65535)
-    local_http_port: int = Field(8080, ge=0, le=65535)  # plain HTTP on 127.0.0.1 as well (0 = off)
+    port: int = Field(default=8443, ge=1, le=65535)
+    local_http_port: int = Field(default=8080, ge=0, le=65535)  # plain HTTP on 127.0.0.1 as well (0 = off)
     tls: Literal["auto", "on", "off"] = "auto"  # auto: HTTPS unless the host is loopback
     cert_file: str = ""  # your own certificate and key; empty: self-signed, made in data_dir/tls
     key_file: str = ""
     access_token: str = ""  # empty: generated at first start and kept in data_dir/access_token
     admin_token: str = ""  # the admin page and API; empty: generated at first start, kept in data_dir/admin_token
-    max_sessions: int = Field(4, ge=1, le=64)
+    max_sessions: int = Field(default=4, ge=1, le=64)
     ice_servers: list[IceServer] = []  # none by default (LAN); add STUN/TURN to cross NATs
     ice_addresses: list[
         str
     ] = []  # where WebRTC gathers candidates; empty: follows host (loopback, or its LAN addresses)
     allowed_hosts: list[str] = []  # Host names served besides loopback and this machine's names and addresses
-    heartbeat_timeout_s: float = Field(10.0, ge=0.0)  # no data-channel message for this long ends a call (0 = off)
-    idle_minutes: float = Field(30.0, ge=0.0)  # no speech or typed text for this long ends a call (0 = off)
-    max_call_minutes: float = Field(240.0, ge=0.0)  # a call longer than this is ended (0 = no limit)
-    messages_per_second: float = Field(20.0, gt=0.0)  # data-channel messages a page may send (bursts of twice that)
-    header_timeout_s: float = Field(15.0, gt=0.0)  # a connection must send its request headers within this
-    body_timeout_s: float = Field(30.0, gt=0.0)  # and a request body within this
-    max_connections: int = Field(256, ge=8)  # open HTTP connections; more are refused
+    heartbeat_timeout_s: float = Field(default=10.0, ge=0.0)  # no data-channel message this long ends a call (0 = off)
+    idle_minutes: float = Field(default=30.0, ge=0.0)  # no speech or typed text for this long ends a call (0 = off)
+    max_call_minutes: float = Field(default=240.0, ge=0.0)  # a call longer than this is ended (0 = no limit)
+    messages_per_second: float = Field(default=20.0, gt=0.0)  # data-channel messages a page may send (bursts of 2x)
+    header_timeout_s: float = Field(default=15.0, gt=0.0)  # a connection must send its request headers within this
+    body_timeout_s: float = Field(default=30.0, gt=0.0)  # and a request body within this
+    max_connections: int = Field(default=256, ge=8)  # open HTTP connections; more are refused
 
 
 class APIConfig(Section):
     """Limits of the REST API (``tara/server/api``): the TTS task queue and uploads."""
 
-    tts_queue_size: int = Field(8, ge=1, le=1000)  # waiting TTS tasks; one more is a 429
-    tts_keep_tasks: int = Field(32, ge=1, le=1000)  # finished tasks (and their audio) kept for download
-    tts_max_chars: int = Field(2000, ge=1, le=100_000)
-    voice_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # an uploaded reference recording
-    voice_min_seconds: float = Field(1.0, ge=0.1)
-    voice_max_seconds: float = Field(30.0, ge=1.0, le=120.0)
-    kb_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)  # an uploaded knowledge-base document
-    log_lines: int = Field(500, ge=10, le=100_000)  # recent log lines the admin page can read
+    tts_queue_size: int = Field(default=8, ge=1, le=1000)  # waiting TTS tasks; one more is a 429
+    tts_keep_tasks: int = Field(default=32, ge=1, le=1000)  # finished tasks (and their audio) kept for download
+    tts_max_chars: int = Field(default=2000, ge=1, le=100_000)
+    voice_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # an uploaded reference recording
+    voice_min_seconds: float = Field(default=1.0, ge=0.1)
+    voice_max_seconds: float = Field(default=30.0, ge=1.0, le=120.0)
+    kb_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # an uploaded knowledge-base document
+    log_lines: int = Field(default=500, ge=10, le=100_000)  # recent log lines the admin page can read
 
     @model_validator(mode="after")
     def _durations_in_order(self) -> APIConfig:
@@ -80,11 +80,11 @@ class APIConfig(Section):
 
 class VADConfig(Section):
     backend: Literal["silero"] = "silero"
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    min_silence_ms: int = Field(400, ge=50, le=5000)  # ends a turn when the transcript does not say more
-    pause_ms: int = Field(120, ge=32, le=5000)  # silence after which a transcript is started speculatively
-    speech_pad_ms: int = Field(100, ge=0, le=1000)
-    min_speech_ms: int = Field(150, ge=0, le=5000)
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    min_silence_ms: int = Field(default=400, ge=50, le=5000)  # ends a turn when the transcript does not say more
+    pause_ms: int = Field(default=120, ge=32, le=5000)  # silence after which a transcript is started speculatively
+    speech_pad_ms: int = Field(default=100, ge=0, le=1000)
+    min_speech_ms: int = Field(default=150, ge=0, le=5000)
 
 
 class EndpointingConfig(Section):
@@ -95,8 +95,8 @@ class EndpointingConfig(Section):
     ("and", "so", "um", a comma) waits ``incomplete_silence_ms``; anything else ``vad.min_silence_ms``.
     """
 
-    complete_silence_ms: int = Field(200, ge=32, le=5000)
-    incomplete_silence_ms: int = Field(1000, ge=32, le=10000)
+    complete_silence_ms: int = Field(default=200, ge=32, le=5000)
+    incomplete_silence_ms: int = Field(default=1000, ge=32, le=10000)
     continuation_words: list[str] = [
         "and",
         "but",
@@ -143,10 +143,10 @@ class STTConfig(Section):
     model: str = "bundled:whisper-base"
     device: Device = "cpu"
     compute_type: str = "int8"
-    cpu_threads: int = Field(2, ge=1)
-    beam_size: int = Field(1, ge=1, le=10)
+    cpu_threads: int = Field(default=2, ge=1)
+    beam_size: int = Field(default=1, ge=1, le=10)
     language: str | None = "en"
-    partial_interval_ms: int = Field(800, ge=100)
+    partial_interval_ms: int = Field(default=800, ge=100)
     hotwords_from_kb: bool = True
 
     _check_model = field_validator("model")(bundled_or_existing_path)
@@ -156,12 +156,12 @@ class RAGConfig(Section):
     backend: Literal["llama-index-faiss"] = "llama-index-faiss"
     kb_dir: str = str(PROJECT_ROOT / "knowledge_base")
     embed_model: str = "bundled:all-minilm-l6-v2"
-    chunk_size: int = Field(160, ge=32, le=2048)
-    chunk_overlap: int = Field(20, ge=0, le=512)
-    top_k: int = Field(3, ge=1, le=20)
-    score_threshold: float = Field(0.3, ge=-1.0, le=1.0)
+    chunk_size: int = Field(default=160, ge=32, le=2048)
+    chunk_overlap: int = Field(default=20, ge=0, le=512)
+    top_k: int = Field(default=3, ge=1, le=20)
+    score_threshold: float = Field(default=0.3, ge=-1.0, le=1.0)
     device: Device = "cpu"  # the embedding model; cuda also moves the FAISS index to the GPU (faiss-gpu)
-    inline_max_tokens: int = Field(1500, ge=0)
+    inline_max_tokens: int = Field(default=1500, ge=0)
 
     _check_embed = field_validator("embed_model")(bundled_or_existing_path)
 
@@ -188,10 +188,10 @@ class EmotionConfig(Section):
 class BargeInConfig(Section):
     """How user speech over the agent is told apart from the agent's own echo and from backchannels."""
 
-    threshold: float = Field(0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
-    min_speech_ms: int = Field(200, ge=32, le=5000)  # speech needed before the agent pauses to listen
-    min_level_dbfs: float = Field(-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
-    backchannel_max_ms: int = Field(1200, ge=0, le=10000)  # longer speech over the agent always interrupts
+    threshold: float = Field(default=0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
+    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech needed before the agent pauses to listen
+    min_level_dbfs: float = Field(default=-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
+    backchannel_max_ms: int = Field(default=1200, ge=0, le=10000)  # longer speech over the agent always interrupts
     backchannels: list[str] = [
         "yeah",
         "yes",

@@ -39,9 +39,9 @@ class SetEmotion(PageMessage):
 
     type: Literal["emotion"]
     preset: str | None = None
-    warmth: float | None = Field(None, ge=0.0, le=1.0)
-    energy: float | None = Field(None, ge=0.0, le=1.0)
-    rate: float | None = Field(None, ge=0.0, le=1.0)
+    warmth: float | None = Field(default=None, ge=0.0, le=1.0)
+    energy: float | None = Field(default=None, ge=0.0, le=1.0)
+    rate: float | None = Field(default=None, ge=0.0, le=1.0)
 
     def sliders(self) -> dict[str, float]:
         return {name: value for name in ("warmth", "energy", "rate") if (value := getattr(self, name)) is not None}

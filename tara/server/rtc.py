@@ -90,7 +90,7 @@ class Peer:
         self,
         stack: AgentStack,
         ice_servers: list[dict],
-        on_closed: Callable[[Peer], Awaitable[None] | None],
+        on_closed: Callable[[Peer], object],  # a coroutine it returns is awaited
         remote: str | None = None,
         observers: Sequence[Observer] = (),
         limits: ServerConfig | None = None,

@@ -56,6 +56,7 @@ async def start_runner(app: web.Application, config: TaraConfig) -> web.AppRunne
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=config.server.header_timeout_s)
     await runner.setup()
     server, limit = runner.server, config.server.max_connections
+    assert server is not None  # setup() made it
     admit = server.connection_made
 
     def connection_made(handler, transport) -> None:  # aiohttp has no cap of its own

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
@@ -131,7 +132,7 @@ async def received_pcm(track: MediaStreamTrack) -> AsyncIterator[np.ndarray]:
             frame = await track.recv()
         except MediaStreamError:
             return
-        yield resampler.push_frame(frame)
+        yield resampler.push_frame(cast(av.AudioFrame, frame))  # (recv() is typed for every kind of track)
 
 
 def listen_without_prefetch(pc: RTCPeerConnection, prefetch: int = 1) -> None:

@@ -93,6 +93,7 @@ async def ask(
     ``heard`` the user's final transcript."""
     clip = client.say(audio)
     await clip.done.wait()
+    assert clip.ended is not None and clip.speech_started is not None and clip.speech_ended is not None  # (played)
     done = asyncio.ensure_future(client.wait_for("agent_done", after=clip.ended, timeout=timeout))
     began = asyncio.ensure_future(client.wait_for("agent_text", after=clip.ended, timeout=timeout))
     await asyncio.wait([done, began], return_when=asyncio.FIRST_COMPLETED)
@@ -126,10 +127,12 @@ async def barge_in(client: TaraClient, long_question: np.ndarray, interruption: 
     """Ask for a long answer and talk over it once it plays; ms until the caller hears it stop."""
     clip = client.say(long_question)
     await clip.done.wait()
+    assert clip.ended is not None  # (played)
     await client.wait_for("state", after=clip.ended, state="speaking", timeout=90)
     await asyncio.sleep(1.5)
     over = client.say(interruption)
     await over.done.wait()
+    assert over.ended is not None and over.speech_started is not None  # (played)
     await client.wait_for("metrics", after=over.ended, timeout=90)  # the interruption was answered
     stopped = client.received.silent_from(over.speech_started)
     return round((stopped - over.speech_started) * 1000, 1) if stopped else None

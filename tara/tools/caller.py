@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from tara.core.audio import PIPELINE_RATE, resample, rms_dbfs
 from tara.server.auth import is_loopback
@@ -129,7 +129,7 @@ class TaraClient:
         self.server_candidates: list[str] = []  # the addresses Tara's answer offered ICE candidates on
         self._new_event = asyncio.Condition()
         self._pc = RTCPeerConnection()
-        self._channel = None
+        self._channel: RTCDataChannel | None = None  # connect() opens it
         self._tasks: list[asyncio.Task] = []
 
     async def __aenter__(self) -> TaraClient:
@@ -172,7 +172,7 @@ class TaraClient:
                 f"{self.base_url}/offer",
                 json=body,
                 headers=headers,
-                ssl=insecure if self.base_url.startswith("https") else None,
+                ssl=insecure if self.base_url.startswith("https") else True,  # (True: the default, as None was)
             ) as response:
                 payload = await response.json()
                 if response.status != 200:
@@ -180,6 +180,7 @@ class TaraClient:
                 return payload
 
     def send(self, message: dict[str, Any] | str) -> None:
+        assert self._channel is not None, "connect() first"
         self._channel.send(message if isinstance(message, str) else json.dumps(message))
 
     def say(self, pcm16k: np.ndarray) -> Clip:
@@ -209,6 +210,7 @@ class TaraClient:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
+            assert self._channel is not None  # (started once connected)
             if self._channel.readyState == "open":
                 self.send({"type": "ping", "t": time.perf_counter()})
 

@@ -25,6 +25,7 @@ from tara.core.conversation.prompt import PromptBuilder  # noqa: E402
 from tara.core.conversation.text import SentenceChunker  # noqa: E402
 from tara.core.stages.llm import GenerationParams  # noqa: E402
 from tara.core.stages.llm.llamacpp import LlamaCppLLM  # noqa: E402
+from tara.core.stages.llm.settings import LlamaCppSettings  # noqa: E402
 from tara.core.stages.rag import RETRIEVERS  # noqa: E402
 
 DONT_KNOW = re.compile(
@@ -62,6 +63,7 @@ def grade(kind: str, answer: str, expected: list[str]) -> float:
 
 async def measure(model: str) -> dict:
     config = load_config(**{"llm.model": f"bundled:{model}"})
+    assert isinstance(config.llm, LlamaCppSettings), "compare_llms compares bundled llama.cpp models"
     retriever = RETRIEVERS.create(config.rag.backend, config.rag, config.data_path, show_progress=False)
     started = time.perf_counter()
     llm = LlamaCppLLM(config.llm, config.data_path, Compute())

@@ -73,6 +73,9 @@ class ProsodyChange:
 
     @classmethod
     def between(cls, neutral: ProsodyFeatures, voiced: ProsodyFeatures) -> ProsodyChange:
+        # measured with their text, over voiced speech: rate and pitch range are known
+        assert neutral.syllables_per_s is not None and voiced.syllables_per_s is not None
+        assert neutral.f0_range_semitones is not None and voiced.f0_range_semitones is not None
         return cls(
             voiced.syllables_per_s / neutral.syllables_per_s - 1,
             voiced.f0_range_semitones - neutral.f0_range_semitones,

@@ -42,11 +42,12 @@ async def run(args: argparse.Namespace) -> dict:
             console.log(
                 f"{turn.timings_ms.get('voice_to_first_audio', float('nan')):.0f} ms  {turn.transcript!r} -> {turn.answer!r}"
             )
+    model = getattr(config.llm, "model", config.llm.backend)  # a server backend names no model file
     stages = {s: [r["timings_ms"][s] for r in results if s in r["timings_ms"]] for s in STAGES}
     current, peak = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = {
         "runs": len(results),
-        "model": config.llm.model,
+        "model": model,
         "stages_ms": {
             s: {"p50": round(percentile(v, 50), 1), "p95": round(percentile(v, 95), 1)} for s, v in stages.items()
         },
@@ -54,7 +55,7 @@ async def run(args: argparse.Namespace) -> dict:
         "peak_rss_mb": round(peak),
         "turns": results,
     }
-    table = Table(title=f"file-path latency, {len(results)} turns, {config.llm.model}")
+    table = Table(title=f"file-path latency, {len(results)} turns, {model}")
     table.add_column("stage (ms)")
     table.add_column("p50", justify="right")
     table.add_column("p95", justify="right")
@@ -69,7 +70,7 @@ async def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def bench_cli(doc: str, run, options: dict[str, int]) -> None:
+def bench_cli(doc: str | None, run, options: dict[str, int]) -> None:
     """Parse ``--config``, ``--json`` and the integer ``options``; run; write the JSON report."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, default in options.items():

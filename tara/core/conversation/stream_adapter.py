@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import cast
 
 from tara.core.conversation.guards import ReplyCheck
 from tara.core.conversation.prompt import Prompt
@@ -22,7 +23,8 @@ async def written(
     """The LLM's reply as checked, speakable pieces, released on time even while the model is slow
     (a pending token is waited for only until the chunker's deadline)."""
     chunker = SentenceChunker()
-    deltas = aiter(llm.stream(prompt.messages, params))
+    # LLM.stream is typed AsyncIterator, but its contract is closable (an async generator: closing aborts generation)
+    deltas = cast(AsyncGenerator[str, None], aiter(llm.stream(prompt.messages, params)))
     pending: asyncio.Future[str | None] | None = None
     try:
         while True:
@@ -39,7 +41,7 @@ async def written(
                 finished = delta is None
                 if not finished:
                     clock.mark("first_token")
-                pieces = chunker.flush() if finished else chunker.push(delta)
+                pieces = chunker.flush() if delta is None else chunker.push(delta)
             for piece in pieces:
                 spoken, stop = check.judge(piece)
                 if spoken:

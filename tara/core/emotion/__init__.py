@@ -12,6 +12,8 @@ choice always wins. Outside a session (``tara say``) auto speaks as neutral.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 AUTO = "auto"
@@ -19,9 +21,9 @@ AUTO = "auto"
 
 class EmotionSettings(BaseModel):
     preset: str = "neutral"
-    warmth: float = Field(0.5, ge=0.0, le=1.0)
-    energy: float = Field(0.5, ge=0.0, le=1.0)
-    rate: float = Field(0.5, ge=0.0, le=1.0)
+    warmth: float = Field(default=0.5, ge=0.0, le=1.0)
+    energy: float = Field(default=0.5, ge=0.0, le=1.0)
+    rate: float = Field(default=0.5, ge=0.0, le=1.0)
 
     @classmethod
     def from_preset(cls, name: str) -> EmotionSettings:
@@ -31,7 +33,7 @@ class EmotionSettings(BaseModel):
 
     def with_sliders(self, **sliders: float) -> EmotionSettings:
         """Return a copy with some sliders moved (validated)."""
-        values = self.model_dump() | sliders
+        values: dict[str, Any] = self.model_dump() | sliders
         values["preset"] = "custom"
         updated = EmotionSettings(**values)
         for name, preset in PRESETS.items():

@@ -209,6 +209,7 @@ class KnowledgeBase:
         if stack.config.stt.hotwords_from_kb:
             stack.stt.set_vocabulary(vocabulary(fresh.documents), document_words(fresh.documents))
         status.state, status.phase, status.finished = "ready", "", time.time()
+        assert status.started is not None  # reindex() starts every status it runs
         log.info(
             "knowledge base: reindexed %d documents in %.1fs (%s)",
             len(fresh.documents),

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import av
+import av.error  # (av imports it, but a type checker sees only what is imported by name)
 import numpy as np
 
 from tara.core.audio import read_audio, rms_dbfs, wav_bytes, write_wav
@@ -155,16 +156,17 @@ class VoiceLibrary:
         voices = []
         for name in self.tts.voices:
             stored = self.stored.get(name)
-            source = "uploaded" if stored and name not in self.unloaded else "config"
+            uploaded = stored if stored and name not in self.unloaded else None
+            source = "uploaded" if uploaded else "config"
             voices.append(
                 {
                     "id": name,
-                    "name": stored.name if source == "uploaded" else name,
+                    "name": uploaded.name if uploaded else name,
                     "source": source,
                     "default": name == self.tts.default_voice,
                     "available": True,
-                    "transcript": stored.transcript if source == "uploaded" else None,
-                    "seconds": stored.seconds if source == "uploaded" else None,
+                    "transcript": uploaded.transcript if uploaded else None,
+                    "seconds": uploaded.seconds if uploaded else None,
                     "problem": None,
                 }
             )

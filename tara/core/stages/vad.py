@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -51,9 +51,11 @@ class SileroVAD:
     def __init__(self, config: VADConfig) -> None:
         import torch
         from silero_vad import load_silero_vad
+        from silero_vad.utils_vad import OnnxWrapper
 
         threads = torch.get_num_threads()
-        self._model = load_silero_vad(onnx=True)
+        # (unannotated: its return type is inferred as any of its three models; onnx=True gives this one)
+        self._model = cast(OnnxWrapper, load_silero_vad(onnx=True))
         torch.set_num_threads(threads)  # importing silero_vad sets 1 thread process-wide
         self._torch = torch
 

@@ -41,11 +41,11 @@ class KbUpload(BaseModel):
     file: bytes = Field(
         description="a .txt, .md or .pdf document; its file name is kept", json_schema_extra={"format": "binary"}
     )
-    name: str | None = Field(None, description="store it under this name instead of the upload's file name")
+    name: str | None = Field(default=None, description="store it under this name instead of the upload's file name")
 
 
 class KbUploadQuery(BaseModel):
-    replace: bool = Field(False, description="1: replace a document of the same name")
+    replace: bool = Field(default=False, description="1: replace a document of the same name")
 
 
 class Saved(BaseModel):

@@ -27,8 +27,8 @@ class LogLines(BaseModel):
 
 
 class LogQuery(BaseModel):
-    after: int = Field(0, ge=0, description="only lines with a larger seq")
-    limit: int = Field(200, ge=1, le=1000, description="at most this many (the newest)")
+    after: int = Field(default=0, ge=0, description="only lines with a larger seq")
+    limit: int = Field(default=200, ge=1, le=1000, description="at most this many (the newest)")
 
 
 class LogBuffer(logging.Handler):

@@ -40,12 +40,16 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 class SpeechRequest(Body):
     text: str = Field(min_length=1, description="what to say (at most api.tts_max_chars)")
-    voice: str | None = Field(None, description="a voice id from GET /api/voices; default: the default voice")
-    emotion: str | None = Field(None, description="an emotion preset (neutral, calm, warm, cheerful, excited, serious)")
-    warmth: float | None = Field(None, ge=0.0, le=1.0)
-    energy: float | None = Field(None, ge=0.0, le=1.0)
-    rate: float | None = Field(None, ge=0.0, le=1.0)
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where it must run; the voice's own device")
+    voice: str | None = Field(default=None, description="a voice id from GET /api/voices; default: the default voice")
+    emotion: str | None = Field(
+        default=None, description="an emotion preset (neutral, calm, warm, cheerful, excited, serious)"
+    )
+    warmth: float | None = Field(default=None, ge=0.0, le=1.0)
+    energy: float | None = Field(default=None, ge=0.0, le=1.0)
+    rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="where it must run; the voice's own device"
+    )
 
 
 class TaskInfo(BaseModel):

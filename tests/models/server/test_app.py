@@ -40,6 +40,7 @@ def test_plain_http_is_refused_on_a_lan_host(config):
 def test_refused_requests_are_logged_at_warning_one_line_per_spell_with_a_count(caplog, monkeypatch):
     import logging
     from types import SimpleNamespace
+    from typing import Any
 
     from tara.server import app as app_module
     from tara.server.app import RefusalLog
@@ -47,7 +48,7 @@ def test_refused_requests_are_logged_at_warning_one_line_per_spell_with_a_count(
     clock = SimpleNamespace(now=1000.0)
     monkeypatch.setattr(app_module.time, "monotonic", lambda: clock.now)
     refusals = RefusalLog(every_s=10.0)
-    request = SimpleNamespace(method="POST", path="/offer", remote="192.168.1.9")
+    request: Any = SimpleNamespace(method="POST", path="/offer", remote="192.168.1.9")  # what note() reads
     with caplog.at_level(logging.WARNING, logger="tara.server.app"):
         for _ in range(50):
             refusals.note(request, 403)

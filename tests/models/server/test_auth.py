@@ -65,7 +65,7 @@ async def test_the_app_refuses_other_machines_with_a_json_401(config, stack):
     request = request_from("192.168.1.20", "/api/health")  # the full middleware chain, an injected peer
     request._app = app  # noqa: SLF001
     response = await app._handle(request)  # noqa: SLF001
-    assert response.status == 401 and "token" in response.text
+    assert isinstance(response, web.Response) and response.status == 401 and "token" in (response.text or "")
 
 
 def test_the_token_is_generated_once_and_kept(tmp_path):

@@ -31,6 +31,7 @@ async def test_a_spoken_question_is_answered_over_webrtc(live_server, stack, voi
         assert {"transcript", "first_token", "first_audio", "voice_to_first_audio"} <= metrics.keys()
 
         await asyncio.sleep(0.5)  # the tail of the reply is still on the wire
+        assert clip.speech_ended is not None  # (the question was heard and answered)
         first_sound = client.received.first_sound_after(clip.speech_ended)
         assert first_sound is not None  # the agent's voice reached the caller
         reply = client.received.audio()

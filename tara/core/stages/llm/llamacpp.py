@@ -36,6 +36,7 @@ import logging
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from tara.core.assets import GGUF_MODELS, requantized, resolve_model
 from tara.core.concurrency import Compute, NoCompute
@@ -45,6 +46,9 @@ from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
 from tara.core.stages.llm.llamacpp_engine import _END, _Engine
 from tara.core.stages.llm.llamacpp_jobs import Job, Kind
 from tara.core.stages.llm.settings import LlamaCppSettings
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 
 def cpu_has_amx() -> bool:
@@ -96,7 +100,9 @@ class LlamaCppLLM(LLM):
 
     def _chat_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """The prompt ``create_chat_completion`` would feed: the GGUF's chat template, special tokens parsed."""
-        prompt = self._format(messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
+        # (llama_cpp types each role's message apart; ChatMessage.role is a plain str, one of the three it knows)
+        chat = cast("list[ChatCompletionRequestMessage]", [{"role": m.role, "content": m.content} for m in messages])
+        prompt = self._format(messages=chat).prompt
         tokens = self._model.tokenize(prompt.encode(), add_bos=False, special=True)
         if len(tokens) >= self._n_ctx:
             raise ValueError(f"a prompt of {len(tokens)} tokens does not fit llm.n_ctx ({self._n_ctx})")

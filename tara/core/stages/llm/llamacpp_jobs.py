@@ -73,7 +73,7 @@ class Job:
     kind: Kind
     prompt: list[int]
     params: GenerationParams = GenerationParams()
-    deliver: Callable[[object], None] = lambda item: None  # to the consumer, from any thread
+    deliver: Callable[[object], object] = lambda item: None  # to the consumer, from any thread (result unused)
     generation: int = 0  # WARM: its warm_up call
     slot: Slot | None = None
     read: int = 0  # prompt tokens in the slot's cells

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from tara.core.concurrency import Compute
 from tara.core.stages.llm import LLM, LLM_BACKENDS, ChatMessage, GenerationParams
-from tara.core.stages.llm.settings import LlamaCppSettings, LLMSettings
+from tara.core.stages.llm.settings import LlamaCppSettings, LLMConfig
 
 
-def load_llm(config: LLMSettings, data_dir: Path, compute: Compute) -> LLM:
+def load_llm(config: LLMConfig, data_dir: Path, compute: Compute) -> LLM:
     """``llm.model``, paired with ``llm.busy_model`` when one is set (llama-cpp only: a server batches its
     own callers); both share ``compute``."""
     llm = LLM_BACKENDS.create(config.backend, config, data_dir, compute=compute)

@@ -40,8 +40,8 @@ class VLLMEngineLLM(LLM):
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     async def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
+        # (from vllm.sampling_params: a bare `vllm` here resolves, for a type checker, to this very module)
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
 
         sampling = SamplingParams(
             temperature=params.temperature,

@@ -34,6 +34,8 @@ class Retriever(ABC):
     documents: list[Document]
     kb_dir: Path
     skipped: list[str]  # unreadable files and why
+    index_dir: Path  # where the index is kept (`tara index` prints it)
+    rebuilt: bool  # whether loading rebuilt the index rather than reading a current one
 
     @abstractmethod
     async def retrieve(self, query: str, k: int | None = None) -> list[Passage]:

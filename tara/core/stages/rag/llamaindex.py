@@ -16,6 +16,7 @@ import shutil
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import cast
 
 from tara.core.assets import EMBED_MODELS, resolve_model
 from tara.core.config import RAGConfig, make_private
@@ -59,7 +60,7 @@ class LlamaIndexRetriever(Retriever):
 
     def load_or_build(self, show_progress: bool = True, progress: Progress | None = None) -> None:
         """Load the persisted index, or (re)build it when the documents changed."""
-        from llama_index.core import StorageContext, load_index_from_storage
+        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
         from llama_index.vector_stores.faiss import FaissVectorStore
 
         if self.index_dir.parent.is_dir():  # an index kept by an older version may be world-readable
@@ -77,7 +78,8 @@ class LlamaIndexRetriever(Retriever):
         if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") == current:
             store = FaissVectorStore.from_persist_dir(str(self.index_dir))
             context = StorageContext.from_defaults(vector_store=store, persist_dir=str(self.index_dir))
-            index = load_index_from_storage(context, embed_model=self._embed)
+            # (typed as any BaseIndex; what this storage holds is the VectorStoreIndex _build persisted)
+            index = cast(VectorStoreIndex, load_index_from_storage(context, embed_model=self._embed))
             rebuilt = False
         else:
             index = self._build(documents, current, show_progress, progress)

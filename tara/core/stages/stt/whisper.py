@@ -181,6 +181,7 @@ class FasterWhisperSTT(STT):
 
     def _decode_short(self, encoded, frames: int, prompted: bool) -> Decoding:
         self._compute.assert_held()
+        assert self._tokenizer is not None  # the short path is taken only with one (stt.language set)
         prompt = self._prompt if prompted else self._plain_prompt
         max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
         result = self._model.model.generate(

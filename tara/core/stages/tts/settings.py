@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from pydantic import Field, field_validator, model_validator
 
@@ -35,7 +35,7 @@ class CSMPrompt(Section):
 
 
 class CSMVoice(Section):
-    speaker: int = Field(0, ge=0, le=99)  # the [N] speaker tag CSM sees
+    speaker: int = Field(default=0, ge=0, le=99)  # the [N] speaker tag CSM sees
     prompt: CSMPrompt | None = None  # none: an unprompted voice, which drifts between sentences
     emotions: dict[str, CSMPrompt] = {}  # emotion preset -> a prompt spoken in that mood
 
@@ -57,9 +57,9 @@ class CSMSettings(Section):
     tokenizer: str = ""  # Llama-3.2 tokenizer.model (tiktoken format)
     mimi: str = ""  # Mimi codec weights (.safetensors)
     device: Device = "auto"
-    frames_per_chunk: int = Field(2, ge=1, le=50)  # audio is yielded every N frames of 80 ms
-    max_audio_ms: int = Field(10000, ge=80, le=60000)  # per sentence, if CSM never ends it
-    context_segments: int = Field(4, ge=0, le=32)  # recent conversation segments CSM hears
+    frames_per_chunk: int = Field(default=2, ge=1, le=50)  # audio is yielded every N frames of 80 ms
+    max_audio_ms: int = Field(default=10000, ge=80, le=60000)  # per sentence, if CSM never ends it
+    context_segments: int = Field(default=4, ge=0, le=32)  # recent conversation segments CSM hears
     seed: int | None = None  # fixed sampling seed (repeatable output)
     default_voice: str = "default"
     voices: dict[str, CSMVoice] = {"default": CSMVoice()}
@@ -73,5 +73,8 @@ class CSMSettings(Section):
         return self
 
 
-TTSConfig = by_backend(PiperSettings, CSMSettings)
-"""The ``tts`` section: the first is the default."""
+# The ``tts`` section: the first is the default (the checker sees the plain union, as for ``llm``).
+if TYPE_CHECKING:
+    TTSConfig: TypeAlias = PiperSettings | CSMSettings
+else:
+    TTSConfig = by_backend(PiperSettings, CSMSettings)

@@ -40,7 +40,7 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
     session = Session(stack, BufferSink(), EmotionSettings.from_preset("auto"))
 
     usual = await spoken_turn(session, voice(USUAL))
-    assert usual.auto and usual.label == "neutral" and usual.features["syllables_per_s"] > 2
+    assert usual.auto and usual.label == "neutral" and usual.features and usual.features["syllables_per_s"] > 2
     assert usual.reply["preset"] == "neutral" and styles[-1] == ""
 
     anxious = await spoken_turn(session, voice(WORRIED, speed=220, pitch=80, amplitude=180))

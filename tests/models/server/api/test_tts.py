@@ -78,7 +78,7 @@ class ScriptedTTS(TTS):
     def voices(self) -> list[str]:
         return ["plain"]
 
-    async def stream(self, text, emotion, voice=None, context=None):
+    async def stream(self, text, emotion, voice=None, context=None, urgent=True):
         await self.go.wait()
         if "boom" in text:
             raise RuntimeError("the voice broke")

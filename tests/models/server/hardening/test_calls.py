@@ -57,6 +57,7 @@ async def test_a_pdf_upload_during_a_call_does_not_stall_it(server, baseline):
 
 def vanish(client: TaraClient) -> None:
     """The caller's network goes away mid-call: its sockets close without a word (no SCTP or DTLS goodbye)."""
+    assert client._pc.sctp is not None  # noqa: SLF001 - the data channel's
     for transport in {*(t.receiver.transport for t in client._pc.getTransceivers()), client._pc.sctp.transport}:  # noqa: SLF001
         for protocol in transport.transport._connection._protocols:  # noqa: SLF001 - aioice's sockets
             protocol.transport.abort()
@@ -124,6 +125,7 @@ async def test_bad_data_channel_messages_and_floods_get_one_error_each_and_the_c
             '{"type": "text"}',
             '{"type": "TEXT", "text": "hi"}',
         ]
+        assert client._channel is not None  # noqa: SLF001 - (connected)
         for message in bad:
             client._channel.send(message)  # noqa: SLF001 - as it is, text or binary
             TALLY["bad inputs"] += 1

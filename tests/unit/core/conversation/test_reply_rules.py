@@ -125,7 +125,8 @@ async def test_a_follow_up_is_looked_up_with_the_question_before_it(config):
     session = Session(stack, BufferSink())
     await ask(stack, "When does the Harbour Museum open?", session)
     events = await ask(stack, "And how much is that?", session)
-    assert stack.retriever.queries[-1] == "When does the Harbour Museum open? And how much is that?"
+    queries = stack.retriever.queries  # pyright: ignore[reportAttributeAccessIssue] - the fake records them
+    assert queries[-1] == "When does the Harbour Museum open? And how much is that?"
     assert next(e for e in events if isinstance(e, Sources)).grounded
     await session.close()
 

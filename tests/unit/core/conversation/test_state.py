@@ -31,11 +31,11 @@ def test_only_a_running_uncommitted_reply_on_a_pause_is_speculation():
     state = ConversationState(lambda _: None)
     assert not state.speculating() and not state.replying
     first = FakeReply(speculative_end=1600)
-    assert state.take_floor(first) is None
+    assert state.take_floor(first) is None  # pyright: ignore[reportArgumentType] - a stand-in reply
     assert state.speculating() and state.speculating(1600) and not state.speculating(3200)
     first.committed = True
     assert not state.speculating()
     typed = FakeReply()
-    assert state.take_floor(typed) is first and state.replying and not state.speculating()
+    assert state.take_floor(typed) is first and state.replying and not state.speculating()  # pyright: ignore[reportArgumentType]
     typed.done = True
     assert not state.replying

@@ -74,7 +74,8 @@ def _llama(args: LlamaArgs) -> TransformerDecoder:
         max_seq_len=args.max_seq_len,
         intermediate_dim=args.intermediate,
     )
-    model.tok_embeddings = nn.Identity()
+    # torchtune types it nn.Embedding; here it passes CSM's own embeddings through
+    model.tok_embeddings = nn.Identity()  # pyright: ignore[reportAttributeAccessIssue]
     model.output = nn.Identity()
     return model
 
@@ -89,6 +90,11 @@ def sample_top_k(logits: torch.Tensor, sampling: Sampling, generator: torch.Gene
 
 
 class CSM(nn.Module):
+    # buffers (register_buffer), declared so they read as tensors rather than nn.Module's Tensor | Module
+    _offsets: torch.Tensor
+    _backbone_mask: torch.Tensor
+    _decoder_mask: torch.Tensor
+
     def __init__(self, args: CSMArgs) -> None:
         super().__init__()
         self.args = args

@@ -18,6 +18,7 @@ from tara.core.stages.tts.csm.files import resolve_files
 from tara.core.stages.tts.csm.generator import FRAME_SAMPLES, Streamer, fit_context, to_int16
 from tara.core.stages.tts.csm.model import CSM, FLAVOURS
 from tara.core.stages.tts.csm.sampling import Sampling
+from tara.core.stages.tts.settings import CSMSettings
 
 TINY = PROJECT_ROOT / "config" / "csm-tiny.yaml"
 CODEBOOKS = FLAVOURS["tiny"].codebooks
@@ -228,6 +229,7 @@ def test_missing_weights_path_names_the_key(tmp_path):
 
 def test_real_model_needs_every_path(tmp_path):
     config = load_config(TINY, **{"tts.model": "1b"})
+    assert isinstance(config.tts, CSMSettings)
     with pytest.raises(ConfigError, match=r"tts\.weights: required for model '1b'"):
         resolve_files(config.tts, tmp_path)
 
@@ -242,6 +244,7 @@ def test_overlong_voice_prompt_fails_at_start_naming_the_key(data_dir, tmp_path)
     write_wav(long_wav, np.zeros(90 * 24000, dtype=np.int16), 24000)
     voices = {"default": {"prompt": {"audio": str(long_wav), "text": "A very long story."}}}
     config = load_config(TINY, **{"data_dir": str(data_dir), "tts.voices": voices})
+    assert isinstance(config.tts, CSMSettings)
     with pytest.raises(ConfigError, match=r"tts\.voices\.default\.prompt\.audio: 90s is too long"):
         CSMTTS(config.tts, config.data_path)
 
@@ -262,7 +265,7 @@ async def test_a_session_speaks_through_csm_and_the_voice_hears_both_sides(stack
         while not isinstance(event := await session.events.get(), AgentTurnDone):
             pass
     assert "maple" in event.text.lower()
-    assert sink.audio().sample_rate == 24000 and len(sink.audio().samples) > 0
+    assert (audio := sink.audio()) is not None and audio.sample_rate == 24000 and len(audio.samples) > 0
     speakers = [segment.speaker for segment in session.voice_context.state.segments]
     assert speakers[0] == USER_SPEAKER and set(speakers[1:]) == {0}  # the question, then each spoken sentence
     await session.close()

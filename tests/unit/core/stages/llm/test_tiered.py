@@ -28,7 +28,7 @@ async def test_a_reply_closed_early_or_failing_frees_the_accurate_model():
     llm = LoadTieredLLM(ScriptedLLM(["It", " is", " ten."], [RuntimeError("engine failed")]), ScriptedLLM(["Fast."]))
     stream = llm.stream(ASK, PARAMS)
     await anext(stream)
-    await stream.aclose()
+    await stream.aclose()  # pyright: ignore[reportAttributeAccessIssue] - typed AsyncIterator; an async generator
     with pytest.raises(RuntimeError):
         [delta async for delta in llm.stream(ASK, PARAMS)]
     assert llm.writing == 0 and llm.pick() is llm.accurate
@@ -37,14 +37,14 @@ async def test_a_reply_closed_early_or_failing_frees_the_accurate_model():
 async def test_prefill_reads_into_the_model_the_next_reply_would_take():
     accurate, fast = ScriptedLLM(["Yes."]), ScriptedLLM(["No."])
     prefilled: list[str] = []
-    accurate.prefill = lambda messages: _record(prefilled, "accurate")  # type: ignore[method-assign]
-    fast.prefill = lambda messages: _record(prefilled, "fast")  # type: ignore[method-assign]
+    accurate.prefill = lambda messages: _record(prefilled, "accurate")
+    fast.prefill = lambda messages: _record(prefilled, "fast")
     llm = LoadTieredLLM(accurate, fast)
     await llm.prefill(ASK)
     writing = llm.stream(ASK, PARAMS)
     await anext(writing)
     await llm.prefill(ASK)
-    await writing.aclose()
+    await writing.aclose()  # pyright: ignore[reportAttributeAccessIssue] - typed AsyncIterator; an async generator
     assert prefilled == ["accurate", "fast"]
 
 

@@ -41,9 +41,11 @@ class FakeTokenizer:
 def llm(monkeypatch, tmp_path):
     engine = FakeEngine()
     modules = {
-        "vllm": SimpleNamespace(SamplingParams=lambda **kw: kw),
+        "vllm": SimpleNamespace(),
         "vllm.engine.arg_utils": SimpleNamespace(AsyncEngineArgs=lambda **kw: kw),
-        "vllm.sampling_params": SimpleNamespace(RequestOutputKind=SimpleNamespace(DELTA="delta")),
+        "vllm.sampling_params": SimpleNamespace(
+            SamplingParams=lambda **kw: kw, RequestOutputKind=SimpleNamespace(DELTA="delta")
+        ),
         "vllm.v1.engine.async_llm": SimpleNamespace(AsyncLLM=SimpleNamespace(from_engine_args=lambda args: engine)),
         "transformers": SimpleNamespace(
             AutoTokenizer=SimpleNamespace(from_pretrained=lambda *a, **kw: FakeTokenizer())

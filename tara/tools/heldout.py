@@ -28,23 +28,20 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import tempfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import yaml
 from text_to_num import alpha2digit
 
-from tara.core.audio import PIPELINE_RATE, read_audio, resample
 from tara.core.config import PROJECT_ROOT, load_config
 from tara.server.serve import free_port
 from tara.tools.bench import PAUSE_BETWEEN_TURNS_S, ask, console, start_server
 from tara.tools.caller import TaraClient
 from tara.tools.measure import stats
+from tara.tools.spoken import Voices
 
 HELDOUT_DIR = PROJECT_ROOT / "eval" / "heldout"
 SPLITS = {"dev": ["dentist", "bikes", "museum"], "final": ["pool"]}
@@ -52,15 +49,7 @@ SHORT_TURNS = 4  # turns per conversation in short mode
 CROWD_STAGGER_S = 2.5  # in crowd mode, each caller starts this long after the one before
 MAX_REPLY_S = 12.0  # a reply still playing after this is cut (its words so far are scored)
 REPLY_TIMEOUT_S = 30.0  # no reply by then: the turn was silent
-SNR_DB = 12.0
 DRIFT_TURNS = 12  # accuracy of the first and of the last this many turns of a long conversation
-ESPEAK_VOICES = {"us": ("en-us", 160), "gb": ("en-gb", 150), "f3": ("en-us+f3", 175)}
-BABBLE = [
-    "I think we should leave a bit earlier tomorrow morning.",
-    "Did you see the game last night?",
-    "She said the train was late again.",
-    "Could you pass me the salt and the pepper?",
-]
 DONT_KNOW = re.compile(
     r"\b(?:don't know|do not know|not sure|isn't in my documents|not in my documents|"
     r"no information|can't find|cannot find|doesn't say|does not say|not mentioned|"
@@ -141,80 +130,6 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- speech
-
-
-class Voices:
-    """Spoken questions, made once per run: espeak-ng or Piper, with noise mixed in where asked."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._piper = None
-        self._made: dict[tuple[str, str, str | None], np.ndarray] = {}
-
-    async def speak(self, question: Question) -> np.ndarray:
-        key = (question.say, question.voice, question.noise)
-        if key not in self._made:
-            self._made[key] = await self._speech(question)
-        return self._made[key]
-
-    async def _speech(self, question: Question) -> np.ndarray:
-        speech = await (
-            self._piper_speech(question.say)
-            if question.voice == "piper"
-            else asyncio.to_thread(self._espeak, question.say, *ESPEAK_VOICES[question.voice])
-        )
-        if question.noise:
-            speech = self._with_noise(speech, question.noise, seed=zlib.crc32(question.say.encode()))
-        lead = np.zeros(PIPELINE_RATE // 2, dtype=np.int16)
-        return np.concatenate([lead, speech])
-
-    def _espeak(self, text: str, voice: str, speed: int) -> np.ndarray:
-        wav = self.folder / f"{zlib.crc32(f'{voice}{speed}{text}'.encode())}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True)
-        return read_audio(wav)
-
-    async def _piper_speech(self, text: str) -> np.ndarray:
-        from tara.core.concurrency import Compute
-        from tara.core.emotion import EmotionSettings
-        from tara.core.stages.tts import TTS_BACKENDS, synthesize
-        from tara.core.stages.tts.settings import PiperSettings
-
-        if self._piper is None:  # the configured Piper voices, or Piper's defaults under another backend
-            config = load_config()
-            piper = config.tts if isinstance(config.tts, PiperSettings) else PiperSettings()
-            self._piper = TTS_BACKENDS.create("piper", piper, config.data_path, compute=Compute())
-        voiced = await synthesize(self._piper, text, EmotionSettings.from_preset("neutral"))
-        return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
-
-    def _with_noise(self, speech: np.ndarray, kind: str, seed: int) -> np.ndarray:
-        rng = np.random.default_rng(seed)
-        length = len(speech) + PIPELINE_RATE // 2  # noise runs on past the speech, as a room does
-        if kind == "babble":
-            voices = [
-                self._espeak(line, voice, 170)
-                for line, voice in zip(BABBLE, ["en-us", "en-gb", "en-us+f2", "en-gb+m3"])
-            ]
-            noise = np.zeros(length)
-            for voice in voices:
-                start = int(rng.integers(0, len(voice)))
-                noise += np.resize(np.roll(voice, -start), length).astype(np.float64)
-        elif kind == "fan":
-            noise = np.cumsum(rng.normal(size=length))  # brown noise: a steady low rumble
-            noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
-        elif kind == "street":
-            noise = rng.normal(size=length) * (0.6 + 0.4 * np.sin(np.arange(length) / PIPELINE_RATE * 2 * np.pi * 0.3))
-            noise = np.convolve(noise, np.ones(8) / 8, mode="same")  # traffic: duller than hiss, coming and going
-        else:
-            raise ValueError(f"unknown noise {kind!r}; choose babble, fan or street")
-        voiced = speech.astype(np.float64)
-        speech_rms = np.sqrt(np.mean(voiced[np.abs(voiced) > 300] ** 2))
-        noise *= speech_rms / (np.sqrt(np.mean(noise**2)) * 10 ** (SNR_DB / 20))
-        mixed = noise
-        mixed[: len(voiced)] += voiced
-        return np.clip(mixed, -32768, 32767).astype(np.int16)
-
-
 # ---------------------------------------------------------------- running
 
 
@@ -238,7 +153,12 @@ async def converse(
     async with TaraClient(url) as client:
         for offset, question in enumerate(questions):
             try:
-                turn = await ask(client, await voices.speak(question), timeout=REPLY_TIMEOUT_S, max_reply_s=MAX_REPLY_S)
+                turn = await ask(
+                    client,
+                    await voices.speak(question.say, question.voice, question.noise),
+                    timeout=REPLY_TIMEOUT_S,
+                    max_reply_s=MAX_REPLY_S,
+                )
             except TimeoutError:  # nothing came back: a silent turn (a late reply may still come)
                 turn = {"said": "", "heard": "", "grounded": None, "client_ms": None}
             turns.append(_turn(kb, start + offset, question, turn, label))
@@ -252,7 +172,7 @@ async def crowd(url: str, kb: str, questions: list[Question], voices: Voices, ca
     The questions are spoken before the first call (the callers' own synthesis would share the cores
     being measured)."""
     for question in questions:
-        await voices.speak(question)
+        await voices.speak(question.say, question.voice, question.noise)
     conversations = await asyncio.gather(
         *(
             converse(url, kb, questions, 0, voices, f"{kb} caller {n + 1}", delay=n * CROWD_STAGGER_S)

@@ -1,7 +1,6 @@
 """The held-out evaluation: its data, its scoring, and one real run through WebRTC."""
 
 from tara.tools.heldout import (
-    ESPEAK_VOICES,
     HELDOUT_DIR,
     SPLITS,
     Question,
@@ -11,6 +10,7 @@ from tara.tools.heldout import (
     says_dont_know,
     summarise,
 )
+from tara.tools.spoken import ESPEAK_VOICES
 
 
 def test_the_held_out_data_is_complete_and_not_shipped():

@@ -1,0 +1,99 @@
+"""Spoken test sentences for the evaluations: espeak-ng voices or Piper, with room noise mixed in.
+
+Each voice and noise is another way of being misheard; the held-out evaluation spreads its questions
+over them (``tara/tools/heldout.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from tara.core.audio import PIPELINE_RATE, read_audio, resample
+from tara.core.config import load_config
+
+SNR_DB = 12.0
+ESPEAK_VOICES = {"us": ("en-us", 160), "gb": ("en-gb", 150), "f3": ("en-us+f3", 175)}
+BABBLE = [
+    "I think we should leave a bit earlier tomorrow morning.",
+    "Did you see the game last night?",
+    "She said the train was late again.",
+    "Could you pass me the salt and the pepper?",
+]
+
+
+class Voices:
+    """Spoken test sentences, made once per run: espeak-ng or Piper, with noise mixed in where asked."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._piper = None
+        self._made: dict[tuple[str, str, str | None], np.ndarray] = {}
+
+    async def speak(self, text: str, voice: str, noise: str | None = None) -> np.ndarray:
+        """``text`` in ``voice`` (a key of ``ESPEAK_VOICES``, or ``piper``) after half a second of quiet,
+        with ``noise`` (babble, fan or street) mixed in at ``SNR_DB``; made once, then reused."""
+        key = (text, voice, noise)
+        if key not in self._made:
+            self._made[key] = await self._speech(text, voice, noise)
+        return self._made[key]
+
+    async def _speech(self, text: str, voice: str, noise: str | None) -> np.ndarray:
+        speech = await (
+            self._piper_speech(text)
+            if voice == "piper"
+            else asyncio.to_thread(self._espeak, text, *ESPEAK_VOICES[voice])
+        )
+        if noise:
+            speech = self._with_noise(speech, noise, seed=zlib.crc32(text.encode()))
+        lead = np.zeros(PIPELINE_RATE // 2, dtype=np.int16)
+        return np.concatenate([lead, speech])
+
+    def _espeak(self, text: str, voice: str, speed: int) -> np.ndarray:
+        wav = self.folder / f"{zlib.crc32(f'{voice}{speed}{text}'.encode())}.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True)
+        return read_audio(wav)
+
+    async def _piper_speech(self, text: str) -> np.ndarray:
+        from tara.core.concurrency import Compute
+        from tara.core.emotion import EmotionSettings
+        from tara.core.stages.tts import TTS_BACKENDS, synthesize
+        from tara.core.stages.tts.settings import PiperSettings
+
+        if self._piper is None:  # the configured Piper voices, or Piper's defaults under another backend
+            config = load_config()
+            piper = config.tts if isinstance(config.tts, PiperSettings) else PiperSettings()
+            self._piper = TTS_BACKENDS.create("piper", piper, config.data_path, compute=Compute())
+        voiced = await synthesize(self._piper, text, EmotionSettings.from_preset("neutral"))
+        return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
+
+    def _with_noise(self, speech: np.ndarray, kind: str, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        length = len(speech) + PIPELINE_RATE // 2  # noise runs on past the speech, as a room does
+        if kind == "babble":
+            voices = [
+                self._espeak(line, voice, 170)
+                for line, voice in zip(BABBLE, ["en-us", "en-gb", "en-us+f2", "en-gb+m3"])
+            ]
+            noise = np.zeros(length)
+            for voice in voices:
+                start = int(rng.integers(0, len(voice)))
+                noise += np.resize(np.roll(voice, -start), length).astype(np.float64)
+        elif kind == "fan":
+            noise = np.cumsum(rng.normal(size=length))  # brown noise: a steady low rumble
+            noise -= np.convolve(noise, np.ones(400) / 400, mode="same")
+        elif kind == "street":
+            noise = rng.normal(size=length) * (0.6 + 0.4 * np.sin(np.arange(length) / PIPELINE_RATE * 2 * np.pi * 0.3))
+            noise = np.convolve(noise, np.ones(8) / 8, mode="same")  # traffic: duller than hiss, coming and going
+        else:
+            raise ValueError(f"unknown noise {kind!r}; choose babble, fan or street")
+        voiced = speech.astype(np.float64)
+        speech_rms = np.sqrt(np.mean(voiced[np.abs(voiced) > 300] ** 2))
+        noise *= speech_rms / (np.sqrt(np.mean(noise**2)) * 10 ** (SNR_DB / 20))
+        mixed = noise
+        mixed[: len(voiced)] += voiced
+        return np.clip(mixed, -32768, 32767).astype(np.int16)

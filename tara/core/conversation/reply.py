@@ -37,7 +37,7 @@ from tara.core.stages.tts import VoiceContext
 
 log = logging.getLogger(__name__)
 TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
-HOLDING_AFTER_S = 2.0  # a reply with nothing to say this long after the turn ended says HOLDING_PHRASE
+HOLDING_AFTER_S = 2.0  # a reply with nothing to say this long after the user stopped says HOLDING_PHRASE
 
 Spawn = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
 
@@ -177,9 +177,11 @@ class Reply:
             await self._played()
 
         async def hold() -> None:
-            """Nothing to say yet, long after the user stopped: say so, then go on."""
+            """Nothing to say yet, long after the user stopped: say so, then go on. The wait counts from
+            when their voice stopped, as they hear it, not from the end-of-turn decision a silence later."""
             await self._committed.wait()
-            await asyncio.sleep(clock.speech_end + HOLDING_AFTER_S - time.perf_counter())
+            stopped = clock.speech_stopped if clock.speech_stopped is not None else clock.speech_end
+            await asyncio.sleep(stopped + HOLDING_AFTER_S - time.perf_counter())
             async with voice_lock:
                 if not started_speaking.is_set():
                     clock.mark("holding")

@@ -1,5 +1,7 @@
 """A heard turn is never silent, never stuck, never a parrot: the session's reply rules, with scripted models."""
 
+import time
+
 import pytest
 
 from tara.core.conversation.events import AgentText, ErrorEvent, Sources, TurnMetrics
@@ -8,6 +10,7 @@ from tara.core.conversation.phrases import FAILED_PHRASE, HOLDING_PHRASE, NOT_HE
 from tara.core.conversation.prompt import INSIST
 from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
+from tara.core.conversation.turn import Turn, TurnClock
 from tara.core.stages.rag import Document
 from tara.core.stages.stt import Transcript
 from tests.fakes import ScriptedLLM, ScriptedSTT, ToneTTS, events_until, fake_stack, words
@@ -55,6 +58,18 @@ async def test_a_stalled_model_gets_a_holding_phrase_then_the_answer(config):
     events = await ask(fake_stack(config, llm, documents=MUSEUM), "When does the museum open?")
     assert said(events) == [HOLDING_PHRASE, "It opens at 9."]
     assert "holding" in events[-1].stages
+
+
+async def test_the_holding_phrase_counts_from_when_the_voice_stopped_not_from_the_end_of_turn(config):
+    """A turn declared over a second after the user's last word (a trailing "and") waits no longer for it."""
+    session = Session(fake_stack(config, ScriptedLLM([5.0, *words("It opens at 9.")]), documents=MUSEUM), BufferSink())
+    started = time.perf_counter()
+    clock = TurnClock(speech_stopped=started - 1.5)  # the user stopped 1.5 s ago; the turn ends now
+    session._reply(Turn(1, "When does the museum open?", clock), committed=True)
+    events = await events_until(session, AgentText, timeout=5)
+    assert said(events) == [HOLDING_PHRASE]
+    assert time.perf_counter() - started < 1.5  # 2 s after the voice stopped, not 2 s after the turn ended
+    await session.close()
 
 
 async def test_a_quick_reply_gets_no_holding_phrase(config):

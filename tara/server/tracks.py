@@ -20,6 +20,7 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
+from tara.core.stages.mic import MicChain
 
 RTC_RATE = 48000
 JITTER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"  # aiortc 1.16 keeps it private
@@ -124,15 +125,20 @@ class SpeakerTrack(PacedAudioTrack):
         return out
 
 
-async def received_pcm(track: MediaStreamTrack) -> AsyncIterator[np.ndarray]:
-    """A remote audio track (48 kHz Opus, often stereo) as 16 kHz mono int16, frame by frame, until it ends."""
-    resampler = StreamResampler(RTC_RATE, PIPELINE_RATE)
+async def received_pcm(track: MediaStreamTrack, chain: MicChain | None = None) -> AsyncIterator[np.ndarray]:
+    """A remote audio track (48 kHz Opus, often stereo) as 16 kHz mono int16, frame by frame, until it ends;
+    cleaned at 48 kHz by ``chain`` first, when it has filters."""
+    to_mono = StreamResampler(RTC_RATE, RTC_RATE)
+    to_pipeline = StreamResampler(RTC_RATE, PIPELINE_RATE)
     while True:
         try:
-            frame = await track.recv()
+            frame = cast(av.AudioFrame, await track.recv())  # (recv() is typed for every kind of track)
         except MediaStreamError:
             return
-        yield resampler.push_frame(cast(av.AudioFrame, frame))  # (recv() is typed for every kind of track)
+        if chain is None or not chain.filters:
+            yield to_pipeline.push_frame(frame)
+        else:
+            yield to_pipeline.push(chain.process(to_mono.push_frame(frame)))
 
 
 def listen_without_prefetch(pc: RTCPeerConnection, prefetch: int = 1) -> None:

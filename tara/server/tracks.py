@@ -20,6 +20,7 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
+from tara.core.conversation.sink import OnPlay
 from tara.core.stages.mic import MicChain
 
 RTC_RATE = 48000
@@ -63,28 +64,38 @@ class SpeakerTrack(PacedAudioTrack):
     """Outbound agent voice, silence when idle.
 
     It is the session's ``AudioSink``: TTS chunks queue as they arrive; ``clear`` (barge-in) empties
-    the queue so the very next frame is silent.
+    the queue so the very next frame is silent. A chunk's ``on_play`` runs as the frame holding its
+    first sample is sent.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._queue: deque[np.ndarray] = deque()
+        self._starts: deque[tuple[int, OnPlay]] = deque()  # (where a queued chunk starts playing, its on_play)
         self._queued_samples = 0
+        self._played_samples = 0
         self._paused = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._played = asyncio.Event()  # set at every frame taken from the queue
 
     # AudioSink
-    def write(self, chunk: AudioChunk) -> None:
+    def write(self, chunk: AudioChunk, on_play: OnPlay | None = None) -> None:
         samples = resample(chunk.samples, chunk.sample_rate, RTC_RATE)  # one sentence: a few ms of work
         if len(samples):
+            if on_play is not None:
+                self._starts.append((self._played_samples + self._queued_samples, on_play))
             self._queue.append(samples)
             self._queued_samples += len(samples)
             self._idle.clear()
 
+    @property
+    def played_s(self) -> float:
+        return self._played_samples / RTC_RATE
+
     def clear(self) -> None:
         self._queue.clear()
+        self._starts.clear()
         self._queued_samples = 0
         self._paused = False
         self._idle.set()
@@ -118,6 +129,10 @@ class SpeakerTrack(PacedAudioTrack):
             else:
                 self._queue[0] = head[take:]
         self._queued_samples -= filled
+        self._played_samples += filled
+        while self._starts and self._starts[0][0] < self._played_samples:
+            start, on_play = self._starts.popleft()
+            on_play(start / RTC_RATE)
         if filled:
             self._played.set()
         if not self._queue:

@@ -76,6 +76,9 @@ class AgentTurnDone(Event):
 
 @dataclass
 class Sources(Event):
+    """The passages a turn's answer may draw on (those scoring at least ``rag.score_threshold``), best first;
+    ``grounded``: the answer was asked for from the documents."""
+
     type: ClassVar[str] = "sources"
     turn_id: int
     passages: list[dict[str, Any]]

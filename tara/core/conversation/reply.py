@@ -198,7 +198,8 @@ class Reply:
             await self._committed.wait()
             host.state.think()
             host.emit(host.empathy.remember(turn.id, heard, emotion, host.emotion))
-            host.emit(Sources(turn.id, [p.to_dict() for p in passages], prompt.grounded))
+            cited = stack.prompts.relevant(passages)  # what the page names under the reply ("from kettle.md")
+            host.emit(Sources(turn.id, [p.to_dict() for p in cited], prompt.grounded))
 
     async def _retrieve(self) -> list[Passage]:
         """Passages for each of the turn's questions on their own; a follow-up that finds nothing

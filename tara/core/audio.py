@@ -17,7 +17,7 @@ PIPELINE_RATE = 16000  # what VAD and STT consume
 
 @dataclass(frozen=True)
 class TimedWord:
-    """A word of speech and when it starts, in seconds from the first sample of the sentence it is in."""
+    """A word of speech and when it starts, in seconds from the first sample of the chunk that carries it."""
 
     text: str
     start: float

@@ -23,6 +23,7 @@ class AudioSink(Protocol):
     def played_s(self) -> float:
         """Seconds of audio played so far, all writes together (cleared audio never counts): where a
         reply was cut off, against the positions ``on_play`` gave."""
+        ...
 
     def clear(self) -> None:
         """Drop everything queued and not yet played (barge-in); also ends a pause."""

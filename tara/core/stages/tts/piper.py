@@ -106,16 +106,14 @@ class PiperTTS(TTS):
         )
         words = SpokenWords(text, lambda word: spoken_word_count(piper_voice, word))
         chunks = piper_voice.synthesize(text, syn_config=config, include_alignments=True)
-        offset = 0.0  # seconds of the piece before this chunk
         while True:
             with job.slot():  # a sentence at a time, between other sessions' decode steps
                 self._compute.assert_held()
                 chunk = next(chunks, None)
             if chunk is None:
                 return
-            timed = words.chunk(word_starts(chunk.phoneme_alignments or [], chunk.sample_rate), offset)
+            timed = words.chunk(word_starts(chunk.phoneme_alignments or [], chunk.sample_rate))
             yield AudioChunk(chunk.audio_int16_array, chunk.sample_rate, timed)
-            offset += len(chunk.audio_int16_array) / chunk.sample_rate
 
 
 def spoken_word_count(piper_voice, word: str) -> int:

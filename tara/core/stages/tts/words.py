@@ -64,15 +64,14 @@ class SpokenWords:
         self._next = 0
         self._lost = False
 
-    def chunk(self, word_starts: Sequence[float], offset: float) -> tuple[TimedWord, ...]:
-        """The written words a chunk says, given its spoken words' starts (seconds into the chunk) and the
-        chunk's own start (seconds into the piece)."""
+    def chunk(self, word_starts: Sequence[float]) -> tuple[TimedWord, ...]:
+        """The written words a chunk says, given its spoken words' starts (seconds into the chunk)."""
         if self._lost or not word_starts:
             return ()
         timed: list[TimedWord] = []
         spoken = 0
         while self._next < len(self._written) and spoken < len(word_starts):
-            timed.append(TimedWord(self._written[self._next], offset + word_starts[spoken]))
+            timed.append(TimedWord(self._written[self._next], word_starts[spoken]))
             spoken += self._counts[self._next]
             self._next += 1
         if spoken != len(word_starts):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from rich.console import Console
@@ -23,6 +24,16 @@ from tara.core.stages.rag.documents import document_words, vocabulary
 from tara.core.stages.stt import STT, STT_BACKENDS
 from tara.core.stages.tts import TTS, TTS_BACKENDS
 from tara.core.stages.vad import VAD_BACKENDS, Endpointer, new_endpointer
+
+
+class HearingStack(Protocol):
+    """What a ``Listener`` needs of the stack: hearing alone (``tara/tools/endpointing.py`` loads just this)."""
+
+    config: TaraConfig
+    stt: STT
+    turn_model: TurnModel
+
+    def new_vad(self) -> Endpointer: ...
 
 
 @dataclass

@@ -29,7 +29,7 @@ from tara.core.conversation.state import ConversationState
 from tara.core.conversation.turn import Hearing, TurnClock, Utterance
 from tara.core.emotion.empathy import Empathy
 from tara.core.emotion.prosody import ProsodyFeatures
-from tara.core.stack import AgentStack
+from tara.core.stack import HearingStack
 from tara.core.stages.endpointing.policy import EndOfTurnPolicy
 from tara.core.stages.stt import Transcript
 from tara.core.stages.vad import VADEvent, VADKind
@@ -72,7 +72,7 @@ class ListenerHooks(Protocol):
 
 
 class Listener:
-    def __init__(self, stack: AgentStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
+    def __init__(self, stack: HearingStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
         self.config = stack.config
         self.vad = stack.new_vad()
         self._stt = stack.stt

@@ -34,5 +34,8 @@ class WordsOnly:
 
 TURN_MODELS: Registry[TurnModel] = Registry(
     "endpointing.backend",
-    {"transcript": "tara.core.stages.endpointing:WordsOnly", "smart-turn": "tara.core.stages.endpointing.smart_turn:SmartTurn"},
+    {
+        "transcript": "tara.core.stages.endpointing:WordsOnly",
+        "smart-turn": "tara.core.stages.endpointing.smart_turn:SmartTurn",
+    },
 )

@@ -21,9 +21,9 @@ from tara.core.conversation.events import (
 from tara.core.conversation.phrases import NOT_HEARD_PHRASE
 from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
+from tara.core.stages.endpointing.settings import SmartTurnEndpointing
 from tara.core.stages.rag import Document
 from tara.core.stages.stt import Transcript
-from tara.core.stages.endpointing.settings import SmartTurnEndpointing
 from tests.fakes import (
     FailingSTT,
     ScriptedLLM,

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tara.core.sections import ConfigError, Device, Section, backend_name, bundled_or_existing_path
-from tara.core.stages.endpointing.settings import EndpointingConfig, TranscriptEndpointing
+from tara.core.stages.endpointing.settings import EndpointingConfig, SmartTurnEndpointing
 from tara.core.stages.llm.settings import LlamaCppSettings, LLMConfig
 from tara.core.stages.tts.settings import PiperSettings, TTSConfig
 
@@ -176,7 +176,7 @@ class TaraConfig(BaseSettings):
     server: ServerConfig = ServerConfig()
     api: APIConfig = APIConfig()
     vad: VADConfig = VADConfig()
-    endpointing: EndpointingConfig = TranscriptEndpointing()
+    endpointing: EndpointingConfig = SmartTurnEndpointing()
     stt: STTConfig = STTConfig()
     rag: RAGConfig = RAGConfig()
     llm: LLMConfig = LlamaCppSettings()

@@ -30,7 +30,7 @@ from tara.core.conversation.state import ConversationState
 from tara.core.conversation.turn import TurnClock
 from tara.core.emotion.empathy import Empathy
 from tara.core.stages.endpointing import TURN_MODELS, TurnModel
-from tara.core.stages.stt import STT, STT_BACKENDS
+from tara.core.stages.stt import STT, STT_BACKENDS, Transcript
 from tara.core.stages.vad import VAD_BACKENDS, WINDOW, Endpointer, VADEvent, VADKind
 from tara.tools.measure import stats
 from tara.tools.spoken import Voices
@@ -60,7 +60,7 @@ UNFINISHED = [  # the first part, a pause, then the rest
     ("So the thing is", "my appointment is on Monday."),
 ]
 VOICES = ("us", "gb", "f3", "piper")
-PAUSE_S = 0.7  # the pause mid-sentence (Voices adds 0.5 s of quiet before each part; this tops it up)
+PAUSE_S = 0.7  # the pause put into the sentence
 SPEECH_LEVEL = 300  # int16 amplitude (-40 dBFS): quieter is the synthesiser's trailing silence
 TAIL_S = 2.0  # quiet after the last words: longer than any end-of-turn silence
 
@@ -103,6 +103,19 @@ class RecordingModel:
         probability = await self._model.probability_done(audio)
         self.said.append(probability)
         return probability
+
+
+class RecordingSTT(STT):
+    """The recogniser, remembering each transcript, for the report."""
+
+    def __init__(self, stt: STT) -> None:
+        self._stt = stt
+        self.heard: list[str] = []
+
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+        transcript = await self._stt.transcribe(audio, urgent)
+        self.heard.append(transcript.text)
+        return transcript
 
 
 class QuietHooks:
@@ -151,6 +164,7 @@ class Heard:
     ends: list[int] = field(default_factory=list)  # the position the end-of-turn was decided at
     silences_ms: list[float] = field(default_factory=list)  # silence waited after the voice stopped, per end
     probabilities: list[float | None] = field(default_factory=list)
+    transcripts: list[str] = field(default_factory=list)
 
 
 async def spoken_set(voices: Voices) -> list[Clip]:
@@ -160,19 +174,30 @@ async def spoken_set(voices: Voices) -> list[Clip]:
             speech = await voices.speak(text, voice)
             clips.append(Clip(text, voice, _with_tail(speech), last_words_at=0))
         for first, rest in UNFINISHED:
-            head, tail = await voices.speak(first, voice), await voices.speak(rest, voice)
-            head = head[: np.nonzero(np.abs(head) > SPEECH_LEVEL)[0][-1] + 1]  # the pause starts at the last word
-            gap = np.zeros(int((PAUSE_S - 0.5) * PIPELINE_RATE), dtype=np.int16)
-            last = len(head) + len(gap) + PIPELINE_RATE // 2
-            clips.append(Clip(f"{first} ... {rest}", voice, _with_tail(np.concatenate([head, gap, tail])), last))
+            whole, head = await voices.speak(f"{first} {rest}", voice), await voices.speak(first, voice)
+            cut = _word_boundary(whole, near=int(np.nonzero(np.abs(head) > SPEECH_LEVEL)[0][-1]))
+            gap = np.zeros(int(PAUSE_S * PIPELINE_RATE), dtype=np.int16)
+            audio = np.concatenate([whole[:cut], gap, whole[cut:]])
+            clips.append(Clip(f"{first} ... {rest}", voice, _with_tail(audio), last_words_at=cut + len(gap)))
     return clips
+
+
+def _word_boundary(speech: np.ndarray, near: int) -> int:
+    """The quietest 10 ms within 80 ms of ``near``: where the first part ends inside the whole sentence.
+
+    The pause goes into the sentence spoken whole, not between two parts spoken apart: a synthesiser ends
+    every text it is given with a finished sentence's falling voice, which a mid-sentence pause has not.
+    """
+    frame = PIPELINE_RATE // 100
+    starts = range(max(0, near - 8 * frame), min(len(speech) - frame, near + 8 * frame), frame // 2)
+    return min(starts, key=lambda start: float(np.mean(speech[start : start + frame].astype(np.float64) ** 2)))
 
 
 def _with_tail(speech: np.ndarray) -> np.ndarray:
     return np.concatenate([speech, np.zeros(int(TAIL_S * PIPELINE_RATE), dtype=np.int16)])
 
 
-async def hear(parts: HearingParts, model: RecordingModel, clip: Clip, latency_ms: int) -> Heard:
+async def hear(parts: HearingParts, model: RecordingModel, stt: RecordingSTT, clip: Clip, latency_ms: int) -> Heard:
     """Feed ``clip`` to a fresh listener window by window; a pause's jobs answer ``latency_ms`` of audio later."""
     spawned: list[asyncio.Task[Any]] = []
 
@@ -183,7 +208,7 @@ async def hear(parts: HearingParts, model: RecordingModel, clip: Clip, latency_m
     listener = Listener(parts, QuietHooks(), Empathy(), spawn)
     vad = listener.vad
     assert isinstance(vad, WatchedEndpointer)
-    heard, said_before = Heard(), len(model.said)
+    heard, said_before, heard_before = Heard(), len(model.said), len(stt.heard)
     pad = parts.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
     latency = latency_ms * PIPELINE_RATE // 1000
     waiting: list[tuple[int, list[asyncio.Task[Any]]]] = []  # (position due, the jobs a pause or an end started)
@@ -203,14 +228,14 @@ async def hear(parts: HearingParts, model: RecordingModel, clip: Clip, latency_m
     for task in spawned:
         task.cancel()
     await asyncio.gather(*spawned, return_exceptions=True)
-    heard.probabilities = model.said[said_before:]
+    heard.probabilities, heard.transcripts = model.said[said_before:], stt.heard[heard_before:]
     return heard
 
 
 async def evaluate_endpointing(config: TaraConfig, latency_ms: int, folder: Path) -> dict[str, Any]:
     """Every backend of ``endpointing`` over the same spoken set; its shared keys (silences, words) from ``config``."""
     compute = Compute()
-    stt = STT_BACKENDS.create(config.stt.backend, config.stt, config.data_path, compute=compute)
+    stt = RecordingSTT(STT_BACKENDS.create(config.stt.backend, config.stt, config.data_path, compute=compute))
     await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
     clips = await spoken_set(Voices(folder))
     no_partials = config.stt.model_copy(update={"partial_interval_ms": 3_600_000})  # shown to nobody here
@@ -222,7 +247,7 @@ async def evaluate_endpointing(config: TaraConfig, latency_ms: int, folder: Path
         model = RecordingModel(TURN_MODELS.create(name, settings, compute=compute))
         await model.probability_done(np.zeros(PIPELINE_RATE, dtype=np.int16))  # warm, and not counted below
         parts = HearingParts(config.model_copy(update={"endpointing": settings, "stt": no_partials}), stt, model)
-        heard = [await hear(parts, model, clip, latency_ms) for clip in clips]
+        heard = [await hear(parts, model, stt, clip, latency_ms) for clip in clips]
         report["backends"][name] = summary(clips, heard)
     return report
 
@@ -240,6 +265,7 @@ def summary(clips: list[Clip], heard: list[Heard]) -> dict[str, Any]:
             "ended": len(result.ends),
             "silence_ms": result.silences_ms[-1] if result.ends and not early else None,
             "probabilities": [None if p is None else round(p, 3) for p in result.probabilities],
+            "transcripts": result.transcripts,
         }
         rows.append(row)
         kinds.setdefault(row["kind"], []).append(row)

@@ -92,6 +92,6 @@ class SmartTurnEndpointing(TranscriptRule):
 
 # The ``endpointing`` section: the first is the default (the checker sees the plain union, as for ``tts``).
 if TYPE_CHECKING:
-    EndpointingConfig: TypeAlias = TranscriptEndpointing | SmartTurnEndpointing
+    EndpointingConfig: TypeAlias = SmartTurnEndpointing | TranscriptEndpointing
 else:
-    EndpointingConfig = by_backend(TranscriptEndpointing, SmartTurnEndpointing)
+    EndpointingConfig = by_backend(SmartTurnEndpointing, TranscriptEndpointing)

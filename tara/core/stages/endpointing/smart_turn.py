@@ -55,12 +55,15 @@ class SmartTurn:
             log.warning("smart turn failed; the transcript alone decides this turn", exc_info=True)
             return None
 
-    def _score(self, audio: np.ndarray) -> float:
-        samples = audio[-WINDOW_SAMPLES:].astype(np.float32) / 32768.0
+    def features(self, audio: np.ndarray) -> np.ndarray:
+        """The model's input for ``audio`` (int16 or float at 16 kHz): 80 log-mel bins by 800 frames."""
+        samples = audio[-WINDOW_SAMPLES:].astype(np.float32)  # any scale: normalised below
         samples = np.pad(samples, (WINDOW_SAMPLES - len(samples), 0))
         samples = (samples - samples.mean()) / np.sqrt(samples.var() + 1e-7)  # Whisper's do_normalize
+        return self._features(samples, padding=0).astype(np.float32)
+
+    def _score(self, audio: np.ndarray) -> float:
         with self._compute.job(urgent=True).slot():
             self._compute.assert_held()
-            features = self._features(samples, padding=0)[np.newaxis].astype(np.float32)
-            (probability,) = self._session.run(None, {"input_features": features})
+            (probability,) = self._session.run(None, {"input_features": self.features(audio)[np.newaxis]})
         return float(np.asarray(probability).ravel()[0])

@@ -254,9 +254,10 @@ async def evaluate_endpointing(config: TaraConfig, latency_ms: int, folder: Path
 
 def summary(clips: list[Clip], heard: list[Heard]) -> dict[str, Any]:
     """Per kind of clip: how many turns were cut off early, and the silence after the last words of the rest."""
-    rows, kinds = [], {}
+    rows: list[dict[str, Any]] = []
+    kinds: dict[str, list[dict[str, Any]]] = {}
     for clip, result in zip(clips, heard, strict=True):
-        early = [end for end in result.ends[:-1]] + [end for end in result.ends[-1:] if end < clip.last_words_at]
+        early = result.ends[:-1] + [end for end in result.ends[-1:] if end < clip.last_words_at]
         row = {
             "text": clip.text,
             "voice": clip.voice,
@@ -269,17 +270,15 @@ def summary(clips: list[Clip], heard: list[Heard]) -> dict[str, Any]:
         }
         rows.append(row)
         kinds.setdefault(row["kind"], []).append(row)
-    by_kind = {
-        kind: {
+    by_kind = {}
+    for kind, group in kinds.items():
+        silences = [row["silence_ms"] for row in group if row["silence_ms"] is not None]
+        mean = round(float(np.mean(silences)), 1) if silences else float("nan")
+        by_kind[kind] = {
             "clips": len(group),
             "cut_off": sum(row["cut_off"] for row in group),
-            "silence_ms": stats([row["silence_ms"] for row in group if row["silence_ms"] is not None]),
-            "silence_ms_mean": round(
-                float(np.mean([row["silence_ms"] for row in group if row["silence_ms"] is not None] or [np.nan])), 1
-            ),
+            "silence_ms": {**stats(silences), "mean": mean},
         }
-        for kind, group in kinds.items()
-    }
     return {"kinds": by_kind, "clips": rows}
 
 
@@ -296,7 +295,7 @@ def markdown(report: dict[str, Any]) -> str:
             silence = figures["silence_ms"]
             lines.append(
                 f"| {name}, {kind} | {figures['clips']} | {figures['cut_off']} | "
-                f"{silence['p50']:.0f} / {silence['p95']:.0f} / {figures['silence_ms_mean']:.0f} |"
+                f"{silence['p50']:.0f} / {silence['p95']:.0f} / {silence['mean']:.0f} |"
             )
     return "\n".join(lines)
 

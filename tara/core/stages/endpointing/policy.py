@@ -8,8 +8,9 @@ finished question or statement ends the turn after a short silence, a sentence t
 
 Smart Turn (``endpointing.backend: smart-turn``) hears what words cannot show, a falling voice or a
 drawn-out "so...": sure the user is done, it ends the turn after ``done_silence_ms``; sure they are not,
-it waits ``incomplete_silence_ms``; unsure, the words decide. Words that trail off always wait: the
-model only hears the last eight seconds, and "and" at the end is the surest sign there is more.
+it waits ``incomplete_silence_ms``; unsure, the words decide. Words that trail off always wait ("and"
+at the end is the surest sign there is more), and so does a greeting: "Hello Tara." sounds finished,
+and is most often followed by the question.
 """
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ class EndOfTurnPolicy:
             return None
         if text.endswith(OPEN_ENDINGS) or words[-1] in self._continuations:
             return self.config.incomplete_silence_ms
+        finished = text.endswith(COMPLETE_ENDINGS)
+        opening = finished and not text.endswith("?") and len(words) < MIN_STATEMENT_WORDS
         config = self.config
         if probability_done is not None and isinstance(config, SmartTurnEndpointing):
-            if probability_done >= config.done_probability:
-                return config.done_silence_ms
             if probability_done <= config.unfinished_probability:
                 return config.incomplete_silence_ms
-        if text.endswith("?") or (text.endswith(COMPLETE_ENDINGS) and len(words) >= MIN_STATEMENT_WORDS):
-            return self.config.complete_silence_ms
+            if probability_done >= config.done_probability and not opening:
+                return config.done_silence_ms
+        if text.endswith("?") or (finished and not opening):
+            return config.complete_silence_ms
         return None

@@ -26,7 +26,9 @@ def test_finished_sentences_end_quickly_and_trailing_ones_wait():
 
 def test_smart_turn_sets_the_silence_where_the_words_leave_room():
     policy = EndOfTurnPolicy(SmartTurnEndpointing(complete_silence_ms=200, incomplete_silence_ms=1000))
-    assert policy.silence_needed_ms("Hello Tara.", 0.9) == 80  # sure it is done: a greeting can be all of it
+    assert policy.silence_needed_ms("I need to cancel my appointment", 0.9) == 80  # no full stop heard: the voice
+    assert policy.silence_needed_ms("Hello Tara.", 0.99) is None  # a greeting still waits for the question
+    assert policy.silence_needed_ms("Hello Tara.", 0.1) == 1000
     assert policy.silence_needed_ms("How long is the warranty?", 0.8) == 80
     assert policy.silence_needed_ms("How long is the warranty?", 0.2) == 1000  # sure it is not: wait
     assert policy.silence_needed_ms("How long is the warranty?", 0.5) == 200  # unsure: the words decide

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tara.core.sections import ConfigError, Device, Section, backend_name, bundled_or_existing_path
+from tara.core.stages.endpointing.settings import EndpointingConfig, SmartTurnEndpointing
 from tara.core.stages.llm.settings import LlamaCppSettings, LLMConfig
 from tara.core.stages.tts.settings import PiperSettings, TTSConfig
 
@@ -85,57 +86,6 @@ class VADConfig(Section):
     pause_ms: int = Field(default=120, ge=32, le=5000)  # silence after which a transcript is started speculatively
     speech_pad_ms: int = Field(default=100, ge=0, le=1000)
     min_speech_ms: int = Field(default=150, ge=0, le=5000)
-
-
-class EndpointingConfig(Section):
-    """How much silence ends the user's turn, judged from what they said so far.
-
-    The transcript made on the first pause decides: a question, or a finished sentence of four words or
-    more, ends the turn after ``complete_silence_ms``; one that trails off on a connective or filler
-    ("and", "so", "um", a comma) waits ``incomplete_silence_ms``; anything else ``vad.min_silence_ms``.
-    """
-
-    complete_silence_ms: int = Field(default=200, ge=32, le=5000)
-    incomplete_silence_ms: int = Field(default=1000, ge=32, le=10000)
-    continuation_words: list[str] = [
-        "and",
-        "but",
-        "or",
-        "so",
-        "because",
-        "um",
-        "uh",
-        "er",
-        "erm",
-        "like",
-        "the",
-        "a",
-        "an",
-        "to",
-        "of",
-        "with",
-        "for",
-        "about",
-        "if",
-        "then",
-        "my",
-        "your",
-        "is",
-        "are",
-        "what",
-        "which",
-        "that",
-        "in",
-        "on",
-        "at",
-        "from",
-        "i",
-        "we",
-        "you",
-        "was",
-        "also",
-        "maybe",
-    ]
 
 
 class STTConfig(Section):
@@ -226,7 +176,7 @@ class TaraConfig(BaseSettings):
     server: ServerConfig = ServerConfig()
     api: APIConfig = APIConfig()
     vad: VADConfig = VADConfig()
-    endpointing: EndpointingConfig = EndpointingConfig()
+    endpointing: EndpointingConfig = SmartTurnEndpointing()
     stt: STTConfig = STTConfig()
     rag: RAGConfig = RAGConfig()
     llm: LLMConfig = LlamaCppSettings()

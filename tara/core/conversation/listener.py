@@ -29,8 +29,8 @@ from tara.core.conversation.state import ConversationState
 from tara.core.conversation.turn import Hearing, TurnClock, Utterance
 from tara.core.emotion.empathy import Empathy
 from tara.core.emotion.prosody import ProsodyFeatures
-from tara.core.stack import AgentStack
-from tara.core.stages.endpointing import EndOfTurnPolicy
+from tara.core.stack import HearingStack
+from tara.core.stages.endpointing.policy import EndOfTurnPolicy
 from tara.core.stages.stt import Transcript
 from tara.core.stages.vad import VADEvent, VADKind
 
@@ -72,10 +72,11 @@ class ListenerHooks(Protocol):
 
 
 class Listener:
-    def __init__(self, stack: AgentStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
+    def __init__(self, stack: HearingStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
         self.config = stack.config
         self.vad = stack.new_vad()
         self._stt = stack.stt
+        self._turn_model = stack.turn_model
         self._hooks = hooks
         self._empathy = empathy  # measures the prosody alongside each final transcription
         self._spawn = spawn
@@ -164,12 +165,14 @@ class Listener:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
             prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
-            transcript = await self._stt.transcribe(audio)
+            transcript, done = await asyncio.gather(
+                self._stt.transcribe(audio), self._turn_model.probability_done(audio)
+            )
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
-        if still_paused:
+        if still_paused:  # counted from where the voice stopped: a late verdict of "done" ends the turn at once
             self.vad.set_end_silence(
-                self._end_of_turn.silence_needed_ms(text) if text else self.config.vad.min_silence_ms
+                self._end_of_turn.silence_needed_ms(text, done) if text else self.config.vad.min_silence_ms
             )
         if self._dismissed_as_backchannel(utterance, text):
             return transcript

@@ -208,7 +208,9 @@ class BargeInConfig(Section):
         "mm-hm",
         "mm-hmm",
         "uh-huh",
+        "uh",  # whisper-base writes espeak-ng's "uh-huh" as "Uh uh."
         "hmm",
+        "hm",
         "ok",
         "okay",
         "right",

@@ -189,7 +189,7 @@ class BargeInConfig(Section):
     """How user speech over the agent is told apart from the agent's own echo and from backchannels."""
 
     threshold: float = Field(default=0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
-    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech needed before the agent pauses to listen
+    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech over the agent that makes an utterance to judge
     min_level_dbfs: float = Field(default=-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
     backchannel_max_ms: int = Field(default=1200, ge=0, le=10000)  # longer speech over the agent always interrupts
     energy_onset: bool = True  # duck the agent's voice on the first loud 10 ms, before the VAD is sure

@@ -121,8 +121,9 @@ class Listener:
 
     def _on_vad(self, event: VADEvent) -> None:
         hooks, state = self._hooks, self._hooks.state
+        if event.kind in (VADKind.ONSET, VADKind.START):
+            self._barge_in_policy.speech_confirmed()  # the VAD heard speech: its events decide from here
         if event.kind is VADKind.ONSET and state.speaking:
-            self._barge_in_policy.speech_confirmed()
             self._pause_agent()  # maybe the user: fall silent now, decide once there is enough speech to judge
         elif event.kind is VADKind.ONSET_LOST and self._utterance is None and state.speaking:
             self._resume_agent()  # a blip, not speech: go on where the voice stopped

@@ -139,9 +139,15 @@ class BargeInConfig(Section):
     """How user speech over the agent is told apart from the agent's own echo and from backchannels."""
 
     threshold: float = Field(default=0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
-    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech needed before the agent pauses to listen
+    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech over the agent that makes an utterance to judge
     min_level_dbfs: float = Field(default=-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
     backchannel_max_ms: int = Field(default=1200, ge=0, le=10000)  # longer speech over the agent always interrupts
+    energy_onset: bool = True  # duck the agent's voice on the first loud 10 ms, before the VAD is sure
+    onset_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)  # how far over the background floor that is
+    onset_confirm_ms: int = Field(default=200, ge=0, le=2000)  # the VAD must hear speech this soon, else go on
+    min_interruption_ms: int = Field(default=0, ge=0, le=10000)  # speech (LiveKit's min_interruption_duration)
+    min_interruption_words: int = Field(default=1, ge=1, le=20)  # words other than backchannels, unless long
+    false_interruption_timeout_ms: int = Field(default=2000, ge=0, le=30000)  # no words by then: go on; 0 off
     backchannels: list[str] = [
         "yeah",
         "yes",
@@ -152,7 +158,9 @@ class BargeInConfig(Section):
         "mm-hm",
         "mm-hmm",
         "uh-huh",
+        "uh",  # whisper-base writes espeak-ng's "uh-huh" as "Uh uh."
         "hmm",
+        "hm",
         "ok",
         "okay",
         "right",

@@ -19,6 +19,7 @@ from tara.core.config import ConfigError, TaraConfig, load_config  # noqa: E402
 
 console = Console(stderr=True)
 EVAL_OUT, HELDOUT_OUT = "bench-results/eval", "bench-results/heldout"
+ENDPOINTING_OUT = "bench-results/endpointing"
 
 
 def _config(args: argparse.Namespace) -> TaraConfig:
@@ -149,6 +150,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    if args.endpointing:
+        from tara.tools import endpointing
+
+        report = endpointing.run(_config(args), args.latency_ms)
+        out = Path(args.out if args.out != EVAL_OUT else ENDPOINTING_OUT)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "endpointing.json").write_text(json.dumps(report, indent=2))
+        print(endpointing.markdown(report))
+        console.print(f"wrote {out / 'endpointing.json'}")
+        return 0
     from tara.core.stack import load_stack
     from tara.tools.evaluate import evaluate, markdown
 
@@ -246,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         "conversations at once; typed: the questions typed into an in-process session (no speech: the brain alone)",
     )
     evaluation.add_argument("--callers", type=int, default=4, help="callers talking at once in crowd mode")
+    evaluation.add_argument(
+        "--endpointing",
+        action="store_true",
+        help="each endpointing backend on finished and paused spoken requests: silence waited, turns cut off",
+    )
+    evaluation.add_argument(
+        "--latency-ms", type=int, default=0, help="with --endpointing: a pause's transcription takes this much audio"
+    )
     evaluation.add_argument("--turns", type=int, default=36, help="turns per held-out knowledge base")
     evaluation.set_defaults(run=cmd_eval)
 

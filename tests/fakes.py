@@ -20,6 +20,7 @@ from tara.core.conversation.prompt import PromptBuilder
 from tara.core.conversation.sink import BufferSink, OnPlay
 from tara.core.emotion import EmotionSettings
 from tara.core.stack import AgentStack
+from tara.core.stages.endpointing import TurnModel, WordsOnly
 from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
 from tara.core.stages.rag import Document, Passage, Progress, Retriever
 from tara.core.stages.stt import STT, Transcript
@@ -218,6 +219,18 @@ class LoudVAD:
 VAD_BACKENDS.register("loud", "tests.fakes:LoudVAD")
 
 
+class ScriptedTurnModel:
+    """An end-of-turn model that says the same probability of "done" for every pause, and counts the pauses."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+        self.calls = 0
+
+    async def probability_done(self, audio: np.ndarray) -> float | None:
+        self.calls += 1
+        return self.probability
+
+
 def loud(seconds: float) -> np.ndarray:
     """``seconds`` of "speech" for ``LoudVAD`` (a tone; its transcript comes from ``ScriptedSTT``)."""
     return (8000 * np.sin(np.arange(int(seconds * PIPELINE_RATE)) * 0.07)).astype(np.int16)
@@ -234,12 +247,14 @@ def fake_stack(
     documents: list[Document] | None = None,
     tts: TTS | None = None,
     vad: str = "silero",
+    turn_model: TurnModel | None = None,
 ) -> AgentStack:
     """An ``AgentStack`` of fakes; ``vad="loud"`` swaps Silero for ``LoudVAD`` (the endpointer stays real)."""
     config = config.model_copy(update={"vad": config.vad.model_copy(update={"backend": vad})})
     retriever = KeywordRetriever(documents or [])
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
-    return AgentStack(config, stt or ScriptedSTT("Hello."), retriever, llm, tts or ToneTTS(), prompts, Compute())
+    stt, tts = stt or ScriptedSTT("Hello."), tts or ToneTTS()
+    return AgentStack(config, stt, retriever, llm, tts, prompts, Compute(), turn_model=turn_model or WordsOnly())
 
 
 async def events_until(session, kind: type, timeout: float = 60.0) -> list:

@@ -143,7 +143,7 @@ def _quantize(source: Path, target: Path, ftype: int) -> None:
         raise RuntimeError(f"llama.cpp could not re-quantize {source}")
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as source:
         while chunk := source.read(_CHUNK):
@@ -153,7 +153,7 @@ def _sha256(path: Path) -> str:
 
 def _fingerprint(path: Path) -> dict[str, object]:
     info = path.stat()
-    return {"sha256": _sha256(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+    return {"sha256": sha256_of(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
 
 
 def _digest(path: Path, recorded: dict[str, object]) -> str:
@@ -161,7 +161,7 @@ def _digest(path: Path, recorded: dict[str, object]) -> str:
     info = path.stat()
     if (info.st_size, info.st_mtime_ns) == (recorded["size"], recorded["mtime_ns"]):
         return str(recorded["sha256"])
-    return _sha256(path)
+    return sha256_of(path)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tara.core.sections import ConfigError, Device, Section, backend_name, bundled_or_existing_path
+from tara.core.stages.endpointing.settings import EndpointingConfig, SmartTurnEndpointing
 from tara.core.stages.llm.settings import LlamaCppSettings, LLMConfig
 from tara.core.stages.tts.settings import PiperSettings, TTSConfig
 
@@ -87,57 +88,6 @@ class VADConfig(Section):
     min_speech_ms: int = Field(default=150, ge=0, le=5000)
 
 
-class EndpointingConfig(Section):
-    """How much silence ends the user's turn, judged from what they said so far.
-
-    The transcript made on the first pause decides: a question, or a finished sentence of four words or
-    more, ends the turn after ``complete_silence_ms``; one that trails off on a connective or filler
-    ("and", "so", "um", a comma) waits ``incomplete_silence_ms``; anything else ``vad.min_silence_ms``.
-    """
-
-    complete_silence_ms: int = Field(default=200, ge=32, le=5000)
-    incomplete_silence_ms: int = Field(default=1000, ge=32, le=10000)
-    continuation_words: list[str] = [
-        "and",
-        "but",
-        "or",
-        "so",
-        "because",
-        "um",
-        "uh",
-        "er",
-        "erm",
-        "like",
-        "the",
-        "a",
-        "an",
-        "to",
-        "of",
-        "with",
-        "for",
-        "about",
-        "if",
-        "then",
-        "my",
-        "your",
-        "is",
-        "are",
-        "what",
-        "which",
-        "that",
-        "in",
-        "on",
-        "at",
-        "from",
-        "i",
-        "we",
-        "you",
-        "was",
-        "also",
-        "maybe",
-    ]
-
-
 class STTConfig(Section):
     backend: Literal["faster-whisper"] = "faster-whisper"
     model: str = "bundled:whisper-base"
@@ -189,9 +139,15 @@ class BargeInConfig(Section):
     """How user speech over the agent is told apart from the agent's own echo and from backchannels."""
 
     threshold: float = Field(default=0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
-    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech needed before the agent pauses to listen
+    min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech over the agent that makes an utterance to judge
     min_level_dbfs: float = Field(default=-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
     backchannel_max_ms: int = Field(default=1200, ge=0, le=10000)  # longer speech over the agent always interrupts
+    energy_onset: bool = True  # duck the agent's voice on the first loud 10 ms, before the VAD is sure
+    onset_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)  # how far over the background floor that is
+    onset_confirm_ms: int = Field(default=200, ge=0, le=2000)  # the VAD must hear speech this soon, else go on
+    min_interruption_ms: int = Field(default=0, ge=0, le=10000)  # speech (LiveKit's min_interruption_duration)
+    min_interruption_words: int = Field(default=1, ge=1, le=20)  # words other than backchannels, unless long
+    false_interruption_timeout_ms: int = Field(default=2000, ge=0, le=30000)  # no words by then: go on; 0 off
     backchannels: list[str] = [
         "yeah",
         "yes",
@@ -202,7 +158,9 @@ class BargeInConfig(Section):
         "mm-hm",
         "mm-hmm",
         "uh-huh",
+        "uh",  # whisper-base writes espeak-ng's "uh-huh" as "Uh uh."
         "hmm",
+        "hm",
         "ok",
         "okay",
         "right",
@@ -226,7 +184,7 @@ class TaraConfig(BaseSettings):
     server: ServerConfig = ServerConfig()
     api: APIConfig = APIConfig()
     vad: VADConfig = VADConfig()
-    endpointing: EndpointingConfig = EndpointingConfig()
+    endpointing: EndpointingConfig = SmartTurnEndpointing()
     stt: STTConfig = STTConfig()
     rag: RAGConfig = RAGConfig()
     llm: LLMConfig = LlamaCppSettings()

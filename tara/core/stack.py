@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from rich.console import Console
@@ -15,6 +16,7 @@ from tara.core.config import TaraConfig
 from tara.core.conversation.phrases import Speech
 from tara.core.conversation.prompt import PromptBuilder
 from tara.core.emotion import EmotionSettings
+from tara.core.stages.endpointing import TURN_MODELS, TurnModel, WordsOnly
 from tara.core.stages.llm import LLM
 from tara.core.stages.llm.tiered import load_llm
 from tara.core.stages.rag import RETRIEVERS, Retriever
@@ -22,6 +24,16 @@ from tara.core.stages.rag.documents import document_words, vocabulary
 from tara.core.stages.stt import STT, STT_BACKENDS
 from tara.core.stages.tts import TTS, TTS_BACKENDS
 from tara.core.stages.vad import VAD_BACKENDS, Endpointer, new_endpointer
+
+
+class HearingStack(Protocol):
+    """What a ``Listener`` needs of the stack: hearing alone (``tara/tools/endpointing.py`` loads just this)."""
+
+    config: TaraConfig
+    stt: STT
+    turn_model: TurnModel
+
+    def new_vad(self) -> Endpointer: ...
 
 
 @dataclass
@@ -34,6 +46,7 @@ class AgentStack:
     prompts: PromptBuilder
     compute: Compute  # the CPU the backends share (they were given it when made)
     load_seconds: dict[str, float] = field(default_factory=dict)
+    turn_model: TurnModel = field(default_factory=WordsOnly)  # how likely the user is done (``endpointing.backend``)
     speech: Speech = field(init=False)  # the TTS as sessions use it (fixed phrases recorded)
 
     def __post_init__(self) -> None:
@@ -66,14 +79,19 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
     retriever = timed("knowledge base", lambda: RETRIEVERS.create(config.rag.backend, config.rag, data_dir, kb_dir))
     llm = timed("language model", lambda: load_llm(config.llm, data_dir, compute))
     tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir, compute=compute))
+    turn_model = timed(
+        "end-of-turn model",
+        lambda: TURN_MODELS.create(config.endpointing.backend, config.endpointing, compute=compute),
+    )
     if config.stt.hotwords_from_kb:
         stt.set_vocabulary(vocabulary(retriever.documents), document_words(retriever.documents))
     prompts = PromptBuilder(config.llm, config.rag, retriever.documents, llm.count_tokens)
     started = time.perf_counter()
     with console.status("warming up (speech recognition, prompt cache, voice)..."):
         await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
+        await turn_model.probability_done(np.zeros(PIPELINE_RATE, dtype=np.int16))
         await llm.warm_up(prompts.warm_up_prefixes())
-        stack = AgentStack(config, stt, retriever, llm, tts, prompts, compute, timings)
+        stack = AgentStack(config, stt, retriever, llm, tts, prompts, compute, timings, turn_model)
         await stack.speech.record(EmotionSettings.from_preset(config.emotion.preset))
     timings["warm-up"] = round(time.perf_counter() - started, 2)
     console.log(

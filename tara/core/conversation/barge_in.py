@@ -1,16 +1,31 @@
-"""When speech over the agent counts as the user: echo guard and backchannels.
+"""When speech over the agent counts as the user: the duck, the echo guard, backchannels and LiveKit's knobs.
 
-While the agent talks the VAD demands more: a higher probability, longer speech and a level gate, so
-the agent's own voice leaking back into the mic is not taken for the user. Speech that still passes
-pauses the agent; its transcript then decides: a backchannel ("yeah", "mm-hm") lets the agent go on,
-anything else — or speech longer than ``barge_in.backchannel_max_ms`` — interrupts it.
+The agent's voice ducks (``SpeakerTrack`` fades it out at the next 20 ms frame) on the first loud 10 ms
+over it (``EnergyOnset``); the VAD must then hear speech within ``barge_in.onset_confirm_ms`` or the
+voice goes on where it stopped. While the agent talks the VAD demands more: a higher probability,
+longer speech and a level gate, so the agent's own voice leaking back into the mic is not taken for the
+user. Speech that passes keeps the agent paused; its transcript then decides, as LiveKit's agents do
+(``min_interruption_duration``, ``min_interruption_words``, ``false_interruption_timeout`` with resume):
+
+- a backchannel ("yeah", "mm-hm"), a sound with no words (a cough), fewer than ``min_interruption_words``
+  other words, or speech shorter than ``min_interruption_ms``: the agent goes on;
+- anything else, or speech longer than ``backchannel_max_ms`` whatever it says: the agent is interrupted;
+- no words ``false_interruption_timeout_ms`` after the speech stopped (a recogniser slow under load, or
+  failing): the agent goes on, and words that come later still interrupt it.
 """
 
 from __future__ import annotations
 
+import re
+
+import numpy as np
+
 from tara.core.audio import PIPELINE_RATE
 from tara.core.config import BargeInConfig
+from tara.core.conversation.onset import EnergyOnset
 from tara.core.stages.vad import Endpointer
+
+NOT_WORDS = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")  # Whisper's "[coughs]", "(clears throat)", "*sigh*"
 
 
 def normalise(phrase: str) -> str:
@@ -18,11 +33,17 @@ def normalise(phrase: str) -> str:
     return " ".join("".join(c if c.isalnum() or c in " -" else " " for c in phrase.lower()).split()).strip("-")
 
 
+def samples(ms: int) -> int:
+    return ms * PIPELINE_RATE // 1000
+
+
 class BargeInPolicy:
     def __init__(self, config: BargeInConfig) -> None:
         self.config = config
         self._backchannels = {normalise(phrase) for phrase in config.backchannels}
-        self._max_backchannel_samples = config.backchannel_max_ms * PIPELINE_RATE // 1000
+        self._max_backchannel_samples = samples(config.backchannel_max_ms)
+        self._onset = EnergyOnset(config.min_level_dbfs, config.onset_margin_db) if config.energy_onset else None
+        self._ducked_at: int | None = None  # stream sample of an energy duck the VAD has not confirmed yet
 
     def set_vad(self, vad: Endpointer, agent_speaking: bool) -> None:
         """Guarded sensitivity while the agent speaks, the configured one otherwise."""
@@ -31,6 +52,30 @@ class BargeInPolicy:
         else:
             vad.set_sensitivity()
 
+    # ---------------------------------------------------------------- the duck
+
+    def should_duck(self, pcm16k: np.ndarray, end_sample: int, agent_playing: bool) -> bool:
+        """Feed every chunk the listener hears (ending at stream sample ``end_sample``): whether a sound
+        just began over the agent's playing voice, so it should fall silent now."""
+        onset = self._onset is not None and self._onset.feed(pcm16k)
+        if onset and agent_playing:
+            self._ducked_at = end_sample
+            return True
+        return False
+
+    def speech_confirmed(self) -> None:
+        """The VAD heard speech (or the duck is over): from here its events decide."""
+        self._ducked_at = None
+
+    def duck_unconfirmed(self, position: int) -> bool:
+        """Whether the VAD heard no speech within ``onset_confirm_ms`` of the duck: a knock, not a voice."""
+        if self._ducked_at is None or position - self._ducked_at < samples(self.config.onset_confirm_ms):
+            return False
+        self._ducked_at = None
+        return True
+
+    # ---------------------------------------------------------------- the words
+
     def too_long_for_a_backchannel(self, speech_samples: int) -> bool:
         return speech_samples > self._max_backchannel_samples
 
@@ -38,3 +83,15 @@ class BargeInPolicy:
         """A known phrase, or nothing but backchannel words ("yeah, yeah", "okay okay")."""
         phrase = normalise(text)
         return phrase in self._backchannels or all(word in self._backchannels for word in phrase.split())
+
+    def interrupts(self, text: str, speech_samples: int) -> bool:
+        """Whether ``text``, heard over the agent in ``speech_samples`` of speech, ends the agent's turn."""
+        heard = NOT_WORDS.sub(" ", text)
+        if self.is_backchannel(heard) or speech_samples < samples(self.config.min_interruption_ms):
+            return False
+        words = [word for word in normalise(heard).split() if word not in self._backchannels]
+        return len(words) >= self.config.min_interruption_words
+
+    @property
+    def false_interruption_timeout_s(self) -> float | None:
+        return self.config.false_interruption_timeout_ms / 1000 or None

@@ -3,8 +3,9 @@
 The ``Listener`` proposes turns; it never replies. Through ``ListenerHooks`` (livekit's
 ``audio_recognition.py`` talks to ``agent_activity.py`` the same way) it tells the session:
 
-- speech started over the agent's voice: ``pause_agent`` now, then ``resume_agent`` if it was only a
-  backchannel ("yeah", ``BargeInPolicy``) or a blip, else ``interrupt``;
+- a sound began over the agent's voice: ``pause_agent`` at its first loud 10 ms, then ``resume_agent`` if
+  the VAD hears no speech in it, or its words say it was only a backchannel ("yeah") or a cough, else
+  ``interrupt`` (``BargeInPolicy``);
 - a pause with words in it: ``propose`` a speculative turn, heard only if ``confirm`` follows when the
   end-of-turn silence has run out (``EndOfTurnPolicy`` sets how long, from the words);
 - the end of an utterance that was not answered speculatively: ``propose`` a committed turn, or
@@ -29,8 +30,8 @@ from tara.core.conversation.state import ConversationState
 from tara.core.conversation.turn import Hearing, TurnClock, Utterance
 from tara.core.emotion.empathy import Empathy
 from tara.core.emotion.prosody import ProsodyFeatures
-from tara.core.stack import AgentStack
-from tara.core.stages.endpointing import EndOfTurnPolicy
+from tara.core.stack import HearingStack
+from tara.core.stages.endpointing.policy import EndOfTurnPolicy
 from tara.core.stages.stt import Transcript
 from tara.core.stages.vad import VADEvent, VADKind
 
@@ -72,10 +73,11 @@ class ListenerHooks(Protocol):
 
 
 class Listener:
-    def __init__(self, stack: AgentStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
+    def __init__(self, stack: HearingStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
         self.config = stack.config
         self.vad = stack.new_vad()
         self._stt = stack.stt
+        self._turn_model = stack.turn_model
         self._hooks = hooks
         self._empathy = empathy  # measures the prosody alongside each final transcription
         self._spawn = spawn
@@ -84,6 +86,7 @@ class Listener:
         self._audio = RollingAudio()  # the utterance being heard, or a short pre-roll
         self._utterance: Utterance | None = None
         self._stt_lock = asyncio.Lock()  # one final transcription at a time per session
+        self._agent_paused = False  # by this listener, to hear what is said over the agent
 
     @property
     def hearing(self) -> bool:
@@ -93,12 +96,20 @@ class Listener:
     def agent_speaking(self, speaking: bool) -> None:
         """The agent's voice started or stopped: the VAD guards against its echo while it talks."""
         self._barge_in_policy.set_vad(self.vad, agent_speaking=speaking)
+        if not speaking:
+            self._agent_paused = False
+            self._barge_in_policy.speech_confirmed()
 
     def push(self, pcm16k: np.ndarray) -> None:
         """Mono int16 microphone audio at 16 kHz (owned by the listener from now on)."""
         self._audio.append(pcm16k)
+        playing = self._hooks.state.speaking and not self._agent_paused and self._utterance is None
+        if self._barge_in_policy.should_duck(pcm16k, self._audio.end, agent_playing=playing):
+            self._pause_agent()  # a sound began over the voice: silent at the next frame, the VAD judges it
         for event in self.vad.feed(pcm16k):
             self._on_vad(event)
+        if self._barge_in_policy.duck_unconfirmed(self._audio.end):
+            self._resume_agent()  # no speech in it (a knock, a click): go on where the voice stopped
         utterance = self._utterance
         if utterance is None:  # keep only a short pre-roll while nobody speaks
             self._audio.trim(PIPELINE_RATE)
@@ -111,16 +122,18 @@ class Listener:
 
     def _on_vad(self, event: VADEvent) -> None:
         hooks, state = self._hooks, self._hooks.state
+        if event.kind in (VADKind.ONSET, VADKind.START):
+            self._barge_in_policy.speech_confirmed()  # the VAD heard speech: its events decide from here
         if event.kind is VADKind.ONSET and state.speaking:
-            hooks.pause_agent()  # maybe the user: fall silent now, decide once there is enough speech to judge
+            self._pause_agent()  # maybe the user: fall silent now, decide once there is enough speech to judge
         elif event.kind is VADKind.ONSET_LOST and self._utterance is None and state.speaking:
-            hooks.resume_agent()  # a blip, not speech: go on where the voice stopped
+            self._resume_agent()  # a blip, not speech: go on where the voice stopped
         if event.kind is VADKind.START:
             self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
             hooks.emit(UserSpeechStarted())
             if state.speaking:
                 self._utterance.hearing = Hearing.UNDECIDED
-                hooks.pause_agent()
+                self._pause_agent()
             elif state.thinking:
                 hooks.interrupt()
         utterance = self._utterance
@@ -129,11 +142,13 @@ class Listener:
         if event.kind is VADKind.PAUSE:
             utterance.pause_sample, utterance.paused_at = event.sample, time.perf_counter()
             self._start_final_transcription(utterance, event.sample)
+            if utterance.hearing is Hearing.UNDECIDED:
+                self._spawn(self._resume_if_no_words(utterance))
         elif event.kind is VADKind.RESUME:
             utterance.pause_sample = utterance.paused_at = None
-            if utterance.hearing is Hearing.BACKCHANNEL:  # "yeah, but ..." — listen again before deciding
+            if utterance.hearing in (Hearing.BACKCHANNEL, Hearing.UNDECIDED):  # "yeah, but ...": listen again
                 utterance.hearing = Hearing.UNDECIDED
-                hooks.pause_agent()
+                self._pause_agent()
             if state.speculating():
                 hooks.interrupt()  # the user went on: the speculative reply answered half a question
         elif event.kind is VADKind.END:
@@ -164,14 +179,16 @@ class Listener:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
             prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
-            transcript = await self._stt.transcribe(audio)
+            transcript, done = await asyncio.gather(
+                self._stt.transcribe(audio), self._turn_model.probability_done(audio)
+            )
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
-        if still_paused:
+        if still_paused:  # counted from where the voice stopped: a late verdict of "done" ends the turn at once
             self.vad.set_end_silence(
-                self._end_of_turn.silence_needed_ms(text) if text else self.config.vad.min_silence_ms
+                self._end_of_turn.silence_needed_ms(text, done) if text else self.config.vad.min_silence_ms
             )
-        if self._dismissed_as_backchannel(utterance, text):
+        if self._dismissed_as_backchannel(utterance, text, end):
             return transcript
         if text and still_paused:
             # still silent: start answering now, heard only once the silence confirms the turn is over
@@ -180,22 +197,47 @@ class Listener:
             self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
         return transcript
 
-    def _dismissed_as_backchannel(self, utterance: Utterance, text: str) -> bool:
-        """For speech over the agent: resume the agent if it was only a backchannel, else interrupt it."""
+    def _dismissed_as_backchannel(self, utterance: Utterance, text: str, end: int) -> bool:
+        """For speech over the agent (up to stream sample ``end``): resume the agent if it was only a
+        backchannel, a cough or too short to count, else interrupt it."""
         if utterance.hearing is Hearing.BACKCHANNEL:  # already judged (the end waits on the pause's transcript)
             return True
         if utterance.hearing is not Hearing.UNDECIDED:
             return False
-        if not text or self._barge_in_policy.is_backchannel(text):
+        speech = end - utterance.start_sample - 2 * self.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
+        if not self._barge_in_policy.interrupts(text, speech):
             utterance.hearing = Hearing.BACKCHANNEL
-            self._hooks.resume_agent()
+            self._resume_agent()
             return True
         self._barge_in(utterance)
         return False
 
+    async def _resume_if_no_words(self, utterance: Utterance) -> None:
+        """LiveKit's false-interruption timeout: speech over the agent that has not been judged this long
+        after it stopped (a recogniser slow under load, or failing) lets the agent go on; words that
+        come later still interrupt it."""
+        timeout = self._barge_in_policy.false_interruption_timeout_s
+        if timeout is None:
+            return
+        await asyncio.sleep(timeout - self.config.vad.pause_ms / 1000)  # the pause came pause_ms into the silence
+        still_talking = self._utterance is not None and self._utterance.pause_sample is None
+        if utterance.hearing is Hearing.UNDECIDED and not still_talking:
+            log.info("no words %.1f s after speech over the agent: it goes on", timeout)
+            self._resume_agent()
+
     def _barge_in(self, utterance: Utterance) -> None:
         utterance.hearing = Hearing.USER
+        self._agent_paused = False
         self._hooks.interrupt()
+
+    def _pause_agent(self) -> None:
+        self._agent_paused = True
+        self._hooks.pause_agent()
+
+    def _resume_agent(self) -> None:
+        self._agent_paused = False
+        self._barge_in_policy.speech_confirmed()
+        self._hooks.resume_agent()
 
     def _maybe_partial(self, utterance: Utterance) -> None:
         if utterance.partial_job is None or utterance.partial_job.done():
@@ -251,6 +293,6 @@ class Listener:
             log.info("transcript rejected: %s (%r)", transcript.rejected, transcript.doubtful)
             self._hooks.not_understood(turn_id, clock)
             return
-        if self._dismissed_as_backchannel(utterance, text) or not text:
+        if self._dismissed_as_backchannel(utterance, text, end) or not text:
             return
         self._hooks.propose(turn_id, text, clock, audio, prosody, speculative_end=None)

@@ -7,7 +7,14 @@ import aiohttp
 import numpy as np
 
 from tara.core.audio import AudioChunk, rms_dbfs
-from tara.server.tracks import FRAME_SAMPLES, JITTER_BUFFER_ATTRIBUTE, RTC_RATE, SpeakerTrack
+from tara.server.tracks import (
+    FADE_SAMPLES,
+    FRAME_SAMPLES,
+    JITTER_BUFFER_ATTRIBUTE,
+    RTC_RATE,
+    InOrderAudioBuffer,
+    SpeakerTrack,
+)
 from tara.tools.caller import SILENCE_DBFS, TaraClient
 
 QUESTION = "What is the name of the observatory's main telescope?"
@@ -19,7 +26,7 @@ async def test_a_spoken_question_is_answered_over_webrtc(live_server, stack, voi
         assert len(peers.peers) == 1
         peer = next(iter(peers.peers.values()))
         buffers = [getattr(r, JITTER_BUFFER_ATTRIBUTE) for r in peer.pc.getReceivers() if r.track.kind == "audio"]
-        assert buffers and all(b._prefetch == 1 for b in buffers)  # the mic reaches the VAD without 80 ms held back
+        assert buffers and all(isinstance(b, InOrderAudioBuffer) for b in buffers)  # the mic reaches the VAD at once
         clip = client.say(voice(QUESTION))
         metrics = (await client.wait_for("metrics", timeout=90))["stages"]  # a turn's last event
         done = client.events_of("agent_done")[-1]
@@ -137,7 +144,7 @@ async def test_closing_a_peer_cancels_its_session_tasks(live_server):
         assert peer.speaker.readyState == "ended"
 
 
-async def test_the_speaker_track_is_paced_and_stops_at_once_on_clear():
+async def test_the_speaker_track_is_paced_and_fades_out_at_once_on_clear():
     track = SpeakerTrack()
     track.write(AudioChunk(np.full(22050, 8000, dtype=np.int16), 22050))  # one second of sound
     loop = asyncio.get_running_loop()
@@ -148,12 +155,12 @@ async def test_the_speaker_track_is_paced_and_stops_at_once_on_clear():
     assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(10)]
     assert np.abs(frames[-1].to_ndarray()).max() > 1000
 
-    track.pause()
-    assert np.abs((await track.recv()).to_ndarray()).max() == 0
+    track.pause()  # the next frame fades out in 5 ms (tests/unit/server/test_tracks.py), then silence
+    assert np.abs((await track.recv()).to_ndarray()[0, FADE_SAMPLES:]).max() == 0
     track.resume()
     assert np.abs((await track.recv()).to_ndarray()).max() > 1000
-    track.clear()  # barge-in: the very next frame is silent
-    assert np.abs((await track.recv()).to_ndarray()).max() == 0
+    track.clear()  # barge-in: the very next frame fades out and is silent after
+    assert np.abs((await track.recv()).to_ndarray()[0, FADE_SAMPLES:]).max() == 0
     await asyncio.wait_for(track.drain(), 0.1)
     track.stop()
 
@@ -208,12 +215,12 @@ async def test_the_speaker_track_says_when_each_chunk_starts_playing_and_how_muc
     assert starts == [0.0, 0.01] and track.played_s == 0.02
     track.pause()
     track._next_samples()
-    assert track.played_s == 0.02  # paused, nothing plays
-    track.clear()  # barge-in: the third chunk is never played and never says so
+    assert track.played_s == 0.025  # paused: 5 ms fade out, then nothing plays
+    track.clear()  # barge-in: the rest is never played and its chunk never says it started
     track.resume()
     track._next_samples()
-    assert starts == [0.0, 0.01] and track.played_s == 0.02
+    assert starts == [0.0, 0.01] and track.played_s == 0.025
     track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)
     track._next_samples()
-    assert starts == [0.0, 0.01, 0.02] and track.played_s == 0.04
+    assert starts == [0.0, 0.01, 0.025] and track.played_s == 0.045
     track.stop()

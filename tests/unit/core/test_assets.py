@@ -30,8 +30,8 @@ def test_makes_the_file_once_and_reuses_it(tmp_path, source, quantize_calls):
     assert made == tmp_path / "models" / "m" / "m-q4_0.gguf"
     assert made.read_bytes() == b"weights|2"
     stamp = json.loads(made.with_suffix(".json").read_text())
-    assert stamp["quant"] == "q4_0" and stamp["source"]["sha256"] == assets._sha256(source)
-    assert stamp["output"]["sha256"] == assets._sha256(made)
+    assert stamp["quant"] == "q4_0" and stamp["source"]["sha256"] == assets.sha256_of(source)
+    assert stamp["output"]["sha256"] == assets.sha256_of(made)
     assert assets.requantized(source, "m", "q4_0", tmp_path) == made
     assert quantize_calls == [2]
     assert not list(made.parent.glob(".*partial"))
@@ -78,7 +78,7 @@ def test_remakes_the_file_when_it_or_its_stamp_is_wrong(tmp_path, source, quanti
     assert assets.requantized(source, "m", "q4_0", tmp_path) == made
     assert len(quantize_calls) == 2
     assert made.read_bytes() == source.read_bytes() + b"|2"
-    assert json.loads(stamp.read_text())["output"]["sha256"] == assets._sha256(made)
+    assert json.loads(stamp.read_text())["output"]["sha256"] == assets.sha256_of(made)
 
 
 def test_a_touched_but_unchanged_file_is_hashed_again_and_kept(tmp_path, source, quantize_calls):

@@ -171,10 +171,13 @@ async def test_a_reply_started_on_a_pause_is_dropped_when_the_user_goes_on(stack
     """Speculation: the reply starts during the end-of-turn silence, but is heard only if the turn ends."""
     from dataclasses import replace
 
+    from tara.core.stages.endpointing.settings import TranscriptEndpointing
+
     patient = stack.config.model_copy(
         update={
             "vad": stack.config.vad.model_copy(update={"min_silence_ms": 1500}),
-            "endpointing": stack.config.endpointing.model_copy(update={"complete_silence_ms": 1500}),
+            # the words alone decide here: a model sure "Tell me about the ferry." is done would end it at once
+            "endpointing": TranscriptEndpointing(complete_silence_ms=1500),
         }
     )
     sink = CountingSink()

@@ -21,9 +21,20 @@ from tara.core.conversation.events import (
 from tara.core.conversation.phrases import NOT_HEARD_PHRASE
 from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
+from tara.core.stages.endpointing.settings import SmartTurnEndpointing
 from tara.core.stages.rag import Document
 from tara.core.stages.stt import Transcript
-from tests.fakes import FailingSTT, ScriptedLLM, ScriptedSTT, events_until, fake_stack, loud, quiet, words
+from tests.fakes import (
+    FailingSTT,
+    ScriptedLLM,
+    ScriptedSTT,
+    ScriptedTurnModel,
+    events_until,
+    fake_stack,
+    loud,
+    quiet,
+    words,
+)
 
 FRAME = 320  # 20 ms
 MUSEUM = [
@@ -184,4 +195,32 @@ async def test_a_question_cut_off_before_any_answer_is_asked_again_with_the_next
     while not any(isinstance(e, AgentText) for e in events):
         events = await events_until(session, TurnMetrics, timeout=10)
     assert llm.prompts[-1][-1].content.endswith("Tell me about the ferry. And its timetable.")
+    await session.close()
+
+
+def with_smart_turn(config):
+    return config.model_copy(update={"endpointing": SmartTurnEndpointing()})
+
+
+async def test_a_turn_model_sure_the_user_is_done_ends_the_turn_early(config):
+    # words with no full stop say nothing either way (vad.min_silence_ms, 400 ms): the model's "done" ends it at 80 ms
+    stt, model = ScriptedSTT("When does it open"), ScriptedTurnModel(0.95)
+    llm = ScriptedLLM(words("Hi."))
+    stack = fake_stack(with_smart_turn(config), llm, stt, vad="loud", documents=MUSEUM, turn_model=model)
+    session = Session(stack, BufferSink())
+    await talk(session, loud(1.0), quiet(0.3))
+    events = await events_until(session, TurnMetrics, timeout=10)
+    assert finals(events) == ["When does it open"] and model.calls == 1
+    await session.close()
+
+
+async def test_a_turn_model_sure_the_user_is_not_done_waits_through_a_long_pause(config):
+    stt = ScriptedSTT("How long is the warranty?", "How long is the warranty on the kettle?")
+    model = ScriptedTurnModel(0.1)  # the words look finished, the voice did not
+    llm = ScriptedLLM(words("Two years."))
+    stack = fake_stack(with_smart_turn(config), llm, stt, vad="loud", documents=MUSEUM, turn_model=model)
+    session = Session(stack, BufferSink())
+    await talk(session, loud(1.0), quiet(0.6), loud(0.6), quiet(1.5))  # the transcript rule ends it at 200 ms
+    events = await events_until(session, TurnMetrics, timeout=10)
+    assert finals(events) == ["How long is the warranty on the kettle?"] and model.calls == 2
     await session.close()

@@ -203,24 +203,3 @@ def test_ice_follows_the_bind_address_and_checks_stay_on_its_networks():
     assert kept.startswith("v=0\r\nm=audio") and kept.endswith("a=end-of-candidates\r\n")
     kept = keep_candidates_on(offer, [ipaddress.ip_network("192.168.1.0/24")])
     assert "192.168.1.30" in kept and "127.0.0.1" not in kept
-
-
-async def test_the_speaker_track_says_when_each_chunk_starts_playing_and_how_much_has_played():
-    track = SpeakerTrack()
-    starts: list[float] = []
-    track.write(AudioChunk(np.full(480, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)  # 10 ms
-    track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)  # starts at 10 ms
-    track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)  # at 30 ms
-    track._next_samples()
-    assert starts == [0.0, 0.01] and track.played_s == 0.02
-    track.pause()
-    track._next_samples()
-    assert track.played_s == 0.025  # paused: 5 ms fade out, then nothing plays
-    track.clear()  # barge-in: the rest is never played and its chunk never says it started
-    track.resume()
-    track._next_samples()
-    assert starts == [0.0, 0.01] and track.played_s == 0.025
-    track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)
-    track._next_samples()
-    assert starts == [0.0, 0.01, 0.025] and track.played_s == 0.045
-    track.stop()

@@ -266,3 +266,11 @@ async def events_until(session, kind: type, timeout: float = 60.0) -> list:
             seen.append(event)
             if isinstance(event, kind):
                 return seen
+
+
+def queued_events(session) -> list:
+    """Every event a session has queued so far, without waiting."""
+    events = []
+    while not session.events.empty():
+        events.append(session.events.get_nowait())
+    return events

@@ -9,7 +9,7 @@ from tara.core.conversation.events import AgentText, AgentTurnDone
 from tara.core.conversation.heard import SpokenPiece, heard_text
 from tara.core.conversation.session import Session
 from tara.core.stages.rag import Document
-from tests.fakes import PlayedSink, ScriptedLLM, WordTTS, events_until, fake_stack, words
+from tests.fakes import PlayedSink, ScriptedLLM, WordTTS, events_until, fake_stack, queued_events, words
 
 KETTLE = [Document("brightline-kettle.md", "The Brightline kettle costs 40 dollars and has a two year warranty.")]
 RATE = 16000
@@ -45,7 +45,7 @@ async def test_each_piece_is_shown_as_it_starts_playing_with_its_word_times(conf
     session.say_text("Tell me about the kettle.")
     while len(sink.chunks) < 5:  # both sentences synthesised and queued, nothing played
         await asyncio.sleep(0.01)
-    assert not [e for e in _drained(session) if isinstance(e, AgentText)]
+    assert not [e for e in queued_events(session) if isinstance(e, AgentText)]
     sink.play(0.01)
     first = (await events_until(session, AgentText, timeout=5))[-1]
     assert first.text == "The kettle costs forty dollars."
@@ -84,10 +84,3 @@ async def test_a_reply_cut_off_before_a_word_played_leaves_nothing_in_the_histor
     done = (await events_until(session, AgentTurnDone, timeout=5))[-1]
     assert done.interrupted and done.text == "" and session.history == []
     await session.close()
-
-
-def _drained(session: Session) -> list:
-    events = []
-    while not session.events.empty():
-        events.append(session.events.get_nowait())
-    return events

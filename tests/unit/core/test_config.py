@@ -187,3 +187,14 @@ def test_the_gpu_profile_without_its_files_names_each_missing_key(monkeypatch):
     keys = [line.split(":")[0].strip() for line in str(error.value).splitlines()[1:]]
     assert {"stt.model", "llm.model", "tts.weights", "tts.tokenizer", "tts.mimi"} <= set(keys)
     assert all("does not exist" in line for line in str(error.value).splitlines()[1:])
+
+
+def test_denoise_is_on_by_default_and_can_be_turned_off(monkeypatch, tmp_path):
+    assert load_config(DEFAULT_CONFIG).audio.denoise == "rnnoise"
+    monkeypatch.setenv("TARA_AUDIO__DENOISE", "off")
+    assert load_config().audio.denoise == "off"
+    monkeypatch.delenv("TARA_AUDIO__DENOISE")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("audio:\n  denoise: speex\n")
+    with pytest.raises(ConfigError, match=r"audio\.denoise"):
+        load_config(bad)

@@ -82,7 +82,13 @@ class APIConfig(Section):
 class AudioConfig(Section):
     """The inbound microphone's cleanup (``tara/core/stages/mic``), before VAD and STT hear it."""
 
-    denoise: Literal["off", "rnnoise"] = "rnnoise"  # RNNoise on the 48 kHz mic: room noise out, speech kept
+    denoise: Literal["off", "rnnoise"] = "off"  # rnnoise: RNNoise on the 48 kHz mic (whisper hears worse through it)
+
+    @field_validator("denoise", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``off`` as false."""
+        return "off" if value is False else value
 
 
 class VADConfig(Section):

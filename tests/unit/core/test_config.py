@@ -189,11 +189,14 @@ def test_the_gpu_profile_without_its_files_names_each_missing_key(monkeypatch):
     assert all("does not exist" in line for line in str(error.value).splitlines()[1:])
 
 
-def test_denoise_is_on_by_default_and_can_be_turned_off(monkeypatch, tmp_path):
-    assert load_config(DEFAULT_CONFIG).audio.denoise == "rnnoise"
-    monkeypatch.setenv("TARA_AUDIO__DENOISE", "off")
-    assert load_config().audio.denoise == "off"
+def test_denoise_is_off_by_default_and_can_be_turned_on(monkeypatch, tmp_path):
+    assert load_config(DEFAULT_CONFIG).audio.denoise == "off"
+    monkeypatch.setenv("TARA_AUDIO__DENOISE", "rnnoise")
+    assert load_config().audio.denoise == "rnnoise"
     monkeypatch.delenv("TARA_AUDIO__DENOISE")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("audio:\n  denoise: off\n")  # YAML's false
+    assert load_config(bare).audio.denoise == "off"
     bad = tmp_path / "bad.yaml"
     bad.write_text("audio:\n  denoise: speex\n")
     with pytest.raises(ConfigError, match=r"audio\.denoise"):

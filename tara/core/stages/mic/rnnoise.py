@@ -10,7 +10,7 @@ filter needs, so the wheel is installed with ``--no-deps`` (see the Makefile) an
 Cost: 0.36 ms per frame of noisy speech on one core of the 2-core development box (0.07 ms on
 silence), i.e. about 4 % of a core per caller. That is too much to run on the event loop for every
 caller, so ``MicChain.clean`` runs the chain on its own thread; ctypes lets go of the GIL during the
-call. The output lags the input by one frame (10 ms), RNNoise's analysis window.
+call. The output lags the input by two frames (20 ms, measured): RNNoise's analysis window and look-ahead.
 """
 
 from __future__ import annotations

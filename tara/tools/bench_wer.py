@@ -31,12 +31,15 @@ SNR_DB = 5.0
 NOISE_ALONE_S = 15.0
 SETTLE_S = 1.5  # after a clip, for a turn that noise started to be heard out
 TURN_TIMEOUT_S = 20.0  # a question nothing was heard of gets an empty transcript after this
+# A reply is heard this long, then cut off: one cut before any of it was heard makes the session ask
+# that question again with the next one (``Session.replied``), and the next transcript would hold both.
+REPLY_HEARD_S = 1.0
 
 
 async def heard(client: TaraClient, audio: np.ndarray) -> str:
-    """The server's final transcript of one spoken question (the reply is cut off at once); '' if none."""
+    """The server's final transcript of one spoken question (its reply cut off soon); '' if none."""
     try:
-        return (await ask(client, audio, timeout=TURN_TIMEOUT_S, max_reply_s=0.0))["heard"]
+        return (await ask(client, audio, timeout=TURN_TIMEOUT_S, max_reply_s=REPLY_HEARD_S))["heard"]
     except TimeoutError:
         return ""
 

@@ -8,9 +8,13 @@ requests, smart_open, soundfile, soxr, jinja2), ``tqdm`` and ``matplotlib``, non
 filter needs, so the wheel is installed with ``--no-deps`` (see the Makefile) and only its library is used.
 
 Cost: 0.36 ms per frame of noisy speech on one core of the 2-core development box (0.07 ms on
-silence), i.e. about 4 % of a core per caller. That is too much to run on the event loop for every
-caller, so ``MicChain.clean`` runs the chain on its own thread; ctypes lets go of the GIL during the
-call. The output lags the input by two frames (20 ms, measured): RNNoise's analysis window and look-ahead.
+silence), i.e. about 4 % of a core per caller: not tiny enough for the event loop (0.8 ms of every
+20 ms packet, per caller), so ``MicChain.clean`` runs the chain on its own thread (ctypes lets go of
+the GIL during the call) and the loop spends 66 us a packet handing it over. The output lags the input
+by two frames (20 ms, measured): RNNoise's analysis window and look-ahead.
+
+Off by default: through WebRTC it made whisper mishear espeak questions more, clean and in noise
+(``tara bench --wer``; README, "Noise suppression").
 """
 
 from __future__ import annotations
@@ -27,16 +31,17 @@ from tara.core.stages.mic import FRAME
 
 PACKAGE = "pyrnnoise"
 INSTALL = "pip install --no-deps pyrnnoise==0.4.5"
+LIBRARY_NAMES = ("librnnoise.so", "librnnoise.dylib", "rnnoise.dll")  # the wheel's, per platform
 
 
 def _library_path() -> Path:
-    """The wheel's ``librnnoise.so``, found without importing the package (its ``__init__`` pulls audiolab)."""
+    """The wheel's library, found without importing the package (its ``__init__`` pulls audiolab)."""
     spec = importlib.util.find_spec(PACKAGE)
-    folders = spec.submodule_search_locations if spec is not None else None
-    path = Path(next(iter(folders)), "librnnoise.so") if folders else None
-    if path is None or not path.is_file():
-        raise ConfigError(f"audio.denoise: rnnoise needs the {PACKAGE} wheel's librnnoise.so ({INSTALL})")
-    return path
+    folder = next(iter(spec.submodule_search_locations or ()), None) if spec is not None else None
+    found = [Path(folder, name) for name in LIBRARY_NAMES if folder and Path(folder, name).is_file()]
+    if not found:
+        raise ConfigError(f"audio.denoise: rnnoise needs the {PACKAGE} wheel's librnnoise ({INSTALL})")
+    return found[0]
 
 
 def _load() -> ctypes.CDLL:

@@ -1,13 +1,17 @@
 """RNNoise as a mic filter: whole 10 ms frames in and out, silence kept silent, steady noise taken out."""
 
+import importlib.util
 import threading
 
 import numpy as np
+import pytest
 
 from tara.core.audio import rms_dbfs
 from tara.core.config import AudioConfig
-from tara.core.stages.mic import FRAME, MIC_RATE, MicChain, new_mic_chain
+from tara.core.sections import ConfigError
+from tara.core.stages.mic import FRAME, MIC_RATE, MicChain, new_mic_chain, rnnoise
 from tara.core.stages.mic.rnnoise import RNNoiseFilter
+from tests.fakes import ScriptedLLM, fake_stack
 
 
 def fan_noise(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
@@ -55,3 +59,16 @@ async def test_the_chain_cleans_off_the_event_loop() -> None:
     denoised = MicChain([RNNoiseFilter()]).process(noise)
     assert np.array_equal(await MicChain([RNNoiseFilter(), Where()]).clean(noise), denoised)
     assert seen and all(name.startswith("tara-mic") for name in seen)
+
+
+def test_a_missing_library_says_how_to_install_it(monkeypatch) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"audio\.denoise.*pip install --no-deps pyrnnoise"):
+        rnnoise._library_path()
+
+
+def test_the_stack_gives_each_call_the_configured_chain(config) -> None:
+    denoising = config.model_copy(update={"audio": AudioConfig(denoise="rnnoise")})
+    stack = fake_stack(denoising, ScriptedLLM("Hi."))
+    first, second = stack.new_mic_chain(), stack.new_mic_chain()
+    assert isinstance(first.filters[0], RNNoiseFilter) and first.filters[0] is not second.filters[0]

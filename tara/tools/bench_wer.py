@@ -31,9 +31,7 @@ SNR_DB = 5.0
 NOISE_ALONE_S = 15.0
 SETTLE_S = 1.5  # after a clip, for a turn that noise started to be heard out
 TURN_TIMEOUT_S = 20.0  # a question nothing was heard of gets an empty transcript after this
-# A reply is heard this long, then cut off: one cut before any of it was heard makes the session ask
-# that question again with the next one (``Session.replied``), and the next transcript would hold both.
-REPLY_HEARD_S = 1.0
+REPLY_HEARD_S = 1.0  # a reply is let play this long, then cut off
 
 
 async def heard(client: TaraClient, audio: np.ndarray) -> str:
@@ -64,9 +62,16 @@ async def measure(url: str, count: int, folder: Path) -> dict[str, Any]:
     texts = [QUESTIONS[i % len(QUESTIONS)] for i in range(count)]
     result: dict[str, Any] = {"wer": {}, "heard": {}, "false_starts": {}}
     async with TaraClient(url) as client:
+        # A reply cut off unheard makes the session ask that question again with the next one
+        # (``Session.replied``): the transcript before is taken off the front of the next.
+        before = ""
         for noise in (None, *NOISES):
             condition = noise or "clean"
-            hypotheses = [await heard(client, await voices.speak(text, "us", noise)) for text in texts]
+            hypotheses = []
+            for text in texts:
+                transcript = await heard(client, await voices.speak(text, "us", noise))
+                hypotheses.append(transcript.removeprefix(f"{before} ") if before else transcript)
+                before = transcript or before
             result["heard"][condition] = hypotheses
             result["wer"][condition] = round(word_error_rate(texts, hypotheses), 3)
             console.log(f"[wer] {condition}: WER {result['wer'][condition]:.3f}")

@@ -105,11 +105,9 @@ async def wer_bench(count: int, settings: list[str], config: str | None, out: Pa
 
 
 def print_wer(report: dict[str, Any]) -> None:
-    table = Table(
-        title=f"What Tara hears through WebRTC ({report['questions']} questions, noise at {SNR_DB:.0f} dB SNR)"
-    )
-    for column in ("audio.denoise", "WER clean", *(f"WER {n}" for n in NOISES), "WER noisy", "false starts / turns"):
-        table.add_column(column, justify="left" if column == "audio.denoise" else "right")
+    table = Table(title=f"WER through WebRTC ({report['questions']} questions; noise at {SNR_DB:.0f} dB SNR)")
+    for column in ("denoise", "clean", *NOISES, "noisy", "false starts / turns"):
+        table.add_column(column, justify="left" if column == "denoise" else "right")
     for setting, result in report["denoise"].items():
         starts = result["false_starts"]
         table.add_row(

@@ -13,12 +13,14 @@ export TRANSFORMERS_OFFLINE := 1
 .PHONY: setup run test test-fast lint bench bench-webrtc doctor clean
 
 # moshi (Mimi, for CSM) pins torch<2.10 and huggingface-hub<1.0, so it goes in with --no-deps; its real
-# needs are in the csm extra. faiss-gpu and faiss-cpu install the same `faiss` package: gpu keeps the GPU one.
+# needs are in the csm extra. pyrnnoise (audio.denoise) too: Tara uses only its librnnoise.so, not audiolab & co.
+# faiss-gpu and faiss-cpu install the same `faiss` package: gpu keeps the GPU one.
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Python packages (first time: a few minutes; llama.cpp compiles once and is cached by pip)"
 	$(BIN)/pip install --progress-bar on -e '.[$(EXTRAS_$(PROFILE))]'
 	$(BIN)/pip install --no-deps moshi==0.2.13
+	$(BIN)/pip install --no-deps pyrnnoise==0.4.5
 ifeq ($(PROFILE),gpu)
 	$(BIN)/pip uninstall -y faiss-cpu
 	$(BIN)/pip install --no-deps --force-reinstall faiss-gpu==1.15.1

@@ -191,6 +191,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             soak=args.soak,
             config=args.config,
             out=Path(args.out),
+            wer=args.wer,
+            wer_denoise=args.wer_denoise.split(","),
         )
     )
     return 0
@@ -275,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--turns-per-session", type=int, default=2, help="turns of each caller at 2+ sessions")
     bench.add_argument("--soak", type=int, default=0, help="also run this many turns and report RSS growth")
     bench.add_argument("--out", default="bench-results/latest", help="folder for report.json and latency.png")
+    bench.add_argument("--wer", type=int, default=0, help="also speak this many questions clean and in noise: WER")
+    bench.add_argument("--wer-denoise", default="off,rnnoise", help="audio.denoise settings the WER section compares")
     bench.set_defaults(run=cmd_bench)
     return parser
 

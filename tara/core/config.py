@@ -79,6 +79,18 @@ class APIConfig(Section):
         return self
 
 
+class AudioConfig(Section):
+    """The inbound microphone's cleanup (``tara/core/stages/mic``), before VAD and STT hear it."""
+
+    denoise: Literal["off", "rnnoise"] = "off"  # rnnoise: RNNoise on the 48 kHz mic (whisper hears worse through it)
+
+    @field_validator("denoise", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``off`` as false."""
+        return "off" if value is False else value
+
+
 class VADConfig(Section):
     backend: Literal["silero"] = "silero"
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -183,6 +195,7 @@ class TaraConfig(BaseSettings):
     data_dir: str = str(Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "tara")
     server: ServerConfig = ServerConfig()
     api: APIConfig = APIConfig()
+    audio: AudioConfig = AudioConfig()
     vad: VADConfig = VADConfig()
     endpointing: EndpointingConfig = SmartTurnEndpointing()
     stt: STTConfig = STTConfig()

@@ -17,6 +17,7 @@ from tara.core.stages.endpointing.settings import SmartTurnEndpointing
 from tara.core.stages.endpointing.smart_turn import MODEL_FILE
 from tara.core.stages.llm import LLM_BACKENDS
 from tara.core.stages.llm.settings import LlamaCppSettings, OpenAISettings
+from tara.core.stages.mic import MIC_FILTERS, OFF
 from tara.core.stages.rag import RETRIEVERS
 from tara.core.stages.rag.documents import kb_files
 from tara.core.stages.stt import STT_BACKENDS
@@ -37,6 +38,7 @@ PACKAGES = [
     "aiohttp",
     "av",
     "pydantic",
+    "pyrnnoise",
 ]
 
 
@@ -86,6 +88,12 @@ def run_doctor(config: TaraConfig, console: Console) -> int:
             key,
             lambda r=registry, n=name: f"{n} ({r.resolve(n).__name__})",
             f"set {key} to one of {', '.join(registry.names)}",
+        )
+    if config.audio.denoise != OFF:
+        row(
+            "audio.denoise",
+            lambda: f"{config.audio.denoise} ({MIC_FILTERS.resolve(config.audio.denoise).__name__})",
+            "pip install --no-deps pyrnnoise==0.4.5 (make setup), or set audio.denoise: off",
         )
     row(
         "stt.model",

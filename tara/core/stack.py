@@ -19,6 +19,7 @@ from tara.core.emotion import EmotionSettings
 from tara.core.stages.endpointing import TURN_MODELS, TurnModel, WordsOnly
 from tara.core.stages.llm import LLM
 from tara.core.stages.llm.tiered import load_llm
+from tara.core.stages.mic import MIC_FILTERS, MicChain, mic_filter_names, new_mic_chain
 from tara.core.stages.rag import RETRIEVERS, Retriever
 from tara.core.stages.rag.documents import document_words, vocabulary
 from tara.core.stages.stt import STT, STT_BACKENDS
@@ -56,6 +57,10 @@ class AgentStack:
         """VADs are per stream: Silero keeps recurrent state."""
         return new_endpointer(self.config.vad)
 
+    def new_mic_chain(self) -> MicChain:
+        """Mic filters are per stream too: RNNoise keeps recurrent state."""
+        return new_mic_chain(self.config.audio)
+
 
 async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Console | None = None) -> AgentStack:
     """Load every stage named by ``config``, index the knowledge base and warm the LLM's prompt cache."""
@@ -72,6 +77,8 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         return value
 
     VAD_BACKENDS.resolve(config.vad.backend)  # fail at start on an unknown name
+    for name in mic_filter_names(config.audio):
+        MIC_FILTERS.resolve(name)  # and on a mic filter whose library is missing
     compute = Compute()  # the process's cores, shared by every session's models
     stt = timed(
         "speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir, compute=compute)

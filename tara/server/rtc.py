@@ -111,6 +111,7 @@ class Peer:
         self.stack = stack
         self.speaker = SpeakerTrack()
         self.session = Session(stack, self.speaker)
+        self.mic = stack.new_mic_chain()  # the inbound mic's cleanup, with this call's filter state
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._channel = None
         self._tasks: set[asyncio.Task] = set()
@@ -200,7 +201,7 @@ class Peer:
     # ------------------------------------------------------------------ tasks
 
     async def _listen(self, track: MediaStreamTrack) -> None:
-        async for pcm in received_pcm(track):
+        async for pcm in received_pcm(track, self.mic):
             if len(pcm):
                 self.session.push_audio(pcm)
         self.close()  # the browser hung up

@@ -186,7 +186,7 @@ async def received_pcm(track: MediaStreamTrack, chain: MicChain | None = None) -
         if chain is None or not chain.filters:
             yield to_pipeline.push_frame(frame)
         else:
-            yield to_pipeline.push(chain.process(to_mono.push_frame(frame)))
+            yield to_pipeline.push(await chain.clean(to_mono.push_frame(frame)))
 
 
 class InOrderAudioBuffer(JitterBuffer):

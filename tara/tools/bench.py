@@ -9,7 +9,9 @@ natural pauses between turns. Measured at the caller:
   sentence, first audio); what the caller measured beyond the server's own total is the network
   (Opus framing, jitter buffers, pacing) and is reported as ``network``;
 - barge-in: the first audible sample of speech over the agent → the agent's audio silent at the caller;
-- concurrency: several callers talking at once; and the server's RSS across a soak of many turns.
+- concurrency: several callers talking at once; and the server's RSS across a soak of many turns;
+- with ``--wer N``: word error rates clean and in noise, and false starts on noise alone, for each
+  ``audio.denoise`` setting (``tara/tools/bench_wer.py``).
 
 Writes ``report.json`` and ``latency.png`` (distribution per concurrency level and a per-stage
 waterfall) to ``--out`` and prints a table.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -61,16 +64,23 @@ class BenchOptions:
     soak: int = 0  # turns, spread over the largest session count
     config: str | None = None
     out: Path = Path("bench-results")
+    wer: int = 0  # questions spoken clean and in each noise (0: no WER section)
+    wer_denoise: list[str] = field(default_factory=lambda: ["off", "rnnoise"])  # a server for each setting
 
 
-def start_server(config: str | None, port: int, log_path: Path, kb: Path | None = None) -> subprocess.Popen:
-    """``tara serve`` on loopback in its own process (over the knowledge base ``kb``, if given)."""
+def start_server(
+    config: str | None, port: int, log_path: Path, kb: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """``tara serve`` on loopback in its own process (over the knowledge base ``kb``, with config overrides
+    ``env`` such as ``TARA_AUDIO__DENOISE``, if given)."""
     command = [sys.executable, "-m", "tara", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if config:
         command[3:3] = ["--config", config]
     if kb:
         command += ["--kb", str(kb)]
-    server = subprocess.Popen(command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
     with console.status("starting tara serve (loading models)..."):
         for _ in range(600):
             if server.poll() is not None:
@@ -315,11 +325,20 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
 
 def bench(options: BenchOptions) -> dict[str, Any]:
-    """Run the benchmark; write report.json and latency.png to ``options.out``; print the table."""
+    """Run the benchmark; write report.json and latency.png to ``options.out``; print the tables.
+
+    ``--turns 0`` leaves the latency sections out (for a WER run alone)."""
+    from tara.tools.bench_wer import print_wer, wer_bench  # (it builds on this module)
+
     options.out.mkdir(parents=True, exist_ok=True)
-    report = asyncio.run(run_bench(options))
+    report = asyncio.run(run_bench(options)) if options.turns else {}
+    if options.wer:
+        report["wer"] = asyncio.run(wer_bench(options.wer, options.wer_denoise, options.config, options.out))
     (options.out / "report.json").write_text(json.dumps(report, indent=2))
-    print_table(report["summary"])
-    plot(report, options.out / "latency.png")
-    console.print(f"wrote {options.out / 'report.json'} and {options.out / 'latency.png'}")
+    if "summary" in report:
+        print_table(report["summary"])
+        plot(report, options.out / "latency.png")
+    if "wer" in report:
+        print_wer(report["wer"])
+    console.print(f"wrote {options.out / 'report.json'}" + (" and latency.png" if "summary" in report else ""))
     return report

@@ -91,7 +91,8 @@ class ProsodyChange:
         )
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
+def word_error_rate(reference: str | list[str], hypothesis: str | list[str]) -> float:
+    """Of one sentence, or of a list of them together (errors over all their words)."""
     return float(jiwer.wer(reference, hypothesis, reference_transform=_NORMALISE, hypothesis_transform=_NORMALISE))
 
 

@@ -17,6 +17,7 @@ from tara.core.audio import PIPELINE_RATE, read_audio, resample
 from tara.core.config import load_config
 
 SNR_DB = 12.0
+NOISES = ("babble", "fan", "street", "keyboard")
 ESPEAK_VOICES = {"us": ("en-us", 160), "gb": ("en-gb", 150), "f3": ("en-us+f3", 175)}
 BABBLE = [
     "I think we should leave a bit earlier tomorrow morning.",
@@ -26,17 +27,24 @@ BABBLE = [
 ]
 
 
+def speech_rms(speech: np.ndarray) -> float:
+    """The loudness of the voiced part of int16 speech (quiet gaps left out), what SNRs are measured against."""
+    voiced = speech.astype(np.float64)
+    return float(np.sqrt(np.mean(voiced[np.abs(voiced) > 300] ** 2)))
+
+
 class Voices:
     """Spoken test sentences, made once per run: espeak-ng or Piper, with noise mixed in where asked."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, snr_db: float = SNR_DB) -> None:
         self.folder = folder
+        self.snr_db = snr_db  # speech over mixed-in noise
         self._piper = None
         self._made: dict[tuple[str, str, str | None], np.ndarray] = {}
 
     async def speak(self, text: str, voice: str, noise: str | None = None) -> np.ndarray:
         """``text`` in ``voice`` (a key of ``ESPEAK_VOICES``, or ``piper``) after half a second of quiet,
-        with ``noise`` (babble, fan or street) mixed in at ``SNR_DB``; made once, then reused."""
+        with ``noise`` (one of ``NOISES``) mixed in at ``snr_db``; made once, then reused."""
         key = (text, voice, noise)
         if key not in self._made:
             self._made[key] = await self._speech(text, voice, noise)
@@ -72,8 +80,13 @@ class Voices:
         return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
 
     def _with_noise(self, speech: np.ndarray, kind: str, seed: int) -> np.ndarray:
+        mixed = self.noise(kind, len(speech) + PIPELINE_RATE // 2, speech_rms(speech), seed)  # runs on past the speech
+        mixed[: len(speech)] += speech
+        return np.clip(mixed, -32768, 32767).astype(np.int16)
+
+    def noise(self, kind: str, length: int, speech_level: float, seed: int) -> np.ndarray:
+        """``length`` samples of ``kind`` noise (float64), ``snr_db`` below speech whose ``speech_rms`` is ``speech_level``."""
         rng = np.random.default_rng(seed)
-        length = len(speech) + PIPELINE_RATE // 2  # noise runs on past the speech, as a room does
         if kind == "babble":
             voices = [
                 self._espeak(line, voice, 170)
@@ -89,11 +102,19 @@ class Voices:
         elif kind == "street":
             noise = rng.normal(size=length) * (0.6 + 0.4 * np.sin(np.arange(length) / PIPELINE_RATE * 2 * np.pi * 0.3))
             noise = np.convolve(noise, np.ones(8) / 8, mode="same")  # traffic: duller than hiss, coming and going
+        elif kind == "keyboard":
+            noise = self._typing(length, rng)
         else:
-            raise ValueError(f"unknown noise {kind!r}; choose babble, fan or street")
-        voiced = speech.astype(np.float64)
-        speech_rms = np.sqrt(np.mean(voiced[np.abs(voiced) > 300] ** 2))
-        noise *= speech_rms / (np.sqrt(np.mean(noise**2)) * 10 ** (SNR_DB / 20))
-        mixed = noise
-        mixed[: len(voiced)] += voiced
-        return np.clip(mixed, -32768, 32767).astype(np.int16)
+            raise ValueError(f"unknown noise {kind!r}; choose {', '.join(NOISES)}")
+        return noise * speech_level / (np.sqrt(np.mean(noise**2)) * 10 ** (self.snr_db / 20))
+
+    @staticmethod
+    def _typing(length: int, rng: np.random.Generator) -> np.ndarray:
+        """Key clicks: 5 ms bursts of bright noise dying away, about eight a second at uneven gaps."""
+        clicks = np.zeros(length)
+        click = rng.normal(size=PIPELINE_RATE // 200) * np.exp(-np.arange(PIPELINE_RATE // 200) / 12)
+        click = np.diff(click, prepend=0.0)  # the clack of plastic: highs, no rumble
+        at = 0
+        while (at := at + int(rng.exponential(PIPELINE_RATE / 8))) < length - len(click):
+            clicks[at : at + len(click)] += click * rng.uniform(0.4, 1.0)
+        return clicks

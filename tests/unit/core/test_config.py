@@ -187,3 +187,17 @@ def test_the_gpu_profile_without_its_files_names_each_missing_key(monkeypatch):
     keys = [line.split(":")[0].strip() for line in str(error.value).splitlines()[1:]]
     assert {"stt.model", "llm.model", "tts.weights", "tts.tokenizer", "tts.mimi"} <= set(keys)
     assert all("does not exist" in line for line in str(error.value).splitlines()[1:])
+
+
+def test_denoise_is_off_by_default_and_can_be_turned_on(monkeypatch, tmp_path):
+    assert load_config(DEFAULT_CONFIG).audio.denoise == "off"
+    monkeypatch.setenv("TARA_AUDIO__DENOISE", "rnnoise")
+    assert load_config().audio.denoise == "rnnoise"
+    monkeypatch.delenv("TARA_AUDIO__DENOISE")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("audio:\n  denoise: off\n")  # YAML's false
+    assert load_config(bare).audio.denoise == "off"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("audio:\n  denoise: speex\n")
+    with pytest.raises(ConfigError, match=r"audio\.denoise"):
+        load_config(bad)

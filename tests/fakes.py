@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tara.core.audio import PIPELINE_RATE, AudioChunk, rms_dbfs
+from tara.core.audio import PIPELINE_RATE, AudioChunk, TimedWord, rms_dbfs
 from tara.core.concurrency import Compute
 from tara.core.config import TaraConfig
 from tara.core.conversation.prompt import PromptBuilder
+from tara.core.conversation.sink import BufferSink, OnPlay
 from tara.core.emotion import EmotionSettings
 from tara.core.stack import AgentStack
 from tara.core.stages.endpointing import TurnModel, WordsOnly
@@ -118,6 +119,67 @@ class ToneTTS(TTS):
         yield AudioChunk(tone, self.sample_rate)
 
 
+class WordTTS(ToneTTS):
+    """Says each word as ``WORD_S`` of tone, in chunks of two words, each chunk carrying its words' times."""
+
+    WORD_S = 0.25
+
+    async def stream(
+        self,
+        text: str,
+        emotion: EmotionSettings,
+        voice: str | None = None,
+        context: object = None,
+        urgent: bool = True,
+    ) -> AsyncIterator[AudioChunk]:
+        self.said.append(text)
+        written = text.split()
+        word_samples = int(self.WORD_S * self.sample_rate)
+        for first in range(0, len(written), 2):
+            pair = written[first : first + 2]
+            tone = (3000 * np.sin(np.arange(word_samples * len(pair)) * 0.05)).astype(np.int16)
+            starts = (i * self.WORD_S for i in range(len(pair)))
+            yield AudioChunk(tone, self.sample_rate, tuple(map(TimedWord, pair, starts)))
+
+
+class PlayedSink(BufferSink):
+    """A sink that plays only when a test says so (``play``): playback positions as a WebRTC track gives them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written_s = 0.0
+        self._starts: list[tuple[float, OnPlay]] = []
+        self._played = asyncio.Event()  # set whenever it plays or clears
+
+    def write(self, chunk: AudioChunk, on_play: OnPlay | None = None) -> None:
+        if on_play is not None:
+            self._starts.append((self.written_s, on_play))
+        self.chunks.append(chunk)
+        self.written_s += chunk.duration
+
+    def play(self, seconds: float) -> None:
+        """Play ``seconds`` more of what is queued."""
+        self.played_s = min(self.written_s, self.played_s + seconds)
+        while self._starts and self._starts[0][0] < self.played_s:
+            start, on_play = self._starts.pop(0)
+            on_play(start)
+        self._played.set()
+
+    def clear(self) -> None:
+        super().clear()
+        self.written_s = self.played_s  # what was queued is never played
+        self._starts.clear()
+        self._played.set()
+
+    async def drain(self) -> None:
+        await self.ahead_at_most(0.0)
+
+    async def ahead_at_most(self, seconds: float) -> None:
+        while self.written_s - self.played_s > seconds:
+            self._played.clear()
+            await self._played.wait()
+
+
 @dataclass
 class KeywordRetriever(Retriever):
     """Scores each document by how many of the query's longer words it contains (three make 1.0)."""
@@ -204,3 +266,11 @@ async def events_until(session, kind: type, timeout: float = 60.0) -> list:
             seen.append(event)
             if isinstance(event, kind):
                 return seen
+
+
+def queued_events(session) -> list:
+    """Every event a session has queued so far, without waiting."""
+    events = []
+    while not session.events.empty():
+        events.append(session.events.get_nowait())
+    return events

@@ -1,8 +1,10 @@
 // Tara's talk page: one WebRTC peer (mic up, agent voice down) plus the "events" data channel.
 // Agent audio plays from the WebRTC track so the browser's echo cancellation can remove it from the mic.
 // For tests and scripts: document.body.dataset.state holds the agent state, and #transcript holds one
-// element per utterance with data-role="user" or "agent"; a user's has a .mood line (data-label, data-reply). Query flags: ?raw=1 turns off the browser's
-// echo cancellation/noise suppression/AGC; ?record=1 keeps the received audio (window.taraTest).
+// element per utterance with data-role="user" or "agent"; a user's has a .mood line (data-label, data-reply);
+// an agent's .text holds one .word per word (data-shown-at: when it appeared), a .cut where it was talked
+// over, and a .sources line (one .source per document, its passage on hover). Query flags: ?raw=1 turns
+// off the browser's echo cancellation/noise suppression/AGC; ?record=1 keeps the received audio (window.taraTest).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +16,7 @@ let pc = null, channel = null, micStream = null, audioContext = null, heartbeat 
 const HEARTBEAT_MS = 2000;  // the server ends a call it hears nothing from (server.heartbeat_timeout_s)
 let muted = false, latencies = [];
 const utterances = new Map();  // "user-3" / "agent-3" -> element
+const reveals = new Map();  // agent turn id -> timers of its words still to be shown
 
 // ---------------------------------------------------------------- state and transcript
 
@@ -53,13 +56,47 @@ function child(element, className) {  // the element's one child of this class, 
 
 function scrollDown() { $("transcript").scrollTop = $("transcript").scrollHeight; }
 
-function appendAgentText(element, text) {
+function agentText(element) {
   let span = element.querySelector(".text");
   if (!span) {  // the reply's text goes above its "from ..." line, whichever arrived first
     span = Object.assign(document.createElement("span"), { className: "text" });
     element.insertBefore(span, element.querySelector(".sources"));
   }
-  span.textContent = span.textContent ? `${span.textContent} ${text}` : text;
+  return span;
+}
+
+function wordSpan(text) {
+  return Object.assign(document.createElement("span"), { className: "word", textContent: `${text} `, hidden: true });
+}
+
+function showWord(span) {
+  span.hidden = false;
+  span.dataset.shownAt = String(Math.round(performance.now()));
+  scrollDown();
+}
+
+// A piece of the reply arrives as its first sample plays, with each word's start: show each word as it is heard.
+function revealWords(turnId, message) {
+  const text = agentText(utterance("agent", turnId));
+  const timers = reveals.get(turnId) || [];
+  reveals.set(turnId, timers);
+  for (const word of message.words.length ? message.words : [{ text: message.text, start_ms: 0 }]) {
+    const span = text.appendChild(wordSpan(word.text));
+    const wait = word.start_ms - message.played_ms;
+    if (wait <= 0) showWord(span); else timers.push(setTimeout(() => showWord(span), wait));
+  }
+}
+
+// Talked over: exactly the words that were heard, then a mark where Tara was cut off.
+function showCut(turnId, heard) {
+  for (const timer of reveals.get(turnId) || []) clearTimeout(timer);
+  reveals.delete(turnId);
+  if (!heard && !utterances.has(`agent-${turnId}`)) return;
+  const element = utterance("agent", turnId);
+  const words = heard ? heard.split(" ").map(wordSpan) : [];
+  words.forEach(showWord);
+  agentText(element).replaceChildren(...words, Object.assign(document.createElement("span"), { className: "cut", textContent: "—" }));
+  element.classList.add("interrupted");
 }
 
 // ---------------------------------------------------------------- events from the server
@@ -110,18 +147,21 @@ const handlers = {
     mood.textContent = `${heard}: ${message.label} (${Math.round(message.confidence * 100)}%) · `
       + `replying: ${message.reply.preset}${message.auto ? " (auto)" : ""}`;
   },
-  agent_text(message) {
-    appendAgentText(utterance("agent", message.turn_id), message.text);
-    scrollDown();
-  },
+  agent_text(message) { revealWords(message.turn_id, message); },
   agent_done(message) {
-    if (message.interrupted && utterances.has(`agent-${message.turn_id}`)) utterance("agent", message.turn_id).classList.add("interrupted");
+    if (message.interrupted) showCut(message.turn_id, message.text);
+    else reveals.delete(message.turn_id);
   },
-  sources(message) {
+  sources(message) {  // "from brightline-kettle.md" under the reply; hovering a name shows its passage
     if (!message.grounded || !message.passages.length) return;
-    const names = [...new Set(message.passages.map((p) => p.source))].join(", ");
-    const element = utterance("agent", message.turn_id);
-    element.appendChild(Object.assign(document.createElement("span"), { className: "sources", textContent: `from ${names}` }));
+    const line = Object.assign(document.createElement("span"), { className: "sources", textContent: "from " });
+    const best = new Map();  // source -> its best passage (they come best first)
+    for (const passage of message.passages) if (!best.has(passage.source)) best.set(passage.source, passage.text);
+    [...best].forEach(([source, passage], i) => {
+      if (i) line.append(", ");
+      line.appendChild(Object.assign(document.createElement("span"), { className: "source", textContent: source, title: passage }));
+    });
+    utterance("agent", message.turn_id).appendChild(line);
   },
   metrics(message) { recordLatency(message.stages); },
   error(message) { showError(message.message); },

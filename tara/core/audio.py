@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import wave
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
@@ -16,11 +16,20 @@ PIPELINE_RATE = 16000  # what VAD and STT consume
 
 
 @dataclass(frozen=True)
+class TimedWord:
+    """A word of speech and when it starts, in seconds from the first sample of the chunk that carries it."""
+
+    text: str
+    start: float
+
+
+@dataclass(frozen=True)
 class AudioChunk:
-    """Mono int16 PCM at ``sample_rate``."""
+    """Mono int16 PCM at ``sample_rate``; speech from a TTS may carry the ``words`` it says (see ``TTS.stream``)."""
 
     samples: np.ndarray
     sample_rate: int
+    words: tuple[TimedWord, ...] = field(default=())
 
     @property
     def duration(self) -> float:
@@ -147,5 +156,5 @@ def without_leading_silence(chunk: AudioChunk, threshold_dbfs: float = -50.0, ke
     for start in range(0, len(chunk.samples), window):
         if rms_dbfs(chunk.samples[start : start + window]) > threshold_dbfs:
             cut = max(0, start - keep_ms * chunk.sample_rate // 1000)
-            return AudioChunk(chunk.samples[cut:], chunk.sample_rate)
+            return replace(chunk, samples=chunk.samples[cut:])  # (its words' times still count from before the cut)
     return chunk

@@ -3,6 +3,11 @@
 Every message is a JSON object with a ``type``. The server answers anything it cannot use with an
 ``error`` event and carries on; a page can never take its session down with a bad message.
 Server → page messages are the session's events (``tara.core.conversation.events``) plus ``Hello`` below.
+The reply's text is in step with its voice: ``agent_text`` comes when a piece's first sample is sent, with
+``words`` (``[{"text", "start_ms"}]`` from that sample) and ``played_ms`` (how much had played when it was
+sent), so the page shows each word ``start_ms - played_ms`` from arrival; ``agent_done`` with
+``interrupted`` carries exactly the words heard before the cut; ``sources`` lists the passages the answer
+may draw on (``source``, ``text``, ``score``), shown as "from brightline-kettle.md" with the passage on hover.
 """
 
 from __future__ import annotations

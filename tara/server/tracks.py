@@ -22,6 +22,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add, uint16_gt
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, StreamResampler, resample
+from tara.core.conversation.sink import OnPlay
 from tara.core.stages.mic import MicChain
 
 RTC_RATE = 48000
@@ -70,13 +71,16 @@ class SpeakerTrack(PacedAudioTrack):
     It is the session's ``AudioSink``: TTS chunks queue as they arrive. ``pause`` (maybe the user is
     talking) and ``clear`` (barge-in) take effect at the very next 20 ms frame, which fades the voice out
     over ``FADE_SAMPLES`` and is silent after; ``resume`` fades back in where the voice stopped. A hard
-    cut mid-word is a click the user hears; 5 ms of fade is not.
+    cut mid-word is a click the user hears; 5 ms of fade is not. A chunk's ``on_play`` runs as the frame
+    holding its first sample is sent.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._queue: deque[np.ndarray] = deque()
+        self._starts: deque[tuple[int, OnPlay]] = deque()  # (where a queued chunk starts playing, its on_play)
         self._queued_samples = 0
+        self._played_samples = 0
         self._paused = False
         self._audible = False  # whether the last frame ended in the voice (so stopping it must fade)
         self._idle = asyncio.Event()
@@ -84,16 +88,23 @@ class SpeakerTrack(PacedAudioTrack):
         self._played = asyncio.Event()  # set at every frame taken from the queue
 
     # AudioSink
-    def write(self, chunk: AudioChunk) -> None:
+    def write(self, chunk: AudioChunk, on_play: OnPlay | None = None) -> None:
         samples = resample(chunk.samples, chunk.sample_rate, RTC_RATE)  # one sentence: a few ms of work
         if len(samples):
+            if on_play is not None:
+                self._starts.append((self._played_samples + self._queued_samples, on_play))
             self._queue.append(samples)
             self._queued_samples += len(samples)
             self._idle.clear()
 
+    @property
+    def played_s(self) -> float:
+        return self._played_samples / RTC_RATE
+
     def clear(self) -> None:
         tail = self._take(FADE_SAMPLES) if self._audible and not self._paused else None
         self._queue.clear()
+        self._starts.clear()
         self._queued_samples = 0
         if tail is not None and len(tail):  # cut mid-voice: the next frame still fades out what was playing
             self._queue.append(faded(tail, FADE_OUT))
@@ -128,6 +139,10 @@ class SpeakerTrack(PacedAudioTrack):
                 voice = faded(voice, FADE_IN)
             self._audible = len(voice) == FRAME_SAMPLES  # a voice that ran out ended on its own silence
         out[: len(voice)] = voice
+        self._played_samples += len(voice)
+        while self._starts and self._starts[0][0] < self._played_samples:
+            start, on_play = self._starts.popleft()
+            on_play(start / RTC_RATE)
         if len(voice):
             self._played.set()
         if not self._queue:

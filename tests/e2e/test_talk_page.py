@@ -30,8 +30,20 @@ async def test_a_spoken_question_gets_a_spoken_answer_in_the_browser(open_page, 
     heard = await stack.stt.transcribe(audio[-16000 * 20 :])
     assert "maple" in heard.text.lower()
 
+    # the words appeared one by one as they were heard, not all at once
+    agent = "#transcript [data-role=agent]"
+    shown = await page.eval_on_selector_all(f"{agent} .word", "els => els.map(e => Number(e.dataset.shownAt))")
+    assert len(shown) >= 4 and shown == sorted(shown)
+    assert shown[-1] - shown[0] > 150 * (len(shown) - 1)  # about as fast as Piper speaks them
+    assert await page.locator(f"{agent} .word[hidden]").count() == 0
+    # and the answer names its source, the passage on hover
+    source = page.locator(f"{agent} .sources .source").first
+    assert await source.text_content() == "orchid-valley-observatory.md"
+    assert "maple" in (await source.get_attribute("title") or "").lower()
+    assert (await page.text_content(f"{agent} .sources")).startswith("from ")
 
-async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_page, voice, tmp_path):
+
+async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_page, live_server, voice, tmp_path):
     # a question with a long answer, in words espeak-ng says clearly ("Tell me everything" came out as
     # "Tell me I'm racing", whose answer, a short don't-know, was over before the barge-in)
     mic = mic_file(
@@ -42,7 +54,8 @@ async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_pa
         voice("Sorry, how long does the crossing take?"),
         25.0,
     )
-    page = await open_page(mic)
+    url, peers = await live_server()
+    page = await open_page(mic, url)
     await connect(page)
     try:  # (a pause may split the first question into two turns: whichever reply was talked over counts)
         await page.wait_for_selector("#transcript [data-role=agent].interrupted", timeout=120000)
@@ -57,6 +70,33 @@ async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_pa
             f"heard {await utterances(page, 'user')}, said {await utterances(page, 'agent')}"
         ) from None
     assert "crossing" in (await utterances(page, "user"))[-1].lower()
+    # the interrupted reply shows the words heard before the cut (none, if it had not begun), as the history
+    shown = await heard_before_the_cut(page)
+    told = [m.content for m in next(iter(peers.peers.values())).session.history if m.content.endswith(" …")]
+    assert told[:1] == ([f"{shown} …"] if shown else [])
+
+
+async def heard_before_the_cut(page) -> str:
+    """The words an interrupted reply shows; none of its words may still be waiting to be shown."""
+    cut = page.locator("#transcript [data-role=agent].interrupted").first
+    assert await cut.locator(".text .cut").count() == 1 and await cut.locator(".word[hidden]").count() == 0
+    return " ".join(w.strip() for w in await cut.locator(".word").all_text_contents())
+
+
+async def test_an_interrupted_reply_shows_and_remembers_only_the_words_heard(open_page, live_server, tmp_path):
+    url, peers = await live_server()
+    page = await open_page(mic_file(tmp_path / "silence.wav", 40.0), url)
+    await connect(page)
+    await page.fill("#text-input", "Please describe the ferry and its rules in great detail.")
+    await page.press("#text-input", "Enter")
+    words = "#transcript [data-role=agent] .word"
+    await page.wait_for_function(f"document.querySelectorAll('{words}:not([hidden])').length >= 4", timeout=120000)
+    await page.click("#interrupt")
+    await page.wait_for_selector("#transcript [data-role=agent].interrupted", timeout=10000)
+    shown = await heard_before_the_cut(page)
+    assert len(shown.split()) >= 3
+    history = next(iter(peers.peers.values())).session.history
+    assert [m.content for m in history] == ["Please describe the ferry and its rules in great detail.", f"{shown} …"]
 
 
 async def test_two_browsers_hold_separate_conversations(open_page, live_server, voice, tmp_path):

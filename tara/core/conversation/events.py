@@ -49,15 +49,25 @@ class UserTranscript(Event):
 
 @dataclass
 class AgentText(Event):
-    """A piece of the agent's reply, sent as it starts playing."""
+    """A piece of the agent's reply, sent once it plays and its word times are known.
+
+    ``words`` are ``{"text", "start_ms"}`` from the piece's first sample; ``played_ms`` is how much of it
+    had already played when this was sent (a piece's last word times come when its voice has made it all),
+    so the page shows each word as it is heard: ``start_ms - played_ms`` from now.
+    """
 
     type: ClassVar[str] = "agent_text"
     text: str
     turn_id: int
+    words: list[dict[str, Any]] = field(default_factory=list)
+    played_ms: float = 0.0
 
 
 @dataclass
 class AgentTurnDone(Event):
+    """The reply is over; ``text`` is what the user heard of it (only the words played before the cut,
+    when ``interrupted``)."""
+
     type: ClassVar[str] = "agent_done"
     turn_id: int
     text: str
@@ -66,6 +76,9 @@ class AgentTurnDone(Event):
 
 @dataclass
 class Sources(Event):
+    """The passages a turn's answer may draw on (those scoring at least ``rag.score_threshold``), best first;
+    ``grounded``: the answer was asked for from the documents."""
+
     type: ClassVar[str] = "sources"
     turn_id: int
     passages: list[dict[str, Any]]

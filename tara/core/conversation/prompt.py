@@ -92,12 +92,15 @@ class PromptBuilder:
     def is_relevant(self, passages: list[Passage]) -> bool:
         return bool(passages) and passages[0].score >= self.rag_config.score_threshold
 
+    def relevant(self, passages: list[Passage]) -> list[Passage]:
+        """The passages an answer may draw on (and name as its sources)."""
+        return [p for p in passages if p.score >= self.rag_config.score_threshold]
+
     def build(self, history: list[ChatMessage], question: str, passages: list[Passage], style: str) -> Prompt:
         grounded = self.inline or self.is_relevant(passages)
         user = question
         if grounded and not self.inline:
-            relevant = [p for p in passages if p.score >= self.rag_config.score_threshold]
-            context = "\n".join(f"[{p.source}] {p.text}" for p in relevant)
+            context = "\n".join(f"[{p.source}] {p.text}" for p in self.relevant(passages))
             user = f"Documents:\n{context}\n\nQuestion: {question}"
         if style:
             user = f"{user}\n({style})"

@@ -2,7 +2,8 @@
 
 A ``Reply`` is one cancellable unit (livekit's ``speech_handle.py`` plays the same part): ``interrupt()``
 stops its thinking and its voice together, ``done`` says whether it is over and ``played_out`` is set once
-its last audio has left the sink.
+its last audio has left the sink. Each piece is shown (``AgentText``) as it starts playing, with its word
+times; an interrupted reply keeps only the words played before the cut (``heard.py``).
 
 A reply started on a pause in the user's speech is *speculative*: it retrieves, thinks and synthesises,
 but nothing is heard or shown until ``commit()``. Cancelled before that, it leaves no trace.
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 from tara.core.audio import without_leading_silence
 from tara.core.conversation.events import AgentText, AgentTurnDone, ErrorEvent, Event, Sources, TurnMetrics
 from tara.core.conversation.guards import NOT_IN_DOCUMENTS, ReplyCheck
+from tara.core.conversation.heard import SpokenPiece, heard_text
 from tara.core.conversation.phrases import FAILED_PHRASE, HOLDING_PHRASE
 from tara.core.conversation.prompt import insisting
 from tara.core.conversation.sink import AudioSink
@@ -67,6 +69,7 @@ class Reply:
         self._host = host
         self._committed = asyncio.Event()
         self._started = self._stop_at_start = False
+        self._pieces: list[SpokenPiece] = []  # the reply's own pieces (no holding phrase), as they are voiced
         self._task = spawn(self._run(after._task if after else None))
 
     @property
@@ -123,7 +126,8 @@ class Reply:
                     log.exception("could not say that the turn failed")
         finally:
             if self.committed:  # an uncommitted speculative reply leaves no trace
-                reply = " ".join(spoken)
+                # cut off, the user heard what had played; otherwise everything voiced plays out
+                reply = heard_text(self._pieces, host.sink.played_s) if interrupted else " ".join(spoken)
                 # unmarked, the model takes "It is called Big" for a whole answer and copies it next time
                 host.replied(turn, f"{reply} …" if reply and (interrupted or failed) else reply, interrupted)
                 host.emit(AgentTurnDone(turn.id, reply, interrupted))
@@ -194,7 +198,8 @@ class Reply:
             await self._committed.wait()
             host.state.think()
             host.emit(host.empathy.remember(turn.id, heard, emotion, host.emotion))
-            host.emit(Sources(turn.id, [p.to_dict() for p in passages], prompt.grounded))
+            cited = stack.prompts.relevant(passages)  # what the page names under the reply ("from kettle.md")
+            host.emit(Sources(turn.id, [p.to_dict() for p in cited], prompt.grounded))
 
     async def _retrieve(self) -> list[Passage]:
         """Passages for each of the turn's questions on their own; a follow-up that finds nothing
@@ -225,21 +230,41 @@ class Reply:
         """Speak ``piece`` once the reply is committed; ``spoken`` (the history) records it. ``urgent``:
         on the way to the reply's first audio (the voice then goes before others' later sentences)."""
         host = self._host
-        announced = False
+        voiced = SpokenPiece(piece)
+        first = True
         async with lock:
             async for chunk in host.stack.speech.stream(
                 piece, emotion, host.voice, host.voice_context.state, urgent=urgent
             ):
                 await self._committed.wait()  # a speculative reply stays silent until committed
                 self.turn.clock.mark("first_audio")
-                if not announced:
-                    chunk = without_leading_silence(chunk)
+                if first:
+                    first = False
+                    trimmed = without_leading_silence(chunk)
                     host.state.speak()
-                    host.emit(AgentText(piece, self.turn.id))
                     if spoken is not None:
                         spoken.append(piece)
-                    announced = True
-                host.sink.write(chunk)
+                        self._pieces.append(voiced)
+                    voiced.add(trimmed, chunk.duration - trimmed.duration)
+                    host.sink.write(trimmed, on_play=lambda position: self._playing(voiced, position))
+                else:
+                    voiced.add(chunk)
+                    host.sink.write(chunk)
+            voiced.finished = True
+            if voiced.start is not None:  # it is playing already: its words can be shown now
+                self._show(voiced)
+
+    def _playing(self, piece: SpokenPiece, position: float) -> None:
+        """The sink plays ``piece``'s first sample: show it, once its word times are known."""
+        piece.start = position
+        if piece.finished:
+            self._show(piece)
+
+    def _show(self, piece: SpokenPiece) -> None:
+        assert piece.start is not None
+        words = [{"text": word.text, "start_ms": round(word.start * 1000)} for word in piece.words]
+        played_ms = round((self._host.sink.played_s - piece.start) * 1000)
+        self._host.emit(AgentText(piece.text, self.turn.id, words, played_ms))
 
     async def _played(self) -> None:
         await self._host.sink.drain()

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from tara.core.audio import AudioChunk
 
+OnPlay = Callable[[float], None]  # called with the playback position (``played_s``) of a chunk's first sample
+
 
 class AudioSink(Protocol):
     """Where agent speech goes: the WebRTC outbound track, or a buffer for files."""
 
-    def write(self, chunk: AudioChunk) -> None: ...
+    def write(self, chunk: AudioChunk, on_play: OnPlay | None = None) -> None:
+        """Queue ``chunk``; ``on_play`` is called when its first sample plays (never, if it is cleared first)."""
+
+    @property
+    def played_s(self) -> float:
+        """Seconds of audio played so far, all writes together (cleared audio never counts): where a
+        reply was cut off, against the positions ``on_play`` gave."""
+        ...
 
     def clear(self) -> None:
         """Drop everything queued and not yet played (barge-in); also ends a pause."""
@@ -38,11 +48,15 @@ class BufferSink:
         self.chunks: list[AudioChunk] = []
         self.first_write: float | None = None
         self.paused = False
+        self.played_s = 0.0
 
-    def write(self, chunk: AudioChunk) -> None:
+    def write(self, chunk: AudioChunk, on_play: OnPlay | None = None) -> None:
         if self.first_write is None:
             self.first_write = time.perf_counter()
+        if on_play is not None:
+            on_play(self.played_s)
         self.chunks.append(chunk)
+        self.played_s += chunk.duration
 
     def clear(self) -> None:
         self.chunks.clear()

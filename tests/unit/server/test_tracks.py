@@ -51,3 +51,23 @@ def test_inbound_audio_packets_are_handed_on_as_they_arrive_and_late_ones_droppe
     buffer = InOrderAudioBuffer()
     frames = [buffer.add(packet(n))[1] for n in (65534, 65535, 0, 2, 1, 3)]  # wraps; 1 comes after 2
     assert [f.timestamp // 960 if f else None for f in frames] == [65534, 65535, 0, 2, None, 3]
+
+
+def test_the_speaker_track_says_when_each_chunk_starts_playing_and_how_much_has_played():
+    track = SpeakerTrack()
+    starts: list[float] = []
+    track.write(AudioChunk(np.full(480, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)  # 10 ms
+    track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)  # starts at 10 ms
+    track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)  # at 30 ms
+    track._next_samples()
+    assert starts == [0.0, 0.01] and track.played_s == 0.02
+    track.pause()
+    track._next_samples()
+    assert track.played_s == 0.02 + FADE_SAMPLES / RTC_RATE  # paused: the fade out, then nothing plays
+    track.clear()  # barge-in: the rest is never played and its chunk never says it started
+    track.resume()
+    track._next_samples()
+    assert starts == [0.0, 0.01] and track.played_s == 0.02 + FADE_SAMPLES / RTC_RATE
+    track.write(AudioChunk(np.full(960, 8000, dtype=np.int16), RTC_RATE), on_play=starts.append)
+    track._next_samples()
+    assert starts == [0.0, 0.01, 0.02 + FADE_SAMPLES / RTC_RATE] and track.played_s == 0.04 + FADE_SAMPLES / RTC_RATE

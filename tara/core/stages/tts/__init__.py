@@ -57,6 +57,8 @@ class TTS(ABC):
         ``context`` is the conversation's ``VoiceContext.state`` (None for voices that keep none).
         ``urgent=False`` marks speech not on the way to a turn's first audio (a reply's later sentences,
         with seconds of playback in hand): a backend sharing the CPU lets first sentences go first.
+        A chunk may carry the ``words`` it says with their starts (Piper does); a voice that cannot tell
+        leaves them out and the reply spreads the piece's words over its audio (``SpokenPiece.words``).
         """
 
     def add_voice(self, name: str, samples: np.ndarray, sample_rate: int, transcript: str) -> None:

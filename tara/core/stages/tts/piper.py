@@ -1,10 +1,17 @@
-"""Piper (VITS on onnxruntime) with the bundled en_US "joe" voice: fast enough for CPU real time."""
+"""Piper (VITS on onnxruntime) with the bundled en_US "joe" voice: fast enough for CPU real time.
+
+Each sentence comes with when its words start (``tara.core.stages.tts.words``), from the phoneme
+durations the model predicts: the voices are loaded with their alignment output exposed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from tara.core.assets import PIPER_VOICES, resolve_model
 from tara.core.audio import AudioChunk
@@ -12,6 +19,10 @@ from tara.core.concurrency import Compute, ComputeJob, iterate_in_thread
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
 from tara.core.stages.tts.settings import PiperSettings
+from tara.core.stages.tts.words import SpokenWords, phoneme_word_starts
+
+if TYPE_CHECKING:
+    from piper.voice import PhonemeAlignment
 
 VOLUME_SPAN_DB = 10.0  # loudness from energy 0 to 1
 
@@ -60,7 +71,8 @@ class PiperTTS(TTS):
         references = {voice_name(config.voice): (config.voice, "tts.voice")}
         references |= {name: (path, f"tts.voices.{name}") for name, path in config.voices.items()}
         self._voices = {
-            name: PiperVoice.load(str(resolve_model(reference, PIPER_VOICES, key, data_dir)))
+            # alignments: the phoneme durations word timings come from (patched in memory, ~2 s per voice)
+            name: PiperVoice.load(str(resolve_model(reference, PIPER_VOICES, key, data_dir)), include_alignments=True)
             for name, (reference, key) in references.items()
         }
         self.default_voice = voice_name(config.voice)
@@ -92,11 +104,26 @@ class PiperTTS(TTS):
             noise_w_scale=style.noise_w_scale,
             volume=style.volume,
         )
-        chunks = piper_voice.synthesize(text, syn_config=config)
+        words = SpokenWords(text, lambda word: spoken_word_count(piper_voice, word))
+        chunks = piper_voice.synthesize(text, syn_config=config, include_alignments=True)
         while True:
             with job.slot():  # a sentence at a time, between other sessions' decode steps
                 self._compute.assert_held()
                 chunk = next(chunks, None)
             if chunk is None:
                 return
-            yield AudioChunk(chunk.audio_int16_array, chunk.sample_rate)
+            timed = words.chunk(word_starts(chunk.phoneme_alignments or [], chunk.sample_rate))
+            yield AudioChunk(chunk.audio_int16_array, chunk.sample_rate, timed)
+
+
+def spoken_word_count(piper_voice, word: str) -> int:
+    """How many words espeak says for a written one ("$40" is "forty dollars": 2)."""
+    return sum(len(phoneme_word_starts(sentence)) for sentence in piper_voice.phonemize(word))
+
+
+def word_starts(alignments: list[PhonemeAlignment], sample_rate: int) -> list[float]:
+    """Seconds into a sentence's audio where its spoken words start, from Piper's phoneme alignments
+    (which begin with the sentence-start symbol and end with the sentence-end one)."""
+    phonemes = [alignment.phoneme for alignment in alignments[1:-1]]
+    begins = np.cumsum([0] + [alignment.num_samples for alignment in alignments])[1:-1]
+    return [float(begins[index]) / sample_rate for index in phoneme_word_starts(phonemes)]

@@ -31,9 +31,9 @@ class CountingSink(BufferSink):
         super().__init__()
         self.write_times: list[float] = []
 
-    def write(self, chunk) -> None:
+    def write(self, chunk, on_play=None) -> None:
         self.write_times.append(time.perf_counter())
-        super().write(chunk)
+        super().write(chunk, on_play)
 
 
 async def test_a_typed_turn_goes_through_every_stage(stack):

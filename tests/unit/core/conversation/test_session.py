@@ -14,7 +14,7 @@ from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.rag import Document
-from tests.fakes import ScriptedLLM, ToneTTS, events_until, fake_stack, quiet, words
+from tests.fakes import ScriptedLLM, ToneTTS, events_until, fake_stack, queued_events, quiet, words
 
 MUSEUM = [Document("museum.md", "The museum opens at 9 and closes at 5. Entry is free. The cafe is upstairs.")]
 
@@ -76,7 +76,7 @@ async def test_a_barge_in_before_the_first_word_stops_the_reply_and_no_holding_p
     events = await events_until(session, AgentTurnDone, timeout=5)
     assert events[-1].interrupted and said(events) == []
     await asyncio.sleep(2.5)  # past the holding phrase's time: the stopped reply must not say it
-    assert not any(isinstance(e, AgentText) for e in _drain(session)) and not sink.chunks
+    assert not any(isinstance(e, AgentText) for e in queued_events(session)) and not sink.chunks
     assert llm.closed_early == 1
     session.say_text("When does it open?")
     assert said(await events_until(session, TurnMetrics, timeout=10)) == ["It opens at 9."]
@@ -144,11 +144,3 @@ async def test_muted_a_typed_question_is_still_answered_aloud(config):
     assert said(await events_until(session, TurnMetrics, timeout=10)) == ["It opens at 9."]
     assert sink.chunks
     await session.close()
-
-
-def _drain(session: Session) -> list:
-    """Every event queued so far, without waiting."""
-    events = []
-    while not session.events.empty():
-        events.append(session.events.get_nowait())
-    return events

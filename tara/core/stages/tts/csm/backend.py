@@ -1,4 +1,8 @@
-"""``tts.backend: csm``: Sesame's CSM speaking through Mimi, streamed as it is generated."""
+"""``tts.backend: csm``: Sesame's CSM speaking through Mimi, streamed as it is generated.
+
+CSM gives no word times: its chunks carry none, and the reply spreads a piece's words by character count
+over the audio its Mimi frames made (80 ms each), once the piece is all made.
+"""
 
 from __future__ import annotations
 

@@ -217,6 +217,13 @@ class BargeInConfig(Section):
     ]
 
 
+class AudioConfig(Section):
+    """Cleanup of the microphone's audio on the inbound 48 kHz path, before anything listens to it."""
+
+    echo_cancel: Literal["off", "webrtc"] = "webrtc"  # cancel Tara's own voice coming back through the mic
+    echo_transcript_window_s: float = Field(default=2.0, ge=0.0, le=30.0)  # drop transcripts of Tara's words (0 = off)
+
+
 class TaraConfig(BaseSettings):
     """The whole configuration tree."""
 
@@ -233,6 +240,7 @@ class TaraConfig(BaseSettings):
     tts: TTSConfig = PiperSettings()
     emotion: EmotionConfig = EmotionConfig()
     barge_in: BargeInConfig = BargeInConfig()
+    audio: AudioConfig = AudioConfig()
 
     @classmethod
     def settings_customise_sources(

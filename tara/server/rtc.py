@@ -25,6 +25,8 @@ from tara.core.conversation.events import ErrorEvent, Event, TurnMetrics, UserSp
 from tara.core.conversation.session import Session
 from tara.core.emotion import CHOICES, EmotionSettings
 from tara.core.stack import AgentStack
+from tara.core.stages.mic import MicChain
+from tara.core.stages.mic.echo import EchoReference, echo_filter
 from tara.server.ice import candidate_lines, keep_candidates_on
 from tara.server.protocol import (
     Hello,
@@ -110,6 +112,8 @@ class Peer:
         self._observers = observers
         self.stack = stack
         self.speaker = SpeakerTrack()
+        self.echo_reference = EchoReference()  # what the speaker sent, for the mic's echo canceller
+        self.speaker.observers.append(self.echo_reference.record)
         self.session = Session(stack, self.speaker)
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._channel = None
@@ -200,10 +204,15 @@ class Peer:
     # ------------------------------------------------------------------ tasks
 
     async def _listen(self, track: MediaStreamTrack) -> None:
-        async for pcm in received_pcm(track):
+        async for pcm in received_pcm(track, self._mic_chain()):
             if len(pcm):
                 self.session.push_audio(pcm)
         self.close()  # the browser hung up
+
+    def _mic_chain(self) -> MicChain:
+        """The inbound audio's cleanup, as ``audio`` in the config asks."""
+        echo = echo_filter(self.stack.config.audio.echo_cancel, self.echo_reference)
+        return MicChain([echo] if echo else [])
 
     async def _forward_events(self) -> None:
         while True:

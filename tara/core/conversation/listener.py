@@ -15,6 +15,7 @@ The ``Listener`` proposes turns; it never replies. Through ``ListenerHooks`` (li
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -24,6 +25,7 @@ import numpy as np
 
 from tara.core.audio import PIPELINE_RATE, RollingAudio
 from tara.core.conversation.barge_in import BargeInPolicy
+from tara.core.conversation.echo import EchoTranscriptGuard
 from tara.core.conversation.events import ErrorEvent, Event, UserSpeechStarted, UserTranscript
 from tara.core.conversation.state import ConversationState
 from tara.core.conversation.turn import Hearing, TurnClock, Utterance
@@ -81,6 +83,7 @@ class Listener:
         self._spawn = spawn
         self._barge_in_policy = BargeInPolicy(self.config.barge_in)
         self._end_of_turn = EndOfTurnPolicy(self.config.endpointing)
+        self._echo = EchoTranscriptGuard(self.config.audio.echo_transcript_window_s)
         self._audio = RollingAudio()  # the utterance being heard, or a short pre-roll
         self._utterance: Utterance | None = None
         self._stt_lock = asyncio.Lock()  # one final transcription at a time per session
@@ -93,6 +96,11 @@ class Listener:
     def agent_speaking(self, speaking: bool) -> None:
         """The agent's voice started or stopped: the VAD guards against its echo while it talks."""
         self._barge_in_policy.set_vad(self.vad, agent_speaking=speaking)
+        self._echo.agent_speaking(speaking)
+
+    def agent_said(self, text: str) -> None:
+        """A sentence the agent starts to voice: its echo must not come back as the user's words."""
+        self._echo.agent_said(text)
 
     def push(self, pcm16k: np.ndarray) -> None:
         """Mono int16 microphone audio at 16 kHz (owned by the listener from now on)."""
@@ -164,7 +172,7 @@ class Listener:
             if utterance.pause_sample != end:  # the user went on talking: a later pause will redo it
                 return None
             prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
-            transcript = await self._stt.transcribe(audio)
+            transcript = self._without_echo(await self._stt.transcribe(audio))
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
         if still_paused:
@@ -179,6 +187,14 @@ class Listener:
             clock.mark("transcript")
             self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
         return transcript
+
+    def _without_echo(self, transcript: Transcript) -> Transcript:
+        """``transcript``, or an empty one when it is the agent's own recent words coming back (then
+        over the agent it counts as a backchannel, after it as nothing)."""
+        if not self._echo.is_echo(transcript.text or transcript.doubtful):
+            return transcript
+        log.info("dropped a transcript of the agent's own voice: %r", transcript.text or transcript.doubtful)
+        return dataclasses.replace(transcript, text="", rejected=None, doubtful="")
 
     def _dismissed_as_backchannel(self, utterance: Utterance, text: str) -> bool:
         """For speech over the agent: resume the agent if it was only a backchannel, else interrupt it."""
@@ -220,7 +236,8 @@ class Listener:
                 continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds
             try:
-                transcript = await self._stt.transcribe(self._audio.clip(utterance.start_sample, end), urgent=False)
+                clip = self._audio.clip(utterance.start_sample, end)
+                transcript = self._without_echo(await self._stt.transcribe(clip, urgent=False))
             except Exception:  # optional work: the final transcript reports a broken recogniser to the page
                 log.warning("partial transcript failed; none more for this utterance", exc_info=True)
                 return
@@ -240,7 +257,7 @@ class Listener:
             if transcript is None:
                 async with self._stt_lock:
                     prosody = self._empathy.measure(audio)
-                    transcript = await self._stt.transcribe(audio)
+                    transcript = self._without_echo(await self._stt.transcribe(audio))
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
             self._hooks.emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))

@@ -1,0 +1,58 @@
+"""The last line against Tara hearing itself: a transcript of words Tara just said is its echo.
+
+The echo canceller (``tara/core/stages/mic/echo.py``) takes most of Tara's voice out of the mic, but
+what it leaves (a room it has not learnt yet, a delay past its search) can still reach the recogniser.
+Whisper then writes down Tara's own sentence, and Tara would answer itself. ``EchoTranscriptGuard``
+remembers what Tara said while it spoke and for ``window_s`` after, and calls a transcript an echo
+when its words run, in order, through a stretch of those (``difflib`` aligns the words; a word or two
+in common with Tara, "the warranty", is not enough).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from difflib import SequenceMatcher
+
+from tara.core.conversation.barge_in import normalise
+
+ECHO_WORD_SHARE = 0.75  # this share of the transcript's words, found in order in what Tara said, is an echo
+MIN_MATCHED_WORDS = 2  # ... and never fewer words than this ("yes" may be Tara's and the user's)
+KEPT_SENTENCES = 8  # while Tara speaks, its latest sentences are what can be coming back
+
+
+def words(text: str) -> list[str]:
+    return normalise(text).replace("-", " ").split()
+
+
+class EchoTranscriptGuard:
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s  # 0: off
+        self._clock = clock
+        self._said: deque[list[str]] = deque(maxlen=KEPT_SENTENCES)
+        self._speaking = False
+        self._stopped_at = 0.0
+
+    def agent_said(self, text: str) -> None:
+        """A sentence Tara starts to voice."""
+        if self.window_s:
+            self._said.append(words(text))
+
+    def agent_speaking(self, speaking: bool) -> None:
+        """Tara's voice started or stopped: its words stay an echo risk for ``window_s`` after it stops."""
+        if self._speaking and not speaking:
+            self._stopped_at = self._clock()
+        self._speaking = speaking
+
+    def is_echo(self, transcript: str) -> bool:
+        """Whether ``transcript`` is Tara's own recent words coming back, not the user."""
+        if not self._said or not (self._speaking or self._clock() - self._stopped_at <= self.window_s):
+            self._said.clear()  # long quiet: what Tara said can no longer be coming back
+            return False
+        heard = words(transcript)
+        said = [word for sentence in self._said for word in sentence]
+        if not heard:
+            return False
+        matched = sum(block.size for block in SequenceMatcher(None, heard, said, autojunk=False).get_matching_blocks())
+        return matched >= MIN_MATCHED_WORDS and matched >= ECHO_WORD_SHARE * len(heard)

@@ -46,6 +46,8 @@ class EchoReference:
 
     def record(self, samples: np.ndarray) -> None:
         """48 kHz mono int16 that go out now."""
+        if not len(samples):
+            return
         self._ring[np.arange(self.end, self.end + len(samples)) % len(self._ring)] = samples  # a frame: 20 ms
         self.end += len(samples)
         self._end_time = self._clock() + len(samples) / MIC_RATE
@@ -89,30 +91,47 @@ ECHO_CANCELLERS: Registry[AcousticEchoCanceller] = Registry(
 )
 
 
+class ReferenceReader:
+    """Reads ``reference`` in step with another stream, ``lag_s`` behind what is being sent as it asks.
+
+    Consecutive reads continue where the last one ended, so a stream that arrives in bursts still
+    sees continuous audio (an adaptive canceller takes a jump for a new delay and relearns); only
+    when it drifts more than ``MAX_SLIP_SAMPLES`` from the wall clock (a stall) does it realign.
+    """
+
+    def __init__(self, reference: EchoReference, lag_s: float = 0.0, clock: Clock = time.monotonic) -> None:
+        self._reference = reference
+        self._lag_s = lag_s
+        self._clock = clock
+        self._cursor: int | None = None  # the reference index the next read starts at
+
+    def read(self, count: int) -> np.ndarray | None:
+        """The next ``count`` samples; None while nothing was ever sent."""
+        sending = self._reference.position_at(self._clock() - self._lag_s)
+        if sending is None:
+            return None
+        target = sending - count  # the last ``count`` samples sent by then
+        if self._cursor is None or abs(self._cursor - target) > MAX_SLIP_SAMPLES:
+            self._cursor = target
+        samples = self._reference.read(self._cursor, count)
+        self._cursor += count
+        return samples
+
+
 class EchoCanceller:
     """A ``MicFilter`` that takes Tara's voice out of the mic, against ``reference``.
 
-    The reference runs in step with the mic, 10 ms for 10 ms, starting from what was being sent when
-    the first mic frame arrived; the canceller finds the echo's delay on its own. Only when the mic
-    drifts more than ``MAX_SLIP_SAMPLES`` from the wall clock (a stalled connection) does it realign.
+    Each mic frame is paired with the 10 ms sent just before it arrived (never later than the echo it
+    holds); the canceller finds the echo's delay on its own.
     """
 
     def __init__(self, reference: EchoReference, canceller: AcousticEchoCanceller, clock: Clock = time.monotonic):
-        self._reference = reference
+        self._far = ReferenceReader(reference, clock=clock)
         self._canceller = canceller
-        self._clock = clock
-        self._cursor: int | None = None  # the reference index paired with the next mic frame
 
     def process(self, frame: np.ndarray) -> np.ndarray:
-        now_sending = self._reference.position_at(self._clock())
-        if now_sending is None:
-            return frame  # nothing was ever sent: nothing to cancel
-        target = now_sending - FRAME  # the last 10 ms sent: never later than the echo it causes
-        if self._cursor is None or abs(self._cursor - target) > MAX_SLIP_SAMPLES:
-            self._cursor = target
-        far = self._reference.read(self._cursor, FRAME)
-        self._cursor += FRAME
-        return self._canceller.process(frame, far)
+        far = self._far.read(FRAME)
+        return frame if far is None else self._canceller.process(frame, far)
 
 
 def echo_filter(name: str, reference: EchoReference) -> EchoCanceller | None:

@@ -208,6 +208,7 @@ async def false_interruptions(url: str, texts: list[str], folder: Path, seed: in
     ``false_turns``: it answered its own words. Then one barge-in over the echo must still stop it."""
     rng = np.random.default_rng(seed)
     counts = {"agent_sentences": 0, "speech_starts": 0, "interrupted": 0, "false_turns": 0}
+    heard_from_echo: list[str] = []  # what Tara took for the user's words
     for text in texts:
         async with TaraClient(url, echo=EchoReplay(float(rng.uniform(*ECHO_DELAYS_S)))) as client:
             clip = client.say(spoken(text, folder))
@@ -219,7 +220,9 @@ async def false_interruptions(url: str, texts: list[str], folder: Path, seed: in
             counts["agent_sentences"] += sum(event["type"] == "agent_text" for event in since)
             counts["speech_starts"] += sum(event["type"] == "user_speech_start" for event in since)
             counts["interrupted"] += bool(done["interrupted"])
-            counts["false_turns"] += sum(event["type"] == "user_transcript" and event["final"] for event in since)
+            false_turns = [e["text"] for e in since if e["type"] == "user_transcript" and e["final"]]
+            counts["false_turns"] += len(false_turns)
+            heard_from_echo += false_turns
         console.log(f"[echo] {text!r}: {counts}")
     sentences = max(counts["agent_sentences"], 1)
     report: dict[str, Any] = {
@@ -228,6 +231,7 @@ async def false_interruptions(url: str, texts: list[str], folder: Path, seed: in
             100 * (counts["interrupted"] + counts["false_turns"]) / sentences, 1
         ),
         "speech_starts_per_100_sentences": round(100 * counts["speech_starts"] / sentences, 1),
+        "heard_from_echo": heard_from_echo,
     }
     async with TaraClient(url, echo=EchoReplay(ECHO_DELAYS_S[1])) as client:
         report["barge_in_over_echo_ms"] = await barge_in(

@@ -13,19 +13,19 @@ import numpy as np
 
 from tara.core.audio import PIPELINE_RATE, StreamResampler
 from tara.core.stages.mic import MIC_RATE
-from tara.core.stages.mic.echo import EchoReference, ReferenceReader
+from tara.core.stages.mic.echo import Clock, EchoReference, ReferenceReader
 
 ECHO_GAIN_DB = -10.0
 ECHO_DELAYS_S = (0.08, 0.2)  # the range a room and a browser's playout put between hearing and echo
 
 
 class EchoReplay:
-    def __init__(self, delay_s: float, gain_db: float = ECHO_GAIN_DB) -> None:
+    def __init__(self, delay_s: float, gain_db: float = ECHO_GAIN_DB, clock: Clock = time.monotonic) -> None:
         self.delay_s = delay_s
         self._gain = 10 ** (gain_db / 20)
-        self._heard = EchoReference(time.monotonic)
+        self._heard = EchoReference(clock)
         self._upsample = StreamResampler(PIPELINE_RATE, MIC_RATE)
-        self._echo = ReferenceReader(self._heard, lag_s=delay_s)
+        self._echo = ReferenceReader(self._heard, lag_s=delay_s, clock=clock)
 
     def heard(self, pcm16k: np.ndarray) -> None:
         """Tara's voice as the caller just received it (16 kHz mono int16)."""

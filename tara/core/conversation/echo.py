@@ -5,7 +5,10 @@ what it leaves (a room it has not learnt yet, a delay past its search) can still
 Whisper then writes down Tara's own sentence, and Tara would answer itself. ``EchoTranscriptGuard``
 remembers what Tara said while it spoke and for ``window_s`` after, and calls a transcript an echo
 when its words run, in order, through a stretch of those (``difflib`` aligns the words; a word or two
-in common with Tara, "the warranty", is not enough).
+in common with Tara, "the warranty", is not enough). A single word ("water", the end of Tara's "... litres
+of water.") is an echo only when its utterance began while Tara's voice could still be coming back
+(while it spoke or ``ECHO_TAIL_S`` after): a one-word answer to Tara's question ("Coffee.") comes later.
+In the echo-replay benchmark the residual the canceller left was heard as exactly such single words.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from difflib import SequenceMatcher
 from tara.core.conversation.barge_in import normalise
 
 ECHO_WORD_SHARE = 0.75  # this share of the transcript's words, found in order in what Tara said, is an echo
-MIN_MATCHED_WORDS = 2  # ... and never fewer words than this ("yes" may be Tara's and the user's)
+MIN_MATCHED_WORDS = 2  # ... and never fewer words than this ("yes" may be Tara's and the user's) ...
+ECHO_TAIL_S = 0.5  # ... unless the utterance began this soon after Tara's voice stopped being sent (or over it)
 KEPT_SENTENCES = 8  # while Tara speaks, its latest sentences are what can be coming back
 
 
@@ -32,7 +36,8 @@ class EchoTranscriptGuard:
         self._clock = clock
         self._said: deque[list[str]] = deque(maxlen=KEPT_SENTENCES)
         self._speaking = False
-        self._stopped_at = 0.0
+        self._stopped_at = float("-inf")
+        self._started_in_echo = False  # the latest utterance began while Tara's voice could be coming back
 
     def agent_said(self, text: str) -> None:
         """A sentence Tara starts to voice."""
@@ -45,6 +50,10 @@ class EchoTranscriptGuard:
             self._stopped_at = self._clock()
         self._speaking = speaking
 
+    def user_started(self) -> None:
+        """An utterance begins: note whether Tara's own voice may be what started it."""
+        self._started_in_echo = self._speaking or self._clock() - self._stopped_at <= ECHO_TAIL_S
+
     def is_echo(self, transcript: str) -> bool:
         """Whether ``transcript`` is Tara's own recent words coming back, not the user."""
         if not self._said or not (self._speaking or self._clock() - self._stopped_at <= self.window_s):
@@ -55,4 +64,5 @@ class EchoTranscriptGuard:
         if not heard:
             return False
         matched = sum(block.size for block in SequenceMatcher(None, heard, said, autojunk=False).get_matching_blocks())
-        return matched >= MIN_MATCHED_WORDS and matched >= ECHO_WORD_SHARE * len(heard)
+        fewest = 1 if self._started_in_echo else MIN_MATCHED_WORDS
+        return matched >= fewest and matched >= ECHO_WORD_SHARE * len(heard)

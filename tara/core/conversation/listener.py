@@ -125,6 +125,7 @@ class Listener:
             hooks.resume_agent()  # a blip, not speech: go on where the voice stopped
         if event.kind is VADKind.START:
             self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
+            self._echo.user_started()
             hooks.emit(UserSpeechStarted())
             if state.speaking:
                 self._utterance.hearing = Hearing.UNDECIDED

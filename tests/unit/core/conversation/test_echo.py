@@ -19,6 +19,7 @@ def guard_after_saying(text: str = SAID, window_s: float = 2.0) -> tuple[EchoTra
     guard.agent_speaking(True)
     for sentence in text.split(". "):
         guard.agent_said(sentence)
+    guard.user_started()  # over Tara: the strictest case for the user's own words
     return guard, clock
 
 
@@ -58,6 +59,18 @@ def test_tara_s_words_are_an_echo_for_the_window_after_it_stops_and_then_not() -
     assert guard.is_echo("covers the heating element and the lid")
     clock.now += 1.0
     assert not guard.is_echo("covers the heating element and the lid")
+
+
+def test_a_single_word_of_tara_s_is_an_echo_only_if_it_began_while_tara_could_be_heard() -> None:
+    guard, clock = guard_after_saying()  # the utterance began over Tara
+    assert guard.is_echo("Lid.")
+    guard.agent_speaking(False)
+    clock.now += 0.3
+    guard.user_started()  # its echo's tail
+    assert guard.is_echo("lid")
+    clock.now += 0.7
+    guard.user_started()  # the user answering
+    assert not guard.is_echo("Lid.")
 
 
 def test_a_zero_window_turns_the_guard_off() -> None:

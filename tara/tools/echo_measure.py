@@ -68,6 +68,7 @@ async def measure(names: list[str]) -> None:
         sentence = resample(await voices.speak(AGENT, "piper"), PIPELINE_RATE, MIC_RATE)
         user = resample(await voices.speak(USER, "us"), PIPELINE_RATE, MIC_RATE).astype(np.float64)
     far = np.concatenate([sentence, sentence])
+    far = far[: len(far) // FRAME * FRAME]  # whole 10 ms frames
     rng = np.random.default_rng(1)
     for delay_ms in DELAYS_MS:
         echo = room(far, delay_ms, rng)

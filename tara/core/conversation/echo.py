@@ -9,6 +9,8 @@ in common with Tara, "the warranty", is not enough). A single word ("water", the
 of water.") is an echo only when its utterance began while Tara's voice could still be coming back
 (while it spoke or ``ECHO_TAIL_S`` after): a one-word answer to Tara's question ("Coffee.") comes later.
 In the echo-replay benchmark the residual the canceller left was heard as exactly such single words.
+For the same reason a transcript the recogniser did not trust, of an utterance that began then, is
+dropped rather than answered with "Sorry, I didn't catch that".
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class EchoTranscriptGuard:
     def user_started(self) -> None:
         """An utterance begins: note whether Tara's own voice may be what started it."""
         self._started_in_echo = self._speaking or self._clock() - self._stopped_at <= ECHO_TAIL_S
+
+    @property
+    def began_in_echo(self) -> bool:
+        """Whether the latest utterance began while Tara's voice could be coming back (guard on)."""
+        return bool(self.window_s) and self._started_in_echo
 
     def is_echo(self, transcript: str) -> bool:
         """Whether ``transcript`` is Tara's own recent words coming back, not the user."""

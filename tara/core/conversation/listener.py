@@ -115,7 +115,7 @@ class Listener:
             and utterance.pause_sample is None
             and self._barge_in_policy.too_long_for_a_backchannel(self._audio.end - utterance.start_sample)
         ):
-            self._barge_in(utterance)  # still talking: too long for a backchannel
+            self._too_long_for_a_backchannel(utterance)
 
     def _on_vad(self, event: VADEvent) -> None:
         hooks, state = self._hooks, self._hooks.state
@@ -192,7 +192,8 @@ class Listener:
     def _without_echo(self, transcript: Transcript) -> Transcript:
         """``transcript``, or an empty one when it is the agent's own recent words coming back (then
         over the agent it counts as a backchannel, after it as nothing)."""
-        if not self._echo.is_echo(transcript.text or transcript.doubtful):
+        echo = self._echo.is_echo(transcript.text or transcript.doubtful)
+        if not (echo or (transcript.rejected and self._echo.began_in_echo)):
             return transcript
         log.info("dropped a transcript of the agent's own voice: %r", transcript.text or transcript.doubtful)
         return dataclasses.replace(transcript, text="", rejected=None, doubtful="")
@@ -209,6 +210,28 @@ class Listener:
             return True
         self._barge_in(utterance)
         return False
+
+    def _too_long_for_a_backchannel(self, utterance: Utterance) -> None:
+        """Still talking over the agent: the user, unless the words so far are the agent's own (its echo,
+        where the browser cancels none: the agent stays paused, not cut off, while they are checked)."""
+        if not self._echo.window_s:
+            self._barge_in(utterance)
+        elif utterance.echo_check is None or utterance.echo_check.done():
+            utterance.echo_check = self._spawn(self._check_for_echo(utterance, self._audio.end))
+
+    async def _check_for_echo(self, utterance: Utterance, end: int) -> None:
+        audio = self._audio.clip(utterance.start_sample, end)
+        async with self._stt_lock:
+            transcript = await self._stt.transcribe(audio)
+        if self._utterance is not utterance or utterance.hearing is not Hearing.UNDECIDED:
+            return  # ended, or judged by a pause's transcript meanwhile
+        heard = transcript.text or transcript.doubtful
+        if not heard or self._echo.is_echo(heard):  # (no words: a noise, like a short one)
+            log.info("speech over the agent is no barge-in: %r", heard)
+            utterance.hearing = Hearing.BACKCHANNEL
+            self._hooks.resume_agent()
+        else:
+            self._barge_in(utterance)
 
     def _barge_in(self, utterance: Utterance) -> None:
         utterance.hearing = Hearing.USER

@@ -20,6 +20,7 @@ more than the work.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,7 +30,16 @@ from tara.core.registry import Registry
 from tara.core.stages.mic import FRAME, MIC_RATE
 
 REFERENCE_SECONDS = 2.0  # outbound audio kept: well past the longest echo delay AEC3 can find (~0.5 s)
-MAX_SLIP_SAMPLES = MIC_RATE * 60 // 1000  # mic frames bunched by the network further off than this: realign
+MAX_AHEAD_SAMPLES = MIC_RATE * 40 // 1000  # a read may run this far past what was sent (mic packets come in pairs)
+CATCH_UP_FRAMES = 50  # over this many reads, the reader must have come within ``MAX_LAG_SAMPLES`` of the clock ...
+MAX_LAG_SAMPLES = MIC_RATE * 60 // 1000  # ... once (else samples went missing: it skips ahead by the least lag)
+ENVELOPE_FRAMES = 300  # 3 s of 10 ms loudness steps to find the echo's bulk delay in
+MAX_BULK_FRAMES = 150  # up to 1.5 s
+ESTIMATE_EVERY_FRAMES = 100  # once a second
+MIN_CORRELATION = 0.6  # envelopes must agree this well (the user talking over Tara lowers it)
+SPEAKING_RMS = 300.0  # about -40 dBFS: the reference had Tara's voice in it
+AEC_HEADROOM_S = 0.1  # where the echo is put behind its reference when realigned
+AEC_SEARCH_S = 0.35  # an echo up to this far behind its reference is left to AEC3 (it reaches ~0.45 s)
 
 Clock = Callable[[], float]
 
@@ -94,44 +104,126 @@ ECHO_CANCELLERS: Registry[AcousticEchoCanceller] = Registry(
 class ReferenceReader:
     """Reads ``reference`` in step with another stream, ``lag_s`` behind what is being sent as it asks.
 
-    Consecutive reads continue where the last one ended, so a stream that arrives in bursts still
-    sees continuous audio (an adaptive canceller takes a jump for a new delay and relearns); only
-    when it drifts more than ``MAX_SLIP_SAMPLES`` from the wall clock (a stall) does it realign.
+    Reads continue where the last one ended: the other stream's samples and the reference's run in
+    step, so the delay between them stays put (an adaptive canceller takes a jump for a new delay and
+    learns again). The wall clock only corrects what sample counting cannot see: a stream that lost
+    samples (a gap in the packets) lags the clock at every read, so once ``CATCH_UP_FRAMES`` reads
+    never came within ``MAX_LAG_SAMPLES`` the reader skips ahead by the least lag it saw. A stalled event
+    loop does not trigger it: its backlog then arrives in a burst and catches up. And a read never
+    runs more than ``MAX_AHEAD_SAMPLES`` past what was sent by then.
     """
 
     def __init__(self, reference: EchoReference, lag_s: float = 0.0, clock: Clock = time.monotonic) -> None:
         self._reference = reference
-        self._lag_s = lag_s
+        self.lag_s = lag_s
         self._clock = clock
         self._cursor: int | None = None  # the reference index the next read starts at
+        self._least_lag: int | None = None  # over the reads since the last check
+        self._reads = 0
+
+    def set_lag(self, lag_s: float) -> None:
+        """Read ``lag_s`` behind what is being sent from now on (realigned at the next read)."""
+        self.lag_s, self._cursor = lag_s, None
 
     def read(self, count: int) -> np.ndarray | None:
         """The next ``count`` samples; None while nothing was ever sent."""
-        sending = self._reference.position_at(self._clock() - self._lag_s)
+        sending = self._reference.position_at(self._clock() - self.lag_s)
         if sending is None:
             return None
-        target = sending - count  # the last ``count`` samples sent by then
-        if self._cursor is None or abs(self._cursor - target) > MAX_SLIP_SAMPLES:
-            self._cursor = target
+        newest = sending - count  # the last ``count`` samples sent by then
+        if self._cursor is None or self._cursor > newest + MAX_AHEAD_SAMPLES:
+            self._cursor = newest
+        lag = newest - self._cursor
+        self._least_lag = lag if self._least_lag is None else min(self._least_lag, lag)
+        self._reads += 1
+        if self._reads == CATCH_UP_FRAMES:
+            if self._least_lag > MAX_LAG_SAMPLES:
+                self._cursor += self._least_lag
+            self._reads, self._least_lag = 0, None
         samples = self._reference.read(self._cursor, count)
         self._cursor += count
         return samples
 
 
+class BulkDelay:
+    """Where the echo sits behind the reference, from the two loudness envelopes (10 ms steps).
+
+    AEC3 searches about 0.45 s of delay; a browser's playout and the mic path can take more (headless
+    Chromium: 0.5-0.6 s). Cross-correlating the envelopes of the last ``ENVELOPE_S`` finds the bulk
+    of it (about 3 ms of numpy once a second, inline like the canceller), so the reference can be read that much later and
+    AEC3 only has to find the rest.
+    """
+
+    def __init__(self) -> None:
+        self._mic: deque[float] = deque(maxlen=ENVELOPE_FRAMES)
+        self._far: deque[float] = deque(maxlen=ENVELOPE_FRAMES)
+
+    def add(self, mic: np.ndarray, far: np.ndarray) -> None:
+        self._mic.append(float(np.sqrt(np.mean(mic.astype(np.float64) ** 2))))
+        self._far.append(float(np.sqrt(np.mean(far.astype(np.float64) ** 2))))
+
+    def clear(self) -> None:
+        self._mic.clear()
+        self._far.clear()
+
+    def estimate_s(self) -> float | None:
+        """The echo's delay behind the reference in seconds, when the envelopes clearly agree on one."""
+        if len(self._far) < ENVELOPE_FRAMES:
+            return None
+        mic, far = np.array(self._mic), np.array(self._far)
+        if far.max() < SPEAKING_RMS:
+            return None  # nothing was played: nothing to find
+        best_lag, best = 0, 0.0
+        for lag in range(0, MAX_BULK_FRAMES):
+            a, b = far[: len(far) - lag], mic[lag:]
+            if a.std() == 0 or b.std() == 0:
+                continue
+            score = float(np.corrcoef(a, b)[0, 1])
+            if score > best:
+                best_lag, best = lag, score
+        return best_lag * FRAME / MIC_RATE if best >= MIN_CORRELATION else None
+
+
 class EchoCanceller:
     """A ``MicFilter`` that takes Tara's voice out of the mic, against ``reference``.
 
-    Each mic frame is paired with the 10 ms sent just before it arrived (never later than the echo it
-    holds); the canceller finds the echo's delay on its own.
+    Each mic frame is paired with the reference ``BulkDelay`` says its echo holds (at first the 10 ms
+    sent just before it arrived: never later than its echo); AEC3 finds the rest of the delay.
     """
 
     def __init__(self, reference: EchoReference, canceller: AcousticEchoCanceller, clock: Clock = time.monotonic):
         self._far = ReferenceReader(reference, clock=clock)
         self._canceller = canceller
+        self._bulk = BulkDelay()
+        self._frames = 0
+
+    @property
+    def reference_lag_s(self) -> float:
+        """How far behind what is being sent the reference is read, found by ``BulkDelay``."""
+        return self._far.lag_s
 
     def process(self, frame: np.ndarray) -> np.ndarray:
         far = self._far.read(FRAME)
-        return frame if far is None else self._canceller.process(frame, far)
+        if far is None:
+            return frame
+        self._bulk.add(frame, far)
+        self._frames += 1
+        if self._frames % ESTIMATE_EVERY_FRAMES == 0:
+            self._realign()
+        return self._canceller.process(frame, far)
+
+    def _realign(self) -> None:
+        """Put the echo ``AEC_HEADROOM_S`` behind its reference again when it strayed past AEC3's search
+        (or so close that it may come before it)."""
+        delay = self._bulk.estimate_s()
+        if (
+            delay is None
+            or AEC_HEADROOM_S / 2 <= delay <= AEC_SEARCH_S
+            or (delay < AEC_HEADROOM_S and not self._far.lag_s)
+        ):
+            return  # within AEC3's reach (moving it would make it learn again), or as early as it can be
+        self._far.set_lag(max(0.0, self._far.lag_s + delay - AEC_HEADROOM_S))
+        self._bulk.clear()
 
 
 def echo_filter(name: str, reference: EchoReference) -> EchoCanceller | None:

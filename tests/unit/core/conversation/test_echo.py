@@ -75,4 +75,5 @@ def test_a_single_word_of_tara_s_is_an_echo_only_if_it_began_while_tara_could_be
 
 def test_a_zero_window_turns_the_guard_off() -> None:
     guard, _ = guard_after_saying(window_s=0.0)
+    assert not guard.began_in_echo
     assert not guard.is_echo("covers the heating element and the lid")

@@ -4,7 +4,15 @@ import pytest
 from tara.core.audio import rms_dbfs
 from tara.core.sections import ConfigError
 from tara.core.stages.mic import FRAME, MIC_RATE
-from tara.core.stages.mic.echo import MAX_SLIP_SAMPLES, EchoCanceller, EchoReference, WebRTCEchoCanceller, echo_filter
+from tara.core.stages.mic.echo import (
+    CATCH_UP_FRAMES,
+    MAX_AHEAD_SAMPLES,
+    EchoCanceller,
+    EchoReference,
+    ReferenceReader,
+    WebRTCEchoCanceller,
+    echo_filter,
+)
 
 
 class Clock:
@@ -49,7 +57,7 @@ def test_the_reference_knows_which_sample_went_out_when() -> None:
     assert reference.position_at(clock.now + 0.01) == 480
 
 
-def test_mic_frames_are_paired_with_consecutive_reference_until_they_drift_too_far() -> None:
+def test_mic_frames_are_paired_with_consecutive_reference_even_in_a_burst() -> None:
     clock, recorder = Clock(), Recorder()
     reference = EchoReference(clock)
     for start in range(0, MIC_RATE, 960):
@@ -57,13 +65,43 @@ def test_mic_frames_are_paired_with_consecutive_reference_until_they_drift_too_f
     canceller = EchoCanceller(reference, recorder, clock)
     sent = reference.end
     mic = np.zeros(FRAME, dtype=np.int16)
-    for _ in range(3):  # a burst: three frames at once stay in step with each other
+    for _ in range(3):  # a burst (a stalled loop's backlog): three frames at once stay in step
         canceller.process(mic)
     starts = [int(far[0]) for far in recorder.far]
     assert starts == [(sent - 960 - FRAME + i * FRAME) % 30000 for i in range(3)]
-    clock.now += (MAX_SLIP_SAMPLES + 10 * FRAME) / MIC_RATE  # a stall: the mic is far behind, realign
-    canceller.process(mic)
-    assert not recorder.far[-1].any()  # realigned on what is being sent now: nothing was, in this test
+
+
+def sending(clock: Clock, reference: EchoReference, seconds: float) -> None:
+    """The speaker track at work: a 20 ms frame every 20 ms."""
+    for _ in range(round(seconds * 50)):
+        reference.record(counting(reference.end, 960))
+        clock.now += 0.02
+
+
+def test_a_read_never_runs_ahead_of_what_was_sent() -> None:
+    clock = Clock()
+    reference = EchoReference(clock)
+    sending(clock, reference, 0.2)
+    reader = ReferenceReader(reference, clock=clock)
+    reads = [reader.read(FRAME) for _ in range(40)]  # 400 ms of mic at once: more than was sent since
+    assert all(far is not None for far in reads)
+    assert all(int(far[-1]) < reference.end + MAX_AHEAD_SAMPLES for far in reads if far is not None)
+
+
+def test_a_mic_that_lost_samples_is_brought_back_in_step_with_the_clock() -> None:
+    clock = Clock()
+    reference = EchoReference(clock)
+    sending(clock, reference, 0.5)
+    reader = ReferenceReader(reference, clock=clock)
+    first = reader.read(FRAME)
+    assert first is not None and int(first[0]) == reference.end - FRAME  # all sent by now
+    sending(clock, reference, 0.3)  # 300 ms of the mic's packets never came
+    for _ in range(2 * CATCH_UP_FRAMES):  # the mic goes on in real time, 300 ms behind (a whole check window)
+        clock.now += 0.01
+        reference.record(counting(reference.end, 480))
+        far = reader.read(FRAME)
+    assert far is not None
+    assert abs(int(far[-1]) + 1 - reference.end % 30000) <= FRAME  # caught up
 
 
 def test_nothing_sent_yet_leaves_the_mic_alone() -> None:
@@ -102,3 +140,18 @@ def test_echo_cancel_off_builds_no_filter_and_an_unknown_name_is_a_clear_error()
     assert isinstance(echo_filter("webrtc", EchoReference()), EchoCanceller)
     with pytest.raises(ConfigError, match="audio.echo_cancel"):
         echo_filter("speex", EchoReference())
+
+
+def test_an_echo_beyond_the_canceller_s_search_is_found_and_the_reference_read_that_much_later() -> None:
+    clock = Clock()
+    reference = EchoReference(clock)
+    canceller = EchoCanceller(reference, Recorder(), clock)
+    voice = speech_like(8.0, seed=3)
+    delay = MIC_RATE * 600 // 1000  # a slow browser: 0.6 s from sending to its echo arriving
+    for start in range(0, len(voice), 960):
+        reference.record(voice[start : start + 960])
+        for half in (0, FRAME):  # the mic's 20 ms packet: two frames
+            at = start + half - delay
+            canceller.process(voice[at : at + FRAME] // 3 if at >= 0 else np.zeros(FRAME, dtype=np.int16))
+        clock.now += 0.02
+    assert abs(canceller.reference_lag_s - 0.5) < 0.03  # the echo now 0.1 s behind its reference

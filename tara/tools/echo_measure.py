@@ -91,7 +91,7 @@ async def measure(names: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="How well each echo canceller takes Tara's voice out of the mic.")
     parser.add_argument("names", nargs="*", default=ECHO_CANCELLERS.names, help="registered echo cancellers")
     asyncio.run(measure(parser.parse_args().names))
 

@@ -2,15 +2,17 @@
 
 Browser echo cancellation is weak or absent on Firefox, Safari, iOS and laptop speakers, and off with
 ``?raw=1``. Whatever leaks back is Tara's own voice, delayed by the browser's playout, the room and the
-mic path (about 150-450 ms after the server sent it) and quieter. ``EchoReference`` keeps what the
-outbound track sent, with the time it was sent; ``EchoCanceller`` (a ``MicFilter``) pairs each inbound
-10 ms mic frame with the reference that was being sent as it arrived and lets an adaptive canceller
-(WebRTC's AEC3) find the delay and the room and subtract the echo.
+mic path (150-450 ms after the server sent it on a LAN; ~0.5 s in headless Chromium) and quieter.
+``EchoReference`` keeps what the outbound track sent, with the time it was sent; ``EchoCanceller``
+(a ``MicFilter``) pairs each inbound 10 ms mic frame with the reference its echo holds (``BulkDelay``
+finds that from the loudness envelopes) and lets an adaptive canceller (WebRTC's AEC3) find the rest
+of the delay and the room and subtract the echo.
 
 Measured with Piper speech played back at -10 dB with 80-450 ms delay and a few room reflections
-(``tara/tools/echo_measure.py``): AEC3 through ``pywebrtc-audio`` takes 22-55 dB of the echo away
-(ERLE; 600 ms is beyond its delay search), keeps user speech over the echo (correlation with the clean
-speech 0.81-0.85, 2 dB quieter) and costs 0.10 ms per 10 ms frame. livekit's ``AudioProcessingModule``
+(``python -m tara.tools.echo_measure``): AEC3 through ``pywebrtc-audio`` takes 17-50 dB of the echo
+away while it learns the room and 52-56 dB once it has (ERLE; 600 ms is beyond its own delay search),
+keeps user speech over the echo (correlation with the clean speech 0.81-0.85, 2-3 dB quieter) and
+costs 0.10 ms per 10 ms frame on a quiet core. livekit's ``AudioProcessingModule``
 (the same AEC3, a 12 MB wheel) cancelled as much but kept less of the user (0.65-0.73); the Speex
 canceller (``speexdsp-aec``, needs the system's libspeexdsp) kept the user best (0.95) but took only
 0-25 dB. At 0.1 ms per frame the canceller runs inline on the audio path: an executor hop would cost

@@ -37,6 +37,7 @@ CATCH_UP_FRAMES = 50  # over this many reads, the reader must have come within `
 MAX_LAG_SAMPLES = MIC_RATE * 60 // 1000  # ... once (else samples went missing: it skips ahead by the least lag)
 ENVELOPE_FRAMES = 300  # 3 s of 10 ms loudness steps to find the echo's bulk delay in
 MAX_BULK_FRAMES = 150  # up to 1.5 s
+MIN_OVERLAP_FRAMES = 50  # envelopes compared over at least 0.5 s
 ESTIMATE_EVERY_FRAMES = 100  # once a second
 MIN_CORRELATION = 0.6  # envelopes must agree this well (the user talking over Tara lowers it)
 SPEAKING_RMS = 300.0  # about -40 dBFS: the reference had Tara's voice in it
@@ -170,7 +171,7 @@ class BulkDelay:
 
     def estimate_s(self) -> float | None:
         """The echo's delay behind the reference in seconds, when the envelopes clearly agree on one."""
-        if len(self._far) < ENVELOPE_FRAMES:
+        if len(self._far) < MAX_BULK_FRAMES + MIN_OVERLAP_FRAMES:
             return None
         mic, far = np.array(self._mic), np.array(self._far)
         if far.max() < SPEAKING_RMS:
@@ -191,6 +192,11 @@ class EchoCanceller:
 
     Each mic frame is paired with the reference ``BulkDelay`` says its echo holds (at first the 10 ms
     sent just before it arrived: never later than its echo); AEC3 finds the rest of the delay.
+
+    Its output is used only once ``BulkDelay`` has heard the echo in this call: until then AEC3 learns
+    but the mic passes unchanged. Where the browser cancels the echo itself there is nothing to take
+    out, and an AEC3 that has not learnt the room yet muffles the user talking over Tara (in ``tara
+    bench`` the first barge-in of a call then took 1.3-3.5 s instead of 0.22 s).
     """
 
     def __init__(self, reference: EchoReference, canceller: AcousticEchoCanceller, clock: Clock = time.monotonic):
@@ -198,6 +204,7 @@ class EchoCanceller:
         self._canceller = canceller
         self._bulk = BulkDelay()
         self._frames = 0
+        self._echo_heard = False
 
     @property
     def reference_lag_s(self) -> float:
@@ -212,12 +219,14 @@ class EchoCanceller:
         self._frames += 1
         if self._frames % ESTIMATE_EVERY_FRAMES == 0:
             self._realign()
-        return self._canceller.process(frame, far)
+        cancelled = self._canceller.process(frame, far)
+        return cancelled if self._echo_heard else frame
 
     def _realign(self) -> None:
         """Put the echo ``AEC_HEADROOM_S`` behind its reference again when it strayed past AEC3's search
         (or so close that it may come before it)."""
         delay = self._bulk.estimate_s()
+        self._echo_heard = self._echo_heard or delay is not None
         if (
             delay is None
             or AEC_HEADROOM_S / 2 <= delay <= AEC_SEARCH_S

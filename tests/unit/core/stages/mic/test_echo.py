@@ -155,3 +155,17 @@ def test_an_echo_beyond_the_canceller_s_search_is_found_and_the_reference_read_t
             canceller.process(voice[at : at + FRAME] // 3 if at >= 0 else np.zeros(FRAME, dtype=np.int16))
         clock.now += 0.02
     assert abs(canceller.reference_lag_s - 0.5) < 0.03  # the echo now 0.1 s behind its reference
+
+
+def test_the_mic_passes_unchanged_until_an_echo_is_heard() -> None:
+    clock = Clock()
+    reference = EchoReference(clock)
+    canceller = EchoCanceller(reference, WebRTCEchoCanceller(), clock)
+    voice = speech_like(4.0, seed=4)
+    user = (np.random.default_rng(5).normal(size=len(voice)) * 2000).astype(np.int16)  # no echo's rhythm in it
+    outs = []
+    for start in range(0, len(voice), 960):  # Tara speaks, the user talks over it, no echo comes back
+        reference.record(voice[start : start + 960])
+        outs += [canceller.process(user[start + half : start + half + FRAME]) for half in (0, FRAME)]
+        clock.now += 0.02
+    assert (np.concatenate(outs) == user[: len(outs) * FRAME]).all()

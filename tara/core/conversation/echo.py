@@ -25,6 +25,7 @@ from tara.core.conversation.barge_in import normalise
 ECHO_WORD_SHARE = 0.75  # this share of the transcript's words, found in order in what Tara said, is an echo
 MIN_MATCHED_WORDS = 2  # ... and never fewer words than this ("yes" may be Tara's and the user's) ...
 ECHO_TAIL_S = 0.5  # ... unless the utterance began this soon after Tara's voice stopped being sent (or over it)
+MIN_PREFIX = 3  # a heard word this long that begins one of Tara's words is taken for that word
 KEPT_SENTENCES = 8  # while Tara speaks, its latest sentences are what can be coming back
 
 
@@ -56,6 +57,13 @@ class EchoTranscriptGuard:
         """An utterance begins: note whether Tara's own voice may be what started it."""
         self._started_in_echo = self._speaking or self._clock() - self._stopped_at <= ECHO_TAIL_S
 
+    @staticmethod
+    def _as_said(word: str, said: list[str]) -> str:
+        """``word``, or the word of Tara's it begins (the echo's edges cut words: "war" for "warranty")."""
+        if len(word) >= MIN_PREFIX:
+            return next((whole for whole in said if whole.startswith(word)), word)
+        return word
+
     @property
     def began_in_echo(self) -> bool:
         """Whether the latest utterance began while Tara's voice could be coming back (guard on)."""
@@ -66,8 +74,8 @@ class EchoTranscriptGuard:
         if not self._said or not (self._speaking or self._clock() - self._stopped_at <= self.window_s):
             self._said.clear()  # long quiet: what Tara said can no longer be coming back
             return False
-        heard = words(transcript)
         said = [word for sentence in self._said for word in sentence]
+        heard = [self._as_said(word, said) for word in words(transcript)]
         if not heard:
             return False
         matched = sum(block.size for block in SequenceMatcher(None, heard, said, autojunk=False).get_matching_blocks())

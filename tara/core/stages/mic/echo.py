@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from tara.core.registry import Registry
 from tara.core.stages.mic import FRAME, MIC_RATE
@@ -35,10 +36,10 @@ REFERENCE_SECONDS = 2.0  # outbound audio kept: well past the longest echo delay
 MAX_AHEAD_SAMPLES = MIC_RATE * 40 // 1000  # a read may run this far past what was sent (mic packets come in pairs)
 CATCH_UP_FRAMES = 50  # over this many reads, the reader must have come within ``MAX_LAG_SAMPLES`` of the clock ...
 MAX_LAG_SAMPLES = MIC_RATE * 60 // 1000  # ... once (else samples went missing: it skips ahead by the least lag)
-ENVELOPE_FRAMES = 300  # 3 s of 10 ms loudness steps to find the echo's bulk delay in
-MAX_BULK_FRAMES = 150  # up to 1.5 s
-MIN_OVERLAP_FRAMES = 50  # envelopes compared over at least 0.5 s
-ESTIMATE_EVERY_FRAMES = 100  # once a second
+MAX_BULK_FRAMES = 150  # the echo's bulk delay is looked for up to 1.5 s (10 ms loudness steps) ...
+COMPARED_FRAMES = 100  # ... in the last second of the mic
+ENVELOPE_FRAMES = MAX_BULK_FRAMES + COMPARED_FRAMES - 1
+ESTIMATE_EVERY_FRAMES = 20  # every 200 ms
 MIN_CORRELATION = 0.6  # envelopes must agree this well (the user talking over Tara lowers it)
 SPEAKING_RMS = 300.0  # about -40 dBFS: the reference had Tara's voice in it
 AEC_HEADROOM_S = 0.1  # where the echo is put behind its reference when realigned
@@ -153,13 +154,14 @@ class BulkDelay:
 
     AEC3 searches about 0.45 s of delay; a browser's playout and the mic path can take more (headless
     Chromium: 0.5-0.6 s). Cross-correlating the envelopes of the last ``ENVELOPE_S`` finds the bulk
-    of it (about 3 ms of numpy once a second, inline like the canceller), so the reference can be read that much later and
+    of it (one 150 x 100 matrix product every 200 ms, well under a millisecond: inline like the canceller), so the reference can be read that much later and
     AEC3 only has to find the rest.
     """
 
     def __init__(self) -> None:
-        self._mic: deque[float] = deque(maxlen=ENVELOPE_FRAMES)
-        self._far: deque[float] = deque(maxlen=ENVELOPE_FRAMES)
+        self._mic: deque[float] = deque(maxlen=COMPARED_FRAMES)
+        # the reference from silence: an echo of the first words Tara says can be matched at once
+        self._far: deque[float] = deque([0.0] * ENVELOPE_FRAMES, maxlen=ENVELOPE_FRAMES)
 
     def add(self, mic: np.ndarray, far: np.ndarray) -> None:
         self._mic.append(float(np.sqrt(np.mean(mic.astype(np.float64) ** 2))))
@@ -167,24 +169,20 @@ class BulkDelay:
 
     def clear(self) -> None:
         self._mic.clear()
-        self._far.clear()
+        self._far.extend([0.0] * ENVELOPE_FRAMES)
 
     def estimate_s(self) -> float | None:
-        """The echo's delay behind the reference in seconds, when the envelopes clearly agree on one."""
-        if len(self._far) < MAX_BULK_FRAMES + MIN_OVERLAP_FRAMES:
-            return None
+        """The echo's delay behind the reference in seconds, when the envelopes clearly agree on one:
+        the last ``COMPARED_FRAMES`` of the mic against the reference at every lag up to ``MAX_BULK_FRAMES``."""
         mic, far = np.array(self._mic), np.array(self._far)
-        if far.max() < SPEAKING_RMS:
-            return None  # nothing was played: nothing to find
-        best_lag, best = 0, 0.0
-        for lag in range(0, MAX_BULK_FRAMES):
-            a, b = far[: len(far) - lag], mic[lag:]
-            if a.std() == 0 or b.std() == 0:
-                continue
-            score = float(np.corrcoef(a, b)[0, 1])
-            if score > best:
-                best_lag, best = lag, score
-        return best_lag * FRAME / MIC_RATE if best >= MIN_CORRELATION else None
+        if len(mic) < COMPARED_FRAMES or far.max() < SPEAKING_RMS or mic.std() == 0:
+            return None  # nothing was played (or heard): nothing to find
+        shifted = sliding_window_view(far, COMPARED_FRAMES)[::-1]  # row k: the reference k steps earlier
+        shifted = shifted - shifted.mean(axis=1, keepdims=True)
+        norms = np.linalg.norm(shifted, axis=1) * np.linalg.norm(mic - mic.mean())
+        scores = np.divide(shifted @ (mic - mic.mean()), norms, out=np.zeros(len(norms)), where=norms > 0)
+        lag = int(np.argmax(scores))
+        return lag * FRAME / MIC_RATE if scores[lag] >= MIN_CORRELATION else None
 
 
 class EchoCanceller:

@@ -223,6 +223,12 @@ class AudioConfig(Section):
     echo_cancel: Literal["off", "webrtc"] = "webrtc"  # cancel Tara's own voice coming back through the mic
     echo_transcript_window_s: float = Field(default=2.0, ge=0.0, le=30.0)  # drop transcripts of Tara's words (0 = off)
 
+    @field_validator("echo_cancel", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``off`` as false."""
+        return "off" if value is False else value
+
 
 class TaraConfig(BaseSettings):
     """The whole configuration tree."""

@@ -187,3 +187,9 @@ def test_the_gpu_profile_without_its_files_names_each_missing_key(monkeypatch):
     keys = [line.split(":")[0].strip() for line in str(error.value).splitlines()[1:]]
     assert {"stt.model", "llm.model", "tts.weights", "tts.tokenizer", "tts.mimi"} <= set(keys)
     assert all("does not exist" in line for line in str(error.value).splitlines()[1:])
+
+
+def test_echo_cancel_off_in_yaml_is_off(tmp_path):
+    path = tmp_path / "tara.yaml"
+    path.write_text("audio:\n  echo_cancel: off\n")
+    assert load_config(path).audio.echo_cancel == "off"

@@ -189,6 +189,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             sessions=sessions,
             turns_per_session=args.turns_per_session,
             soak=args.soak,
+            echo_turns=args.echo_turns,
             config=args.config,
             out=Path(args.out),
             wer=args.wer,
@@ -276,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sessions", default="1,2,4", help="concurrency levels, e.g. 1,2,4")
     bench.add_argument("--turns-per-session", type=int, default=2, help="turns of each caller at 2+ sessions")
     bench.add_argument("--soak", type=int, default=0, help="also run this many turns and report RSS growth")
+    bench.add_argument(
+        "--echo-turns", type=int, default=0, help="also ask this many with Tara's voice replayed into the mic"
+    )
     bench.add_argument("--out", default="bench-results/latest", help="folder for report.json and latency.png")
     bench.add_argument("--wer", type=int, default=0, help="also speak this many questions clean and in noise: WER")
     bench.add_argument("--wer-denoise", default="off,rnnoise", help="audio.denoise settings the WER section compares")

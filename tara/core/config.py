@@ -82,9 +82,11 @@ class APIConfig(Section):
 class AudioConfig(Section):
     """The inbound microphone's cleanup (``tara/core/stages/mic``), before VAD and STT hear it."""
 
+    echo_cancel: Literal["off", "webrtc"] = "webrtc"  # cancel Tara's own voice coming back through the mic
+    echo_transcript_window_s: float = Field(default=2.0, ge=0.0, le=30.0)  # drop transcripts of Tara's words (0 = off)
     denoise: Literal["off", "rnnoise"] = "off"  # rnnoise: RNNoise on the 48 kHz mic (whisper hears worse through it)
 
-    @field_validator("denoise", mode="before")
+    @field_validator("echo_cancel", "denoise", mode="before")
     @classmethod
     def _yaml_off(cls, value: Any) -> Any:
         """YAML reads a bare ``off`` as false."""

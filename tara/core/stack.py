@@ -20,6 +20,7 @@ from tara.core.stages.endpointing import TURN_MODELS, TurnModel, WordsOnly
 from tara.core.stages.llm import LLM
 from tara.core.stages.llm.tiered import load_llm
 from tara.core.stages.mic import MIC_FILTERS, MicChain, mic_filter_names, new_mic_chain
+from tara.core.stages.mic.echo import EchoReference
 from tara.core.stages.rag import RETRIEVERS, Retriever
 from tara.core.stages.rag.documents import document_words, vocabulary
 from tara.core.stages.stt import STT, STT_BACKENDS
@@ -57,9 +58,10 @@ class AgentStack:
         """VADs are per stream: Silero keeps recurrent state."""
         return new_endpointer(self.config.vad)
 
-    def new_mic_chain(self) -> MicChain:
-        """Mic filters are per stream too: RNNoise keeps recurrent state."""
-        return new_mic_chain(self.config.audio)
+    def new_mic_chain(self, echo_reference: EchoReference | None = None) -> MicChain:
+        """Mic filters are per stream too: the echo canceller follows one call's echo path, RNNoise keeps
+        recurrent state. ``echo_reference``: what the call's speaker sent (no echo canceller without it)."""
+        return new_mic_chain(self.config.audio, echo_reference)
 
 
 async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Console | None = None) -> AgentStack:

@@ -25,6 +25,7 @@ from tara.core.conversation.events import ErrorEvent, Event, TurnMetrics, UserSp
 from tara.core.conversation.session import Session
 from tara.core.emotion import CHOICES, EmotionSettings
 from tara.core.stack import AgentStack
+from tara.core.stages.mic.echo import EchoReference
 from tara.server.ice import candidate_lines, keep_candidates_on
 from tara.server.protocol import (
     Hello,
@@ -110,8 +111,10 @@ class Peer:
         self._observers = observers
         self.stack = stack
         self.speaker = SpeakerTrack()
+        self.echo_reference = EchoReference()  # what the speaker sent, for the mic's echo canceller
+        self.speaker.observers.append(self.echo_reference.record)
         self.session = Session(stack, self.speaker)
-        self.mic = stack.new_mic_chain()  # the inbound mic's cleanup, with this call's filter state
+        self.mic = stack.new_mic_chain(self.echo_reference)  # the inbound mic's cleanup, with this call's state
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._channel = None
         self._tasks: set[asyncio.Task] = set()

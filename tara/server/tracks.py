@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from fractions import Fraction
 from typing import cast
 
@@ -38,6 +38,7 @@ class PacedAudioTrack(MediaStreamTrack):
     """An outbound audio track of 20 ms mono frames at 48 kHz, paced to the wall clock.
 
     aiortc calls ``recv`` as fast as it returns; subclasses only say what the next frame holds.
+    Each of ``observers`` sees every frame's samples as it goes out (the echo canceller's reference).
     """
 
     kind = "audio"
@@ -46,6 +47,7 @@ class PacedAudioTrack(MediaStreamTrack):
         super().__init__()
         self._clock_start: float | None = None
         self._pts = 0
+        self.observers: list[Callable[[np.ndarray], None]] = []
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -55,7 +57,10 @@ class PacedAudioTrack(MediaStreamTrack):
             self._clock_start = now - self._pts / RTC_RATE
         else:
             await asyncio.sleep(max(0.0, self._clock_start + self._pts / RTC_RATE - now))
-        frame = av.AudioFrame.from_ndarray(self._next_samples().reshape(1, -1), format="s16", layout="mono")
+        samples = self._next_samples()
+        for observe in self.observers:
+            observe(samples)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = RTC_RATE, self._pts, Fraction(1, RTC_RATE)
         self._pts += FRAME_SAMPLES
         return frame

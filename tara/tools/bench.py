@@ -38,11 +38,13 @@ from rich.table import Table
 
 from tara.server.serve import free_port
 from tara.tools.caller import TaraClient
+from tara.tools.echo_replay import ECHO_DELAYS_S, ECHO_GAIN_DB, EchoReplay
 from tara.tools.measure import QUESTIONS, STAGES, pss_mb, rss_mb, spoken, stats
 
 LONG_QUESTION = "Tell me everything about the Greenfield library, in great detail."
 INTERRUPTION = "Stop, please. How long is the kettle warranty?"
 PAUSE_BETWEEN_TURNS_S = 0.6
+AFTER_REPLY_S = 2.5  # listened on after each echo-replay reply: the echo guard must also hold just after it
 MAX_REPLY_S = 4.0  # of a reply's playing: longer ones are cut short, to keep the run to a few minutes
 WATERFALL = [  # (label, from mark, to mark): consecutive stretches of a turn, from the voice stopping
     ("endpointing + speech recognition", None, "transcript"),
@@ -62,6 +64,7 @@ class BenchOptions:
     sessions: list[int] = field(default_factory=lambda: [1, 2, 4])
     turns_per_session: int = 2  # in each concurrent run
     soak: int = 0  # turns, spread over the largest session count
+    echo_turns: int = 0  # questions asked by a caller whose mic hears Tara back (false interruptions)
     config: str | None = None
     out: Path = Path("bench-results")
     wer: int = 0  # questions spoken clean and in each noise (0: no WER section)
@@ -195,6 +198,9 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
             for callers in options.sessions:
                 if callers > 1:
                     report["turns"][callers] = await concurrent(url, callers, options.turns_per_session, folder)
+            if options.echo_turns:
+                echo_texts = [QUESTIONS[i % len(QUESTIONS)] for i in range(options.echo_turns)]
+                report["echo_replay"] = await false_interruptions(url, echo_texts, folder)
             if options.soak:
                 report["soak"] = await soak(url, server.pid, options, folder)
             report["server_rss_mb"], report["server_pss_mb"] = round(rss_mb(server.pid)), round(pss_mb(server.pid))
@@ -202,6 +208,45 @@ async def run_bench(options: BenchOptions) -> dict[str, Any]:
             server.terminate()
             server.wait(15)
     report["summary"] = summarise(report)
+    return report
+
+
+async def false_interruptions(url: str, texts: list[str], folder: Path, seed: int = 16) -> dict[str, Any]:
+    """Each question asked on its own call whose mic hears Tara back (a delay drawn from
+    ``ECHO_DELAYS_S``, ``ECHO_GAIN_DB``): while only that echo comes back, how often Tara took it
+    for the user. ``speech_starts``: it paused for its own voice; ``interrupted``: a reply cut short;
+    ``false_turns``: it answered its own words. Then one barge-in over the echo must still stop it."""
+    rng = np.random.default_rng(seed)
+    counts = {"agent_sentences": 0, "speech_starts": 0, "interrupted": 0, "false_turns": 0}
+    heard_from_echo: list[str] = []  # what Tara took for the user's words
+    for text in texts:
+        async with TaraClient(url, echo=EchoReplay(float(rng.uniform(*ECHO_DELAYS_S)))) as client:
+            clip = client.say(spoken(text, folder))
+            await clip.done.wait()
+            done = await client.wait_for("agent_done", after=clip.ended or 0.0, timeout=120)
+            await asyncio.sleep(AFTER_REPLY_S)  # the echo's tail, and a turn it may have started
+            since = [event for at, event in client.events if at > (clip.ended or 0.0)]
+            since = since[[event["type"] for event in since].index("agent_text") :]  # from the reply on
+            counts["agent_sentences"] += sum(event["type"] == "agent_text" for event in since)
+            counts["speech_starts"] += sum(event["type"] == "user_speech_start" for event in since)
+            counts["interrupted"] += bool(done["interrupted"])
+            false_turns = [e["text"] for e in since if e["type"] == "user_transcript" and e["final"]]
+            counts["false_turns"] += len(false_turns)
+            heard_from_echo += false_turns
+        console.log(f"[echo] {text!r}: {counts}")
+    sentences = max(counts["agent_sentences"], 1)
+    report: dict[str, Any] = {
+        **counts,
+        "false_interruptions_per_100_sentences": round(
+            100 * (counts["interrupted"] + counts["false_turns"]) / sentences, 1
+        ),
+        "speech_starts_per_100_sentences": round(100 * counts["speech_starts"] / sentences, 1),
+        "heard_from_echo": heard_from_echo,
+    }
+    async with TaraClient(url, echo=EchoReplay(ECHO_DELAYS_S[1])) as client:
+        report["barge_in_over_echo_ms"] = await barge_in(
+            client, spoken(LONG_QUESTION, folder), spoken(INTERRUPTION, folder)
+        )
     return report
 
 
@@ -254,6 +299,8 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "server_rss_mb": report["server_rss_mb"],
         "server_pss_mb": report["server_pss_mb"],
     }
+    if "echo_replay" in report:
+        summary["echo_replay"] = report["echo_replay"]
     if "soak" in report:
         summary["soak_rss_growth_percent"] = report["soak"]["growth_percent"]
     return summary
@@ -280,6 +327,14 @@ def print_table(summary: dict[str, Any]) -> None:
         + ", ".join(f"{label} {ms:.0f}" for label, ms in summary["waterfall_p50_ms"].items())
     )
     line = f"server RSS {summary['server_rss_mb']} MB (PSS {summary['server_pss_mb']} MB)"
+    if "echo_replay" in summary:
+        echo = summary["echo_replay"]
+        Console().print(
+            f"with Tara's voice replayed into the mic ({ECHO_GAIN_DB:g} dB, {ECHO_DELAYS_S[0] * 1000:.0f}-"
+            f"{ECHO_DELAYS_S[1] * 1000:.0f} ms): {echo['false_interruptions_per_100_sentences']} false interruptions "
+            f"and {echo['speech_starts_per_100_sentences']} pauses per 100 agent sentences "
+            f"({echo['agent_sentences']} sentences); barge-in over the echo {echo['barge_in_over_echo_ms']} ms"
+        )
     if "soak_rss_growth_percent" in summary:
         line += f"; soak RSS growth {summary['soak_rss_growth_percent']} %"
     Console().print(line)

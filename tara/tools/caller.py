@@ -13,7 +13,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -24,6 +24,9 @@ from tara.core.audio import PIPELINE_RATE, resample, rms_dbfs
 from tara.server.auth import is_loopback
 from tara.server.ice import candidate_addresses, ice_on_loopback_only
 from tara.server.tracks import FRAME_SAMPLES, RTC_RATE, PacedAudioTrack, listen_without_prefetch, received_pcm
+
+if TYPE_CHECKING:
+    from tara.tools.echo_replay import EchoReplay
 
 # Like a browser's adaptive playout buffer on a quiet LAN (tens of ms), not aiortc's fixed 80 ms.
 PLAYOUT_PREFETCH = 2
@@ -51,12 +54,14 @@ class Clip:
 
 
 class MicTrack(PacedAudioTrack):
-    """The caller's microphone: queued clips at live pace, silence in between."""
+    """The caller's microphone: queued clips at live pace, silence in between; with ``echo``, Tara's
+    voice heard back too."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo: EchoReplay | None = None) -> None:
         super().__init__()
         self._clips: deque[Clip] = deque()
         self._offset = 0
+        self.echo = echo
 
     def play(self, pcm16k: np.ndarray) -> Clip:
         clip = Clip(resample(pcm16k.astype(np.int16), PIPELINE_RATE, RTC_RATE))
@@ -84,7 +89,7 @@ class MicTrack(PacedAudioTrack):
                 clip.done.set()
                 self._clips.popleft()
                 self._offset = 0
-        return out
+        return out if self.echo is None else self.echo.mixed_into(out)
 
 
 @dataclass
@@ -118,11 +123,13 @@ class Received:
 class TaraClient:
     """``async with TaraClient(url) as client:`` — a connected caller with its events and received audio."""
 
-    def __init__(self, base_url: str, token: str | None = None, microphone: bool = True) -> None:
+    def __init__(
+        self, base_url: str, token: str | None = None, microphone: bool = True, echo: EchoReplay | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.microphone = microphone  # False: a caller who only listens (and types)
-        self.mic = MicTrack()
+        self.mic = MicTrack(echo)  # echo: what it hears comes back into its mic
         self.received = Received()
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.session_id = ""
@@ -225,4 +232,6 @@ class TaraClient:
     async def _record(self, track: MediaStreamTrack) -> None:
         async for pcm in received_pcm(track):
             self.received.pcm.append(pcm)
+            if self.mic.echo is not None:
+                self.mic.echo.heard(pcm)
             self.received.frames.append((time.perf_counter(), rms_dbfs(pcm)))

@@ -50,7 +50,7 @@ async def loopback_offers_only(route) -> None:
 
 @pytest.fixture
 async def open_page(tmp_path, live_server):
-    """``open_page(mic_wav, url=None)`` → a Playwright page of the talk page in its own Chromium."""
+    """``open_page(mic_wav, url=None, init_script=None)`` → a Playwright page of the talk page in its own Chromium."""
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium is not installed (apt-get install chromium; .ci/run does it)")
     from playwright.async_api import async_playwright
@@ -58,7 +58,7 @@ async def open_page(tmp_path, live_server):
     contexts = []
     async with async_playwright() as playwright:
 
-        async def launch(mic_wav: Path, url: str | None = None):
+        async def launch(mic_wav: Path, url: str | None = None, init_script: str | None = None):
             if url is None:
                 url, _ = await live_server()
             context = await playwright.chromium.launch_persistent_context(
@@ -69,6 +69,8 @@ async def open_page(tmp_path, live_server):
                 bypass_csp=True,  # (the tests' wait_for_function evaluates strings; the page's CSP forbids eval)
             )
             contexts.append(context)
+            if init_script:  # runs in the page before its own scripts (e.g. a microphone of its own)
+                await context.add_init_script(init_script)
             page = context.pages[0] if context.pages else await context.new_page()
             await page.route("**/offer", loopback_offers_only)
             await page.goto(f"{url}/?raw=1&record=1")

@@ -16,6 +16,7 @@ The ``Listener`` proposes turns; it never replies. Through ``ListenerHooks`` (li
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -25,6 +26,7 @@ import numpy as np
 
 from tara.core.audio import PIPELINE_RATE, RollingAudio
 from tara.core.conversation.barge_in import BargeInPolicy
+from tara.core.conversation.echo import EchoTranscriptGuard
 from tara.core.conversation.events import ErrorEvent, Event, UserSpeechStarted, UserTranscript
 from tara.core.conversation.state import ConversationState
 from tara.core.conversation.turn import Hearing, TurnClock, Utterance
@@ -83,6 +85,7 @@ class Listener:
         self._spawn = spawn
         self._barge_in_policy = BargeInPolicy(self.config.barge_in)
         self._end_of_turn = EndOfTurnPolicy(self.config.endpointing)
+        self._echo = EchoTranscriptGuard(self.config.audio.echo_transcript_window_s)
         self._audio = RollingAudio()  # the utterance being heard, or a short pre-roll
         self._utterance: Utterance | None = None
         self._stt_lock = asyncio.Lock()  # one final transcription at a time per session
@@ -99,6 +102,11 @@ class Listener:
         if not speaking:
             self._agent_paused = False
             self._barge_in_policy.speech_confirmed()
+        self._echo.agent_speaking(speaking)
+
+    def agent_said(self, text: str) -> None:
+        """A sentence the agent starts to voice: its echo must not come back as the user's words."""
+        self._echo.agent_said(text)
 
     def push(self, pcm16k: np.ndarray) -> None:
         """Mono int16 microphone audio at 16 kHz (owned by the listener from now on)."""
@@ -118,7 +126,7 @@ class Listener:
             and utterance.pause_sample is None
             and self._barge_in_policy.too_long_for_a_backchannel(self._audio.end - utterance.start_sample)
         ):
-            self._barge_in(utterance)  # still talking: too long for a backchannel
+            self._too_long_for_a_backchannel(utterance)
 
     def _on_vad(self, event: VADEvent) -> None:
         hooks, state = self._hooks, self._hooks.state
@@ -130,6 +138,7 @@ class Listener:
             self._resume_agent()  # a blip, not speech: go on where the voice stopped
         if event.kind is VADKind.START:
             self._utterance = Utterance(start_sample=max(event.sample, self._audio.start))
+            self._echo.user_started()
             hooks.emit(UserSpeechStarted())
             if state.speaking:
                 self._utterance.hearing = Hearing.UNDECIDED
@@ -182,6 +191,7 @@ class Listener:
             transcript, done = await asyncio.gather(
                 self._stt.transcribe(audio), self._turn_model.probability_done(audio)
             )
+            transcript = self._without_echo(transcript)
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
         if still_paused:  # counted from where the voice stopped: a late verdict of "done" ends the turn at once
@@ -196,6 +206,15 @@ class Listener:
             clock.mark("transcript")
             self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
         return transcript
+
+    def _without_echo(self, transcript: Transcript) -> Transcript:
+        """``transcript``, or an empty one when it is the agent's own recent words coming back (then
+        over the agent it counts as a backchannel, after it as nothing)."""
+        echo = self._echo.is_echo(transcript.text or transcript.doubtful)
+        if not (echo or (transcript.rejected and self._echo.began_in_echo)):
+            return transcript
+        log.info("dropped a transcript of the agent's own voice: %r", transcript.text or transcript.doubtful)
+        return dataclasses.replace(transcript, text="", rejected=None, doubtful="")
 
     def _dismissed_as_backchannel(self, utterance: Utterance, text: str, end: int) -> bool:
         """For speech over the agent (up to stream sample ``end``): resume the agent if it was only a
@@ -224,6 +243,28 @@ class Listener:
         if utterance.hearing is Hearing.UNDECIDED and not still_talking:
             log.info("no words %.1f s after speech over the agent: it goes on", timeout)
             self._resume_agent()
+
+    def _too_long_for_a_backchannel(self, utterance: Utterance) -> None:
+        """Still talking over the agent: the user, unless the words so far are the agent's own (its echo,
+        where the browser cancels none: the agent stays paused, not cut off, while they are checked)."""
+        if not self._echo.window_s:
+            self._barge_in(utterance)
+        elif utterance.echo_check is None or utterance.echo_check.done():
+            utterance.echo_check = self._spawn(self._check_for_echo(utterance, self._audio.end))
+
+    async def _check_for_echo(self, utterance: Utterance, end: int) -> None:
+        audio = self._audio.clip(utterance.start_sample, end)
+        async with self._stt_lock:
+            transcript = await self._stt.transcribe(audio)
+        if self._utterance is not utterance or utterance.hearing is not Hearing.UNDECIDED:
+            return  # ended, or judged by a pause's transcript meanwhile
+        heard = transcript.text or transcript.doubtful
+        if not heard or self._echo.is_echo(heard):  # (no words: a noise, like a short one)
+            log.info("speech over the agent is no barge-in: %r", heard)
+            utterance.hearing = Hearing.BACKCHANNEL
+            self._resume_agent()
+        else:
+            self._barge_in(utterance)
 
     def _barge_in(self, utterance: Utterance) -> None:
         utterance.hearing = Hearing.USER
@@ -262,7 +303,8 @@ class Listener:
                 continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds
             try:
-                transcript = await self._stt.transcribe(self._audio.clip(utterance.start_sample, end), urgent=False)
+                clip = self._audio.clip(utterance.start_sample, end)
+                transcript = self._without_echo(await self._stt.transcribe(clip, urgent=False))
             except Exception:  # optional work: the final transcript reports a broken recogniser to the page
                 log.warning("partial transcript failed; none more for this utterance", exc_info=True)
                 return
@@ -282,7 +324,7 @@ class Listener:
             if transcript is None:
                 async with self._stt_lock:
                     prosody = self._empathy.measure(audio)
-                    transcript = await self._stt.transcribe(audio)
+                    transcript = self._without_echo(await self._stt.transcribe(audio))
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
             self._hooks.emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))

@@ -25,6 +25,7 @@ import numpy as np
 
 from tara.core.conversation.events import (
     AgentState,
+    AgentText,
     ErrorEvent,
     Event,
     SettingsChanged,
@@ -133,6 +134,8 @@ class Session:
     # ------------------------------------------------------------------ the listener's hooks
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, AgentText):
+            self.listener.agent_said(event.text)
         self.events.put_nowait(event)
 
     def pause_agent(self) -> None:

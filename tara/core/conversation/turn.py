@@ -33,6 +33,7 @@ class Utterance:
     final_job_end: int | None = None
     partial_job: asyncio.Task[None] | None = None
     partial_audio_seconds: float = 0.0
+    echo_check: asyncio.Task[None] | None = None  # long speech over the agent: its words, or its own echo?
 
 
 @dataclass

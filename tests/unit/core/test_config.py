@@ -201,3 +201,9 @@ def test_denoise_is_off_by_default_and_can_be_turned_on(monkeypatch, tmp_path):
     bad.write_text("audio:\n  denoise: speex\n")
     with pytest.raises(ConfigError, match=r"audio\.denoise"):
         load_config(bad)
+
+
+def test_echo_cancel_off_in_yaml_is_off(tmp_path):
+    path = tmp_path / "tara.yaml"
+    path.write_text("audio:\n  echo_cancel: off\n")
+    assert load_config(path).audio.echo_cancel == "off"

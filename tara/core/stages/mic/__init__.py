@@ -23,6 +23,7 @@ from tara.core.registry import Registry
 
 if TYPE_CHECKING:
     from tara.core.config import AudioConfig
+    from tara.core.stages.mic.echo import EchoReference
 
 MIC_RATE = 48000
 FRAME = MIC_RATE // 100  # 10 ms: what RNNoise and WebRTC's audio processing both take
@@ -72,10 +73,15 @@ MIC_FILTERS: Registry[MicFilter] = Registry("audio", {"rnnoise": "tara.core.stag
 
 
 def mic_filter_names(config: AudioConfig) -> list[str]:
-    """The filters ``config`` turns on, in the order they run."""
+    """The noise filters ``config`` turns on, in the order they run (after the echo canceller)."""
     return [name for name in (config.denoise,) if name != OFF]
 
 
-def new_mic_chain(config: AudioConfig) -> MicChain:
-    """A chain for one call: filters keep state per stream (RNNoise's memory of the room)."""
-    return MicChain([MIC_FILTERS.create(name) for name in mic_filter_names(config)])
+def new_mic_chain(config: AudioConfig, echo_reference: EchoReference | None = None) -> MicChain:
+    """A chain for one call: filters keep state per stream (the canceller's echo path, RNNoise's memory
+    of the room). The echo canceller goes first, against ``echo_reference`` (what this call's speaker sent)."""
+    from tara.core.stages.mic.echo import echo_filter  # (it builds on this module's frames)
+
+    echo = echo_filter(config.echo_cancel, echo_reference) if echo_reference is not None else None
+    noise = [MIC_FILTERS.create(name) for name in mic_filter_names(config)]
+    return MicChain([echo, *noise] if echo else noise)

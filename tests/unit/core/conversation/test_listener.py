@@ -103,6 +103,45 @@ async def test_a_backchannel_over_the_agent_lets_it_speak_on(config):
     await session.close()
 
 
+async def test_the_agent_s_own_words_heard_over_it_are_its_echo_and_it_speaks_on(config):
+    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    stt, llm = ScriptedSTT("What about the museum?", "The museum opens at nine."), ScriptedLLM(reply, delay=0.08)
+    sink = BufferSink()
+    session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), sink)
+    await talk(session, loud(1.0), quiet(0.6))
+    await events_until(session, AgentText, timeout=10)
+    await talk(session, loud(0.4), quiet(0.8))
+    events = await events_until(session, AgentTurnDone, timeout=10)
+    assert not events[-1].interrupted and finals(events) == []
+    assert not sink.paused
+    await session.close()
+
+
+async def test_long_speech_over_the_agent_that_is_its_own_echo_does_not_cut_it_off(config):
+    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    stt = ScriptedSTT("What about the museum?", "The museum opens at nine.")
+    sink = BufferSink()
+    session = Session(fake_stack(config, ScriptedLLM(reply, delay=0.08), stt, vad="loud", documents=MUSEUM), sink)
+    await talk(session, loud(1.0), quiet(0.6))
+    await events_until(session, AgentText, timeout=10)
+    await talk(session, loud(1.6), quiet(0.8))  # past backchannel_max_ms
+    events = await events_until(session, AgentTurnDone, timeout=10)
+    assert not events[-1].interrupted and finals(events) == []
+    await session.close()
+
+
+async def test_the_agent_s_echo_just_after_it_stopped_is_no_turn(config):
+    stt = ScriptedSTT("What about the museum?", "Entry costs twelve euros.")
+    llm = ScriptedLLM(words("Entry costs twelve euros."))
+    session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), BufferSink())
+    await talk(session, loud(1.0), quiet(0.6))
+    await events_until(session, AgentTurnDone, timeout=10)
+    await talk(session, loud(0.6), quiet(1.0))
+    await asyncio.sleep(0.2)
+    assert stt.calls == 2 and len(llm.prompts) == 1  # heard, dropped, not answered
+    await session.close()
+
+
 async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(config):
     reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
     stt = ScriptedSTT("What about the museum?", "Sorry, how much is entry?")

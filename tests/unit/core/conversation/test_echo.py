@@ -1,0 +1,79 @@
+import pytest
+
+from tara.core.conversation.echo import EchoTranscriptGuard
+
+SAID = "The Brightline kettle has a two year warranty. It covers the heating element and the lid."
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guard_after_saying(text: str = SAID, window_s: float = 2.0) -> tuple[EchoTranscriptGuard, Clock]:
+    clock = Clock()
+    guard = EchoTranscriptGuard(window_s, clock)
+    guard.agent_speaking(True)
+    for sentence in text.split(". "):
+        guard.agent_said(sentence)
+    guard.user_started()  # over Tara: the strictest case for the user's own words
+    return guard, clock
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "has a two-year warranty.",
+        "It covers the heating element and the lid",
+        "Brightline kettle has a two year warranty, it covers",  # across sentences
+        "the bright line kettle has a two year warranty",  # misheard a little
+    ],
+)
+def test_tara_s_own_words_coming_back_are_an_echo(heard: str) -> None:
+    guard, _ = guard_after_saying()
+    assert guard.is_echo(heard)
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        "What does the warranty cover?",  # shares "the warranty"
+        "Does it cover the lid too?",
+        "How long does the kettle take to boil?",
+        "yeah",
+        "",
+    ],
+)
+def test_the_user_s_own_words_are_not_an_echo(heard: str) -> None:
+    guard, _ = guard_after_saying()
+    assert not guard.is_echo(heard)
+
+
+def test_tara_s_words_are_an_echo_for_the_window_after_it_stops_and_then_not() -> None:
+    guard, clock = guard_after_saying()
+    guard.agent_speaking(False)
+    clock.now += 1.5
+    assert guard.is_echo("covers the heating element and the lid")
+    clock.now += 1.0
+    assert not guard.is_echo("covers the heating element and the lid")
+
+
+def test_a_single_word_of_tara_s_is_an_echo_only_if_it_began_while_tara_could_be_heard() -> None:
+    guard, clock = guard_after_saying()  # the utterance began over Tara
+    assert guard.is_echo("Lid.")
+    guard.agent_speaking(False)
+    clock.now += 0.3
+    guard.user_started()  # its echo's tail
+    assert guard.is_echo("lid")
+    clock.now += 0.7
+    guard.user_started()  # the user answering
+    assert not guard.is_echo("Lid.")
+
+
+def test_a_zero_window_turns_the_guard_off() -> None:
+    guard, _ = guard_after_saying(window_s=0.0)
+    assert not guard.began_in_echo
+    assert not guard.is_echo("covers the heating element and the lid")

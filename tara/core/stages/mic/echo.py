@@ -42,6 +42,7 @@ ENVELOPE_FRAMES = MAX_BULK_FRAMES + COMPARED_FRAMES - 1
 ESTIMATE_EVERY_FRAMES = 20  # every 200 ms
 MIN_CORRELATION = 0.6  # envelopes must agree this well (the user talking over Tara lowers it)
 SPEAKING_RMS = 300.0  # about -40 dBFS: the reference had Tara's voice in it
+SAME_DELAY_S = 0.03  # two estimates this close are the same echo path
 AEC_HEADROOM_S = 0.1  # where the echo is put behind its reference when realigned
 AEC_SEARCH_S = 0.35  # an echo up to this far behind its reference is left to AEC3 (it reaches ~0.45 s)
 
@@ -191,7 +192,8 @@ class EchoCanceller:
     Each mic frame is paired with the reference ``BulkDelay`` says its echo holds (at first the 10 ms
     sent just before it arrived: never later than its echo); AEC3 finds the rest of the delay.
 
-    Its output is used only once ``BulkDelay`` has heard the echo in this call: until then AEC3 learns
+    Its output is used only once ``BulkDelay`` has heard the echo in this call (two estimates in a row at
+    the same delay): until then AEC3 learns
     but the mic passes unchanged. Where the browser cancels the echo itself there is nothing to take
     out, and an AEC3 that has not learnt the room yet muffles the user talking over Tara (in ``tara
     bench`` the first barge-in of a call then took 1.3-3.5 s instead of 0.22 s).
@@ -203,6 +205,7 @@ class EchoCanceller:
         self._bulk = BulkDelay()
         self._frames = 0
         self._echo_heard = False
+        self._last_delay: float | None = None  # the previous estimate: an echo is heard once two agree
 
     @property
     def reference_lag_s(self) -> float:
@@ -223,8 +226,12 @@ class EchoCanceller:
     def _realign(self) -> None:
         """Put the echo ``AEC_HEADROOM_S`` behind its reference again when it strayed past AEC3's search
         (or so close that it may come before it)."""
-        delay = self._bulk.estimate_s()
-        self._echo_heard = self._echo_heard or delay is not None
+        delay, previous = self._bulk.estimate_s(), self._last_delay
+        self._last_delay = delay
+        # an echo stays where it is; the user talking over Tara matches its envelope, if ever, by chance
+        # and at a lag of its own each time (taken for echo, AEC3's output then muffled the barge-in)
+        agreeing = delay is not None and previous is not None and abs(delay - previous) <= SAME_DELAY_S
+        self._echo_heard = self._echo_heard or agreeing
         if (
             delay is None
             or AEC_HEADROOM_S / 2 <= delay <= AEC_SEARCH_S
@@ -233,6 +240,7 @@ class EchoCanceller:
             return  # within AEC3's reach (moving it would make it learn again), or as early as it can be
         self._far.set_lag(max(0.0, self._far.lag_s + delay - AEC_HEADROOM_S))
         self._bulk.clear()
+        self._last_delay = AEC_HEADROOM_S  # where the echo was just put
 
 
 def echo_filter(name: str, reference: EchoReference) -> EchoCanceller | None:

@@ -7,6 +7,7 @@ the listener proposed and what the session made of it.
 import asyncio
 
 import numpy as np
+import pytest
 
 from tara.core.conversation.events import (
     AgentState,
@@ -87,9 +88,14 @@ async def test_talking_on_after_a_pause_drops_the_speculative_reply_without_a_tr
     await session.close()
 
 
-async def test_a_backchannel_over_the_agent_lets_it_speak_on(config):
+@pytest.mark.parametrize(
+    "heard_over_the_agent",
+    ["Yeah.", "The museum opens at nine."],
+    ids=["a backchannel", "the agent's own words, its echo"],
+)
+async def test_speech_over_the_agent_that_is_no_barge_in_lets_it_speak_on(config, heard_over_the_agent):
     reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
-    stt, llm = ScriptedSTT("What about the museum?", "Yeah."), ScriptedLLM(reply, delay=0.08)
+    stt, llm = ScriptedSTT("What about the museum?", heard_over_the_agent), ScriptedLLM(reply, delay=0.08)
     sink = BufferSink()
     session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), sink)
     await talk(session, loud(1.0), quiet(0.6))
@@ -98,22 +104,8 @@ async def test_a_backchannel_over_the_agent_lets_it_speak_on(config):
     await talk(session, loud(0.4), quiet(0.8))
     events = await events_until(session, AgentTurnDone, timeout=10)
     assert not events[-1].interrupted
-    assert finals(events) == []  # "Yeah." was no turn
+    assert finals(events) == []  # no turn
     assert not sink.paused  # paused while it was judged, then resumed
-    await session.close()
-
-
-async def test_the_agent_s_own_words_heard_over_it_are_its_echo_and_it_speaks_on(config):
-    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
-    stt, llm = ScriptedSTT("What about the museum?", "The museum opens at nine."), ScriptedLLM(reply, delay=0.08)
-    sink = BufferSink()
-    session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), sink)
-    await talk(session, loud(1.0), quiet(0.6))
-    await events_until(session, AgentText, timeout=10)
-    await talk(session, loud(0.4), quiet(0.8))
-    events = await events_until(session, AgentTurnDone, timeout=10)
-    assert not events[-1].interrupted and finals(events) == []
-    assert not sink.paused
     await session.close()
 
 

@@ -382,11 +382,12 @@ def plot(report: dict[str, Any], path: Path) -> None:
 def bench(options: BenchOptions) -> dict[str, Any]:
     """Run the benchmark; write report.json and latency.png to ``options.out``; print the tables.
 
-    ``--turns 0`` leaves the latency sections out (for a WER run alone)."""
+    ``--turns 0`` with ``--wer`` leaves the latency sections out (a WER run alone); without ``--wer`` it
+    leaves out only the one caller's turns (barge-ins, concurrent callers and the echo replay still run)."""
     from tara.tools.bench_wer import print_wer, wer_bench  # (it builds on this module)
 
     options.out.mkdir(parents=True, exist_ok=True)
-    report = asyncio.run(run_bench(options)) if options.turns else {}
+    report = asyncio.run(run_bench(options)) if options.turns or not options.wer else {}
     if options.wer:
         report["wer"] = asyncio.run(wer_bench(options.wer, options.wer_denoise, options.config, options.out))
     (options.out / "report.json").write_text(json.dumps(report, indent=2))

@@ -172,6 +172,7 @@ class BargeInConfig(Section):
         "mm-hm",
         "mm-hmm",
         "uh-huh",
+        "uh huh",  # (also written "Uh, huh.")
         "uh",  # whisper-base writes espeak-ng's "uh-huh" as "Uh uh."
         "hmm",
         "hm",

@@ -76,6 +76,42 @@ NUMBER_WORDS = frozenset(
 )
 
 
+def asks_yes_or_no(question: str) -> bool:
+    """Whether the last sentence of ``question`` asks for a yes or a no: "Hi! Is this the bike rental?"."""
+    sentences = [part for part in re.split(r"[.!?]+", question) if part.strip()]
+    words = _words(sentences[-1]) if sentences else []
+    return bool(words) and words[0] in YES_NO_QUESTION
+
+
+def affirmed(question: str, sentence: str) -> str | None:
+    """A yes-or-no ``question`` said back as a statement is its answer yes: "Is the bakery open on
+    Saturday?" → "The bakery is open on Saturday." → "Yes, the bakery is open on Saturday."; None for
+    anything else (the question asked back, or not a yes-or-no question)."""
+    words = _words(sentence)
+    if not asks_yes_or_no(question) or sentence.rstrip().endswith("?") or not words or words[0] in YES_NO_QUESTION:
+        return None
+    first = sentence[:1].lower() if words[0] in FUNCTION_WORDS else sentence[:1]  # not "Dr." or a name
+    return f"Yes, {first}{sentence[1:]}"
+
+
+def answers_beside(question: str, sentence: str) -> bool:
+    """Whether a finished ``sentence`` opening the answer to a yes-or-no ``question`` is about
+    something else: no yes or no, and not one word of the question's own ("Do you have parking for
+    cars?" → "Helmets and locks are included free."). A small model asked about what the documents
+    lack states the nearest fact they hold."""
+    words = _words(sentence)
+    if not asks_yes_or_no(question) or not sentence.rstrip().endswith(SENTENCE_END) or not words:
+        return False
+    said = _content(sentence)
+    return words[0] not in YES_OR_NO and not any(_related(asked, word) for asked in _content(question) for word in said)
+
+
+def _related(a: str, b: str) -> bool:
+    """One word, or one's derivation: "deliver" and "delivery", "child" and "children", "photos" and "photography"."""
+    shorter = min(len(a), len(b))
+    return a == b or (shorter >= 5 and a[:shorter] == b[:shorter])
+
+
 def _content(text: str) -> set[str]:
     """The stems of ``text``'s words that carry meaning: no function, answer or number words."""
     return {
@@ -167,9 +203,8 @@ class KnownFacts:
             return False  # ("Tell me everything about the ferry." asks for no yes, no and no one fact)
         asked, said = _content(question), _content(sentence)
         added = said - asked
-        if not added:
-            yes_or_no = opener in YES_NO_QUESTION and _words(sentence)[0] in YES_OR_NO
-            return bool(said) and yes_or_no and bool(asked - self._stems)
+        if not added:  # a yes or a no, said as one or as a statement ("There is no roof restaurant.")
+            return bool(said) and opener in YES_NO_QUESTION and bool(asked - self._stems)
         return opener in WH_QUESTION and len(said & asked) >= 2 and not added & self._stems
 
     def invented(self, piece: str, question: str, grounded: bool = True) -> set[str]:
@@ -210,8 +245,11 @@ class ReplyCheck:
         sentence = f"{self._sentence} {piece}".strip()
         self._sentence = "" if piece.endswith(SENTENCE_END) else sentence
         if restates_question(self.question, sentence):
-            self.parroted = True
-            return None, False
+            yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
+            if yes is None:
+                self.parroted = True
+                return None, False
+            piece = sentence = yes  # and judged as that answer
         if self.instructions and restates_question(self.instructions, sentence):
             return None, False  # its instructions read out: nothing the user asked for
         self.said_nothing = False
@@ -220,6 +258,9 @@ class ReplyCheck:
         if self._opening and self.facts.unsupported(self.question, sentence):  # with documents or none
             # "Yes, there is a restaurant on the roof": no document says so
             return self._cut(sentence, piece, "nothing in the documents backs it"), True
+        if self._opening and answers_beside(self.question, sentence):
+            # "Do you have parking for cars?" → "Helmets and locks are included free."
+            return self._cut(sentence, piece, "it answers beside the question"), True
         self._opening = self._opening and not piece.endswith(SENTENCE_END)
         return piece, False
 

@@ -12,7 +12,7 @@ from typing import cast
 
 from tara.core.conversation.guards import ReplyCheck
 from tara.core.conversation.prompt import Prompt
-from tara.core.conversation.text import SentenceChunker
+from tara.core.conversation.text import Continuation, SentenceChunker
 from tara.core.conversation.turn import TurnClock
 from tara.core.stages.llm import LLM, GenerationParams
 
@@ -23,8 +23,9 @@ async def written(
     """The LLM's reply as checked, speakable pieces, released on time even while the model is slow
     (a pending token is waited for only until the chunker's deadline)."""
     chunker = SentenceChunker()
+    opening = Continuation() if prompt.answer_start else None  # the model's words after the given start
     # LLM.stream is typed AsyncIterator, but its contract is closable (an async generator: closing aborts generation)
-    deltas = cast(AsyncGenerator[str, None], aiter(llm.stream(prompt.messages, params)))
+    deltas = cast(AsyncGenerator[str, None], aiter(llm.stream(prompt.chat(), params)))
     pending: asyncio.Future[str | None] | None = None
     try:
         while True:
@@ -39,9 +40,11 @@ async def written(
             else:
                 delta, pending = pending.result(), None
                 finished = delta is None
-                if not finished:
+                if delta is None:
+                    pieces = chunker.push(opening.flush() if opening else "") + chunker.flush()
+                else:
                     clock.mark("first_token")
-                pieces = chunker.flush() if delta is None else chunker.push(delta)
+                    pieces = chunker.push(opening.push(delta) if opening else delta)
             for piece in pieces:
                 spoken, stop = check.judge(piece)
                 if spoken:

@@ -13,11 +13,42 @@ _EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf]")
 _SPACES = re.compile(r"\s+")
 _CLAUSE_BREAK = re.compile(r"[,;:\u2014]\s")
 _WORD_BREAK = re.compile(r"\s+")
+_FIRST_WORD = re.compile(r"[\s,:]*(\S+)\s+")
 
 
 def clean_for_speech(text: str) -> str:
     """Drop markdown and emoji that a voice should not read out."""
     return _SPACES.sub(" ", _EMOJI.sub("", _MARKUP.sub("", text))).strip()
+
+
+class Continuation:
+    """What a model wrote on from an answer's start it was given (``Prompt.answer_start``: "The documents
+    say"), as a reply of its own: " that the library is closed." → "The library is closed.".
+
+    The opening is held until its first word is whole, so that a leading "that" can be dropped.
+    """
+
+    def __init__(self) -> None:
+        self._head: str | None = ""  # the text held so far; None once the opening is out
+
+    def push(self, delta: str) -> str:
+        if self._head is None:
+            return delta
+        self._head += delta
+        first = _FIRST_WORD.match(self._head)
+        if first is None:
+            return ""
+        rest = self._head[first.end() :] if first.group(1).lower() == "that" else self._head[first.start(1) :]
+        if not rest:
+            return ""
+        self._head = None
+        return rest[0].upper() + rest[1:]
+
+    def flush(self) -> str:
+        """The held opening, when the reply ends inside it (" no.")."""
+        rest, self._head = (self._head or "").strip(" ,:\n"), None
+        rest = "" if rest.lower() == "that" else rest
+        return rest[:1].upper() + rest[1:]
 
 
 class SentenceChunker:

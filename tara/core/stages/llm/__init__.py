@@ -27,7 +27,10 @@ class LLM(ABC):
 
     @abstractmethod
     def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
-        """Yield text deltas. Closing the iterator (or cancelling its consumer) aborts generation."""
+        """Yield text deltas. Closing the iterator (or cancelling its consumer) aborts generation.
+
+        A last message from the assistant is the start of the reply, written for the model: it goes on
+        from there, and only what it adds is yielded (a prompt can steer how an answer begins)."""
 
     def count_tokens(self, text: str) -> int:
         """Token estimate for the history budget; backends with a tokenizer count exactly."""

@@ -99,10 +99,15 @@ class LlamaCppLLM(LLM):
         return len(self._model.tokenize(text.encode(), add_bos=False, special=False))
 
     def _chat_tokens(self, messages: list[ChatMessage]) -> list[int]:
-        """The prompt ``create_chat_completion`` would feed: the GGUF's chat template, special tokens parsed."""
+        """The prompt ``create_chat_completion`` would feed: the GGUF's chat template, special tokens parsed;
+        a last assistant message is the reply's start (``LLM.stream``), after the generation prompt."""
+        start = ""
+        if messages and messages[-1].role == "assistant":
+            *messages, last = messages
+            start = last.content
         # (llama_cpp types each role's message apart; ChatMessage.role is a plain str, one of the three it knows)
         chat = cast("list[ChatCompletionRequestMessage]", [{"role": m.role, "content": m.content} for m in messages])
-        prompt = self._format(messages=chat).prompt
+        prompt = self._format(messages=chat).prompt + start
         tokens = self._model.tokenize(prompt.encode(), add_bos=False, special=True)
         if len(tokens) >= self._n_ctx:
             raise ValueError(f"a prompt of {len(tokens)} tokens does not fit llm.n_ctx ({self._n_ctx})")

@@ -33,6 +33,8 @@ class OpenAICompatibleLLM(LLM):
             "max_tokens": params.max_tokens,
             "stream": True,
         }
+        if messages and messages[-1].role == "assistant":  # the reply's start: vLLM's and llama-server's prefill
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
         async with (

@@ -36,8 +36,12 @@ class VLLMEngineLLM(LLM):
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _prompt(self, messages: list[ChatMessage]) -> str:
+        start = ""
+        if messages and messages[-1].role == "assistant":  # the reply's start (``LLM.stream``)
+            *messages, last = messages
+            start = last.content
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) + start
 
     async def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
         # (from vllm.sampling_params: a bare `vllm` here resolves, for a type checker, to this very module)

@@ -74,7 +74,8 @@ def test_a_reply_check_drops_its_instructions_read_out():
     )
     check = ReplyCheck("Is there a restaurant on the roof?", KnownFacts(["A cafe on the ground floor."]), True, persona)
     assert check.judge("No lists, no markdown, no emojis.") == (None, False) and check.said_nothing
-    assert check.judge("There is a cafe on the ground floor.") == ("There is a cafe on the ground floor.", False)
+    answer = "No, but there is a cafe on the ground floor."
+    assert check.judge(answer) == (answer, False)
 
 
 def test_a_name_no_document_holds_is_invented():
@@ -118,3 +119,31 @@ def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
     later = ReplyCheck("What is the dentist's favourite colour?", facts, grounded=True)  # only the answer is judged
     assert later.judge("Dr. Varga is our dentist.")[1] is False
     assert later.judge("The dentist's favourite colour is white.")[1] is False
+
+
+def test_an_answer_beside_a_yes_or_no_question_is_i_dont_know():
+    facts = KnownFacts(["Helmets and locks are included free. We deliver in town. Children under 16 ride free."])
+    beside = ReplyCheck("Do you have parking for cars?", facts, True)
+    assert beside.judge("Helmets and locks are included free.") == (NOT_IN_DOCUMENTS, True)
+    # a word of the question, or its derivation, or a yes or a no: an answer
+    for question, reply in [
+        ("Do you deliver?", "Delivery is free in town."),
+        ("Is it free for my child?", "Children under 16 ride free."),
+        ("Are helmets included?", "Helmets and locks are included free."),
+        ("Can I rent a tandem?", "No, only city bikes."),
+    ]:
+        assert ReplyCheck(question, facts, True).judge(reply) == (reply, False), reply
+    assert ReplyCheck("When do you open?", facts, True).judge("Helmets are free.")[1] is False  # not a yes or no
+
+
+def test_a_yes_or_no_question_said_back_as_a_statement_is_a_yes_judged_like_one():
+    facts = KnownFacts(["The bakery is open Tuesday to Saturday. Dogs may sit on the terrace."])
+    check = ReplyCheck("Is the bakery open on Saturday?", facts, True)
+    assert check.judge("The bakery is open on Saturday.") == ("Yes, the bakery is open on Saturday.", False)
+    # a yes about what no document mentions is still not said, nor a no said as a statement
+    roof = ReplyCheck("Can I bring my dog on the roof?", facts, True)
+    assert roof.judge("You can bring your dog on the roof.") == (NOT_IN_DOCUMENTS, True)
+    spa = ReplyCheck("Is there a spa on the roof?", facts, True)
+    assert spa.judge("There is no spa on the roof.") == (NOT_IN_DOCUMENTS, True)
+    asked_back = ReplyCheck("Is the bakery open on Saturday?", facts, True)
+    assert asked_back.judge("Is the bakery open on Saturday?") == (None, False) and asked_back.parroted

@@ -7,10 +7,11 @@ import pytest
 from tara.core.conversation.events import AgentText, ErrorEvent, Sources, TurnMetrics
 from tara.core.conversation.guards import NOT_IN_DOCUMENTS
 from tara.core.conversation.phrases import FAILED_PHRASE, HOLDING_PHRASE, NOT_HEARD_PHRASE
-from tara.core.conversation.prompt import INSIST
+from tara.core.conversation.prompt import INSIST, YES_NO_ANSWER_START
 from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
 from tara.core.conversation.turn import Turn, TurnClock
+from tara.core.stages.llm import ChatMessage
 from tara.core.stages.rag import Document
 from tara.core.stages.stt import Transcript
 from tests.fakes import ScriptedLLM, ScriptedSTT, ToneTTS, events_until, fake_stack, words
@@ -103,6 +104,23 @@ async def test_an_answer_that_agrees_with_the_question_is_no_parrot(config):
     llm = ScriptedLLM(words("Yes, the museum opens at 9."))
     events = await ask(fake_stack(config, llm, documents=MUSEUM), "Does the museum open at 9?")
     assert said(events) == ["Yes, the museum opens at 9."]
+
+
+async def test_a_yes_or_no_question_gets_the_documents_fact_first(config):
+    llm = ScriptedLLM(words(" that the museum closes at 17."), words("It opens at 9."))
+    stack = fake_stack(config, llm, documents=MUSEUM)
+    events = await ask(stack, "Hello! Is the museum open at 18?")
+    assert said(events) == ["The museum closes at 17."]  # the model's words after the start it was given
+    assert llm.prompts[0][-1] == ChatMessage("assistant", YES_NO_ANSWER_START)
+    await ask(stack, "When does the museum open?")
+    assert llm.prompts[1][-1].role == "user"  # only a yes or a no is started for the model
+
+
+async def test_a_yes_or_no_question_said_back_as_a_statement_is_a_yes(config):
+    llm = ScriptedLLM(words(" the museum opens at 9."))
+    events = await ask(fake_stack(config, llm, documents=MUSEUM), "Does the museum open at 9?")
+    assert said(events) == ["Yes, the museum opens at 9."]
+    assert len(llm.prompts) == 1  # no parrot: not asked again
 
 
 async def test_a_number_no_document_holds_is_not_said(config):

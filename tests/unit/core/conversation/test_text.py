@@ -1,4 +1,4 @@
-from tara.core.conversation.text import SentenceChunker, clean_for_speech
+from tara.core.conversation.text import Continuation, SentenceChunker, clean_for_speech
 
 
 def chunk(deltas: list[str]) -> list[str]:
@@ -96,3 +96,15 @@ def test_nothing_is_due_without_a_whole_word():
 def test_run_on_text_without_any_break_is_cut_at_a_word():
     pieces = chunk(tokens("word " * 90))
     assert len(pieces) >= 2 and all(len(p.split()) <= 41 for p in pieces)
+
+
+def test_a_continued_answer_reads_as_a_reply_of_its_own():
+    def continued(deltas: list[str]) -> str:
+        opening = Continuation()
+        return "".join(opening.push(delta) for delta in deltas) + opening.flush()
+
+    assert continued(tokens(" the library is closed on Sundays.")) == "The library is closed on Sundays."
+    assert continued(tokens(" that members can renew online.")) == "Members can renew online."
+    assert continued([" th", "at", " ", "dogs stay outside."]) == "Dogs stay outside."  # "that" split up
+    assert continued([" no."]) == "No."  # the reply ended inside its first word
+    assert continued([" that", " "]) == ""

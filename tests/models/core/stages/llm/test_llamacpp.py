@@ -221,6 +221,16 @@ async def test_prefill_then_stream_gives_the_same_text_as_stream_alone(llm):
     assert await reply(llm, messages) == alone
 
 
+async def test_a_started_answer_is_read_after_the_generation_prompt_and_continued(llm):
+    question = conversation("Is Paris the capital of France?")
+    started = [*question, ChatMessage("assistant", "The documents say")]
+    assert llm._chat_tokens(started) == llm._chat_tokens(question) + llm._model.tokenize(
+        b"The documents say", add_bos=False, special=False
+    )
+    continued = await reply(llm, started, max_tokens=12)
+    assert not continued.lstrip().startswith("The documents say") and "Paris" in continued
+
+
 async def test_a_reply_that_nobody_reads_pauses_until_its_consumer_pulls(engine):
     llm = engine
     stream = llm.stream(conversation("Count from one to a hundred, in words."), GenerationParams(max_tokens=100))

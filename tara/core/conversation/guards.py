@@ -36,6 +36,8 @@ CUT_NOT_IN_DOCUMENTS = "… sorry, I don't know that. It isn't in my documents."
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+_CLOCK = re.compile(r"\b(\d{1,2})[:.](\d{2})\b")
+_MINUTES = re.compile(r"\b(\d+)\s*(?:minutes|mins?)\b")
 TITLES = ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Prof.")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 # Capitalised words any reply may use: the agent's name, days, months.
@@ -171,6 +173,15 @@ def numbers_in(text: str) -> set[str]:
     return found
 
 
+def reckoned_times(texts: list[str]) -> set[str]:
+    """The clock times the documents imply, as ``numbers_in`` gives them: a stated time give or take a
+    stated number of minutes ("Open 10:00 to 17:00", "last entry is 45 minutes before closing": 16:15)."""
+    times = {int(h) * 60 + int(m) for text in texts for h, m in _CLOCK.findall(text) if int(h) < 24 and int(m) < 60}
+    spans = {int(n) for text in texts for n in _MINUTES.findall(alpha2digit(text, "en"))}
+    moments = {time + sign * span for time in times for span in spans for sign in (-1, 1)}
+    return set().union(*(numbers_in(f"{m // 60}:{m % 60:02d}") for m in moments if 0 <= m < 24 * 60))
+
+
 class KnownFacts:
     """The numbers and names the documents state: a reply's number or name found nowhere there (nor
     in the question) was made up."""
@@ -179,7 +190,7 @@ class KnownFacts:
 
     def __init__(self, texts: Iterable[str]) -> None:
         texts = list(texts)
-        stated = set().union(*(numbers_in(text) for text in texts))
+        stated = set().union(*(numbers_in(text) for text in texts)) | reckoned_times(texts)
         # said another way: "17:00" is "five" in the afternoon, "555-0142" is read digit by digit
         afternoon = {str(int(n) - 12) for n in stated if n.isdigit() and 13 <= int(n) <= 23}
         digits = {digit for n in stated for digit in n if digit.isdigit()}

@@ -27,6 +27,13 @@ def test_an_invented_number_is_found_and_a_stated_one_passes():
     assert not known.invented("It is open from nine to five.", "When is it open?")  # 17:00
 
 
+def test_a_time_the_documents_imply_is_no_invention():
+    known = KnownFacts(["Open 10:00 to 17:00.", "Last entry is forty-five minutes before closing."])
+    assert not known.invented("The last entry is at 16:15.", "When is the last entry?")
+    assert not known.invented("The last entry is at a quarter past 4, 4:15.", "When is the last entry?")
+    assert known.invented("The last entry is at 16:20.", "When is the last entry?") == {"20"}
+
+
 def test_a_phone_number_read_digit_by_digit_matches_the_documents():
     known = KnownFacts(["Call 555-0142."])
     assert not known.invented("Call five five five, zero one four two.", "What is the number?")

@@ -7,7 +7,11 @@ holds. Each is caught on the piece about to be voiced, so the user never hears i
 - ``restates_question``: a finished sentence that adds no word of its own to the question, or to
   the instructions it was given ("No lists, no markdown, no emojis.": its own prompt read out);
 - ``RepetitionGuard``: a sentence said before in this reply, or a phrase said three times;
-- ``KnownFacts``: a number or a name that is neither in the documents nor in the question.
+- ``KnownFacts``: a number or a name that is neither in the documents nor in the question (a time they
+  imply is theirs: "45 minutes before closing");
+- ``answers_beside``: an answer to a yes-or-no question that shares no word with it.
+
+A yes-or-no question said back as a statement is no parrot but a yes (``affirmed``).
 """
 
 from __future__ import annotations
@@ -201,8 +205,8 @@ class KnownFacts:
     def unsupported(self, question: str, sentence: str) -> bool:
         """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
 
-        - a bare yes or no that says the question back, when the question names something no document
-          mentions ("Do you offer sedation?" → "Yes, we offer sedation."; not "Here is everything about the
+        - a yes or a no that says the question back (as one, or as a statement: "There is no spa."), when
+          the question names something no document mentions ("Do you offer sedation?" → "Yes, we offer sedation."; not "Here is everything about the
           ferry.", which starts no yes or no);
         - an answer about the thing asked whose every new word is in no document ("What is the
           dentist's favourite colour?" → "The dentist's favourite colour is white.").

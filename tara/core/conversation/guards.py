@@ -33,6 +33,8 @@ FUNCTION_WORDS = frozenset(
     "me my your we our what when where how who whom which why that this there these those about with from "
     "please tell know".split()
 )
+# what a question about the conversation itself is made of: "Can you help me?", "Did you understand?"
+CONVERSATION_WORDS = frozenset("help hear understand ask talk speak repeat say said here there sorry".split())
 SENTENCE_END = (".", "!", "?")
 NOT_IN_DOCUMENTS = "Sorry, I don't know that. It isn't in my documents."
 # the same, after a clause of the sentence it replaces was already said ("The phone number is …")
@@ -202,6 +204,11 @@ class KnownFacts:
         self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
         self._stems = frozenset(map(_stem, self.words))
 
+    def asked_about(self, question: str) -> bool:
+        """Whether ``question`` names something the documents mention, not only the conversation
+        itself ("Can you hear me?", "Are you there?")."""
+        return bool((_content(question) - CONVERSATION_WORDS) & self._stems)
+
     def unsupported(self, question: str, sentence: str) -> bool:
         """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
 
@@ -273,7 +280,7 @@ class ReplyCheck:
         if self._opening and self.facts.unsupported(self.question, sentence):  # with documents or none
             # "Yes, there is a restaurant on the roof": no document says so
             return self._cut(sentence, piece, "nothing in the documents backs it"), True
-        if self._opening and answers_beside(self.question, sentence):
+        if self._opening and answers_beside(self.question, sentence) and self.facts.asked_about(self.question):
             # "Do you have parking for cars?" → "Helmets and locks are included free."
             return self._cut(sentence, piece, "it answers beside the question"), True
         self._opening = self._opening and not piece.endswith(SENTENCE_END)

@@ -56,7 +56,8 @@ NO_CONTEXT_EXAMPLES = (
 # their fact: "Is the library open on Sundays?" → "Yes, the library is closed on Sundays." Started
 # with these words, it writes the fact first, and the fact answers: "… the library is closed on
 # Sundays." (Qwen2.5 1.5B, 20 yes-or-no questions on four documents: 18 right against 13; a spoken
-# instruction to the same effect changed nothing.) The words are the model's, never spoken.
+# instruction to the same effect changed nothing.) The words are the model's, never spoken. Not for
+# a question about the conversation ("Are you there?"): the documents then say something beside it.
 YES_NO_ANSWER_START = "The documents say"
 
 
@@ -118,7 +119,8 @@ class PromptBuilder:
         if style:
             user = f"{user}\n({style})"
         messages = [*self._prefix(grounded), *self.trim(history, grounded), ChatMessage("user", user)]
-        return Prompt(messages, grounded, YES_NO_ANSWER_START if grounded and asks_yes_or_no(question) else "")
+        started = grounded and asks_yes_or_no(question) and self.known_facts.asked_about(question)
+        return Prompt(messages, grounded, YES_NO_ANSWER_START if started else "")
 
     def trim(self, history: list[ChatMessage], grounded: bool = False) -> list[ChatMessage]:
         """The most recent exchanges within ``llm.history_tokens``, dropped a page at a time; a

@@ -129,8 +129,10 @@ def test_a_reply_nothing_in_the_documents_backs_is_i_dont_know():
 
 
 def test_an_answer_beside_a_yes_or_no_question_is_i_dont_know():
-    facts = KnownFacts(["Helmets and locks are included free. We deliver in town. Children under 16 ride free."])
-    beside = ReplyCheck("Do you have parking for cars?", facts, True)
+    facts = KnownFacts(
+        ["Bikes come with helmets and locks. We deliver in town. Children under 16 ride free.", "Tandem, 30 euros."]
+    )
+    beside = ReplyCheck("Is there parking for the bikes?", facts, True)
     assert beside.judge("Helmets and locks are included free.") == (NOT_IN_DOCUMENTS, True)
     # a word of the question, or its derivation, or a yes or a no: an answer
     for question, reply in [
@@ -154,3 +156,11 @@ def test_a_yes_or_no_question_said_back_as_a_statement_is_a_yes_judged_like_one(
     assert spa.judge("There is no spa on the roof.") == (NOT_IN_DOCUMENTS, True)
     asked_back = ReplyCheck("Is the bakery open on Saturday?", facts, True)
     assert asked_back.judge("Is the bakery open on Saturday?") == (None, False) and asked_back.parroted
+
+
+def test_a_question_about_the_conversation_is_not_about_the_documents():
+    facts = KnownFacts(["Tara helps you with the library. The library is closed on Sundays."])
+    assert facts.asked_about("Is the library open on Sundays?")
+    for question in ["Can you hear me?", "Are you there?", "Can you help me?", "Do you understand?"]:
+        assert not facts.asked_about(question), question
+        assert ReplyCheck(question, facts, True).judge("Of course, go ahead.") == ("Of course, go ahead.", False)

@@ -113,7 +113,9 @@ async def test_a_yes_or_no_question_gets_the_documents_fact_first(config):
     assert said(events) == ["The museum closes at 17."]  # the model's words after the start it was given
     assert llm.prompts[0][-1] == ChatMessage("assistant", YES_NO_ANSWER_START)
     await ask(stack, "When does the museum open?")
-    assert llm.prompts[1][-1].role == "user"  # only a yes or a no is started for the model
+    await ask(stack, "Can you hear me?")
+    # only a yes or a no about the documents is started for the model
+    assert llm.prompts[1][-1].role == llm.prompts[2][-1].role == "user"
 
 
 async def test_a_yes_or_no_question_said_back_as_a_statement_is_a_yes(config):

@@ -11,7 +11,8 @@ holds. Each is caught on the piece about to be voiced, so the user never hears i
   imply is theirs: "45 minutes before closing");
 - ``answers_beside``: an answer to a yes-or-no question that shares no word with it.
 
-A yes-or-no question said back as a statement is no parrot but a yes (``affirmed``).
+A yes-or-no question said back as a statement is no parrot but a yes (``affirmed``), and a bare "I don't
+know." to words that ask nothing ("See you on Saturday, bye!") is small talk (``small_talk_reply``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ SENTENCE_END = (".", "!", "?")
 NOT_IN_DOCUMENTS = "Sorry, I don't know that. It isn't in my documents."
 # the same, after a clause of the sentence it replaces was already said ("The phone number is …")
 CUT_NOT_IN_DOCUMENTS = "… sorry, I don't know that. It isn't in my documents."
+# what a bare "I don't know." to words that ask nothing becomes (see ``small_talk_reply``)
+GOODBYE = "Goodbye, talk to you soon!"
+HELLO = "Hello! What can I do for you?"
+ALL_RIGHT = "All right."
+FAREWELL_WORDS = frozenset("bye goodbye cheers see later night".split())
+GREETING_WORDS = frozenset("hi hello hey morning afternoon evening".split())
+_BARE_DONT_KNOW = re.compile(r"^(?:sorry,? )?i (?:don't|do not) know\.?$", re.IGNORECASE)
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
@@ -100,6 +108,18 @@ def affirmed(question: str, sentence: str) -> str | None:
         return None
     first = sentence[:1].lower() if words[0] in FUNCTION_WORDS else sentence[:1]  # not "Dr." or a name
     return f"Yes, {first}{sentence[1:]}"
+
+
+def small_talk_reply(utterance: str, sentence: str) -> str | None:
+    """What to say instead of a bare "I don't know." to words that ask nothing: told "Perfect, see you on
+    Saturday. Bye!", a small model held to its documents says "I don't know."; None for anything else."""
+    words = _words(utterance)
+    asks = "?" in utterance or (bool(words) and words[0] in WH_QUESTION | YES_NO_QUESTION)
+    if asks or not _BARE_DONT_KNOW.match(sentence.strip().replace("\u2019", "'")):
+        return None
+    if FAREWELL_WORDS & set(words):
+        return GOODBYE
+    return HELLO if GREETING_WORDS & set(words) else ALL_RIGHT
 
 
 def answers_beside(question: str, sentence: str) -> bool:
@@ -266,6 +286,9 @@ class ReplyCheck:
             return None, True
         sentence = f"{self._sentence} {piece}".strip()
         self._sentence = "" if piece.endswith(SENTENCE_END) else sentence
+        if self._opening and sentence == piece and (instead := small_talk_reply(self.question, sentence)):
+            self.said_nothing, self._opening = False, False
+            return instead, False
         if restates_question(self.question, sentence):
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:

@@ -1,5 +1,8 @@
 from tara.core.conversation.guards import (
+    ALL_RIGHT,
     CUT_NOT_IN_DOCUMENTS,
+    GOODBYE,
+    HELLO,
     NOT_IN_DOCUMENTS,
     KnownFacts,
     RepetitionGuard,
@@ -164,3 +167,16 @@ def test_a_question_about_the_conversation_is_not_about_the_documents():
     for question in ["Can you hear me?", "Are you there?", "Can you help me?", "Do you understand?"]:
         assert not facts.asked_about(question), question
         assert ReplyCheck(question, facts, True).judge("Of course, go ahead.") == ("Of course, go ahead.", False)
+
+
+def test_a_bare_i_dont_know_to_words_that_ask_nothing_is_small_talk():
+    facts = KnownFacts(["The library opens at 9."])
+    for said, reply in [
+        ("Perfect, see you on Saturday. Bye!", GOODBYE),
+        ("Hi there, business Mike Rentals.", HELLO),
+        ("Okay.", ALL_RIGHT),
+    ]:
+        assert ReplyCheck(said, facts, True).judge("I don't know.") == (reply, False), said
+    # a question gets its honest "I don't know"
+    assert ReplyCheck("Who is the mayor?", facts, True).judge("I don't know.") == ("I don't know.", False)
+    assert ReplyCheck("Okay.", facts, True).judge("Great, see you!") == ("Great, see you!", False)

@@ -5,6 +5,8 @@ with real aiortc peers (Opus, ICE, data channel), which speak espeak-ng question
 natural pauses between turns. Measured at the caller:
 
 - voice to voice: the last audible sample sent → the first audible agent frame received;
+- voice to answer: the same, to the answer's own first words (its ``agent_text``, sent as it starts to
+  play), past a holding phrase ("Let me check.") said while the answer was being prepared;
 - per stage: the server's marks for the turn (endpointing, transcript, retrieval, first token, first
   sentence, first audio); what the caller measured beyond the server's own total is the network
   (Opus framing, jitter buffers, pacing) and is reported as ``network``;
@@ -36,6 +38,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from tara.core.conversation.phrases import HOLDING_PHRASE
 from tara.server.serve import free_port
 from tara.tools.caller import TaraClient
 from tara.tools.echo_replay import ECHO_DELAYS_S, ECHO_GAIN_DB, EchoReplay
@@ -129,6 +132,9 @@ async def ask(
         "heard": " ".join(e["text"] for _, e in since if e["type"] == "user_transcript" and e["final"]),
         "grounded": next((e["grounded"] for _, e in since if e["type"] == "sources"), None),
     }
+    answer_at = next((at for at, e in since if e["type"] == "agent_text" and e["text"] != HOLDING_PHRASE), None)
+    turn["answer_ms"] = None if answer_at is None else round((answer_at - clip.speech_ended) * 1000, 1)
+    turn["held"] = HOLDING_PHRASE in turn["said"]
     if first_sound is not None:
         turn["client_ms"] = round((first_sound - clip.speech_ended) * 1000, 1)
         if "voice_to_first_audio" in stages:
@@ -290,6 +296,11 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
             n: stats([t["client_ms"] for t in turns if t["client_ms"] is not None])
             for n, turns in report["turns"].items()
         },
+        "voice_to_answer_ms": {
+            n: stats([t["answer_ms"] for t in turns if t.get("answer_ms") is not None])
+            for n, turns in report["turns"].items()
+        },
+        "holding_phrases": {n: sum(bool(t.get("held")) for t in turns) for n, turns in report["turns"].items()},
         "barge_in_ms": stats([b for b in report["barge_ins_ms"] if b is not None]),
         "server_stages_ms": {
             s: stats([t["server_stages_ms"][s] for t in single if s in t["server_stages_ms"]])
@@ -313,6 +324,14 @@ def print_table(summary: dict[str, Any]) -> None:
     for callers, values in summary["voice_to_voice_ms"].items():
         table.add_row(
             f"[bold]voice → voice, {callers} session{'s' if callers > 1 else ''}[/]",
+            f"{values['p50']:.0f}",
+            f"{values['p95']:.0f}",
+            str(values["n"]),
+        )
+    for callers, values in summary.get("voice_to_answer_ms", {}).items():
+        table.add_row(
+            f"  voice → answer, {callers} session{'s' if callers > 1 else ''}"
+            f" ({summary['holding_phrases'][callers]} turns held with '{HOLDING_PHRASE}')",
             f"{values['p50']:.0f}",
             f"{values['p95']:.0f}",
             str(values["n"]),

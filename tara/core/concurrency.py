@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
@@ -107,6 +108,34 @@ class Compute:
         with self._condition:
             job.cancelled = True
             self._condition.notify_all()
+
+
+class Call(Protocol):
+    @property
+    def busy(self) -> bool:
+        """Whether the call has a turn in progress: its user talking, a transcription or a reply."""
+        ...
+
+
+class Callers:
+    """The calls in progress, so that a choice made as a reply starts sees the turns sharing the CPU.
+
+    Four callers asking at once: the first reply starts while the other three are still being heard
+    and transcribed, so counting only the replies already written takes them for a lone caller.
+    """
+
+    def __init__(self) -> None:
+        self._calls: weakref.WeakSet[Call] = weakref.WeakSet()  # (a call dropped without leaving is gone too)
+
+    def join(self, call: Call) -> None:
+        self._calls.add(call)
+
+    def leave(self, call: Call) -> None:
+        self._calls.discard(call)
+
+    def busy(self) -> int:
+        """How many calls have a turn in progress now."""
+        return sum(1 for call in list(self._calls) if call.busy)
 
 
 class NoCompute(Compute):

@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 
 from tara.core.audio import PIPELINE_RATE
-from tara.core.concurrency import Compute
+from tara.core.concurrency import Callers, Compute
 from tara.core.config import TaraConfig
 from tara.core.conversation.phrases import Speech
 from tara.core.conversation.prompt import PromptBuilder
@@ -49,6 +49,7 @@ class AgentStack:
     compute: Compute  # the CPU the backends share (they were given it when made)
     load_seconds: dict[str, float] = field(default_factory=dict)
     turn_model: TurnModel = field(default_factory=WordsOnly)  # how likely the user is done (``endpointing.backend``)
+    callers: Callers = field(default_factory=Callers)  # the calls in progress (sessions join; the LLM counts them)
     speech: Speech = field(init=False)  # the TTS as sessions use it (fixed phrases recorded)
 
     def __post_init__(self) -> None:
@@ -86,7 +87,8 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         "speech recognition", lambda: STT_BACKENDS.create(config.stt.backend, config.stt, data_dir, compute=compute)
     )
     retriever = timed("knowledge base", lambda: RETRIEVERS.create(config.rag.backend, config.rag, data_dir, kb_dir))
-    llm = timed("language model", lambda: load_llm(config.llm, data_dir, compute))
+    callers = Callers()
+    llm = timed("language model", lambda: load_llm(config.llm, data_dir, compute, callers))
     tts = timed("voice", lambda: TTS_BACKENDS.create(config.tts.backend, config.tts, data_dir, compute=compute))
     turn_model = timed(
         "end-of-turn model",
@@ -100,7 +102,7 @@ async def load_stack(config: TaraConfig, kb_dir: Path | None = None, console: Co
         await stt.transcribe(np.zeros(PIPELINE_RATE, dtype=np.int16))  # the first decode is the slowest
         await turn_model.probability_done(np.zeros(PIPELINE_RATE, dtype=np.int16))
         await llm.warm_up(prompts.warm_up_prefixes())
-        stack = AgentStack(config, stt, retriever, llm, tts, prompts, compute, timings, turn_model)
+        stack = AgentStack(config, stt, retriever, llm, tts, prompts, compute, timings, turn_model, callers)
         await stack.speech.record(EmotionSettings.from_preset(config.emotion.preset))
     timings["warm-up"] = round(time.perf_counter() - started, 2)
     console.log(

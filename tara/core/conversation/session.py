@@ -65,6 +65,7 @@ class Session:
         self.listener = Listener(stack, self, self.empathy, self._spawn)
         self._closed = False
         self._unanswered = ""  # a spoken question the user talked over before hearing any answer
+        stack.callers.join(self)
 
     # ------------------------------------------------------------------ inputs
 
@@ -125,6 +126,7 @@ class Session:
     async def close(self) -> None:
         """Cancel every task this session started."""
         self._closed = True
+        self.stack.callers.leave(self)
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()

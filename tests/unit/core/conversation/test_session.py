@@ -144,3 +144,15 @@ async def test_muted_a_typed_question_is_still_answered_aloud(config):
     assert said(await events_until(session, TurnMetrics, timeout=10)) == ["It opens at 9."]
     assert sink.chunks
     await session.close()
+
+
+async def test_a_session_counts_among_the_busy_callers_while_it_has_a_turn(config):
+    stack = fake_stack(config, ScriptedLLM([0.5, *words("It opens at 9.")]), documents=MUSEUM)
+    session, other = Session(stack, BufferSink()), Session(stack, BufferSink())
+    assert stack.callers.busy() == 0
+    session.say_text("When does the museum open?")
+    assert stack.callers.busy() == 1  # the reply in progress; the other call is idle
+    await events_until(session, TurnMetrics, timeout=10)
+    await session.close()
+    await other.close()
+    assert stack.callers.busy() == 0

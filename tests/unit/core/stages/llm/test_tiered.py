@@ -1,9 +1,10 @@
-"""The accurate model while it is free, the fast one while another reply is being written."""
+"""The accurate model while it is free, the fast one while another reply is written or another call is busy."""
 
 from __future__ import annotations
 
 import pytest
 
+from tara.core.concurrency import Callers
 from tara.core.stages.llm import ChatMessage, GenerationParams
 from tara.core.stages.llm.tiered import LoadTieredLLM
 from tests.fakes import ScriptedLLM
@@ -22,6 +23,24 @@ async def test_a_lone_reply_goes_to_the_accurate_model_and_one_written_meanwhile
     assert llm.writing == 0
     assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Eleven", " pounds."]  # free again
     assert (len(accurate.prompts), len(fast.prompts)) == (2, 1)
+
+
+class FakeCall:
+    def __init__(self, busy: bool) -> None:
+        self.busy = busy
+
+
+async def test_a_reply_starting_while_another_call_is_busy_goes_to_the_fast_model():
+    callers = Callers()
+    asking, other = FakeCall(True), FakeCall(True)  # another user talking, or being transcribed
+    callers.join(asking)
+    callers.join(other)
+    llm = LoadTieredLLM(ScriptedLLM(["Eleven pounds."]), ScriptedLLM(["Seven pounds."]), callers)
+    assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Seven pounds."]
+    other.busy = False  # the other call is quiet: the lone turn gets the accurate model
+    assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Eleven pounds."]
+    callers.leave(asking)
+    assert callers.busy() == 0
 
 
 async def test_a_reply_closed_early_or_failing_frees_the_accurate_model():

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 FUNCTION_WORDS = frozenset(
     "a an the is are was were be it its it's of to in on at for and or do does did can could would will you i "
     "me my your we our what when where how who whom which why that this there these those about with from "
-    "please tell know".split()
+    "please tell know has have had".split()
 )
 # what a question about the conversation itself is made of: "Can you help me?", "Did you understand?"
 CONVERSATION_WORDS = frozenset("help hear understand ask talk speak repeat say said here there sorry".split())

@@ -155,6 +155,8 @@ def test_a_yes_or_no_question_said_back_as_a_statement_is_a_yes_judged_like_one(
     # a yes about what no document mentions is still not said, nor a no said as a statement
     roof = ReplyCheck("Can I bring my dog on the roof?", facts, True)
     assert roof.judge("You can bring your dog on the roof.") == (NOT_IN_DOCUMENTS, True)
+    slide = ReplyCheck("Is there a water slide?", facts, True)  # "has" adds nothing of its own
+    assert slide.judge("It has a water slide.") == (NOT_IN_DOCUMENTS, True)
     spa = ReplyCheck("Is there a spa on the roof?", facts, True)
     assert spa.judge("There is no spa on the roof.") == (NOT_IN_DOCUMENTS, True)
     asked_back = ReplyCheck("Is the bakery open on Saturday?", facts, True)

@@ -187,6 +187,8 @@ class BargeInConfig(Section):
         "alright",
         "oh",
         "ah",
+        "aha",
+        "haha",  # laughing along (whisper-base heard espeak-ng's quiet "uh huh" in noise as "haha")
     ]
 
 

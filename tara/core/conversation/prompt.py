@@ -156,4 +156,3 @@ def insisting(prompt: Prompt) -> Prompt:
     """``prompt`` once more, telling the model to answer rather than restate the question."""
     *head, question = prompt.messages
     return replace(prompt, messages=[*head, ChatMessage("user", f"{question.content}\n{INSIST}")])
-

@@ -90,6 +90,19 @@ async def utterances(page, role: str) -> list[str]:
     return await page.eval_on_selector_all(f"#transcript [data-role={role}]", "els => els.map(e => e.textContent)")
 
 
+async def wait_for_barge_in(page, answered: str) -> None:
+    """Until a reply is interrupted and then the JS predicate ``answered`` holds (the new question's
+    reply); on a timeout, an AssertionError that names what was heard and said."""
+    from playwright.async_api import TimeoutError as PageTimeout
+
+    try:
+        await page.wait_for_selector("#transcript [data-role=agent].interrupted", timeout=120000)
+        await page.wait_for_function(answered, timeout=120000, polling=200)
+    except PageTimeout:
+        heard, said = await utterances(page, "user"), await utterances(page, "agent")
+        raise AssertionError(f"heard {heard}, said {said}") from None
+
+
 async def wait_for_agent_text(page, pattern: str, timeout_s: float = 120, selector: str = "[data-role=agent]") -> None:
     """Until an agent utterance (matching ``selector`` inside #transcript) matches the regex ``pattern``."""
     await page.wait_for_function(

@@ -5,9 +5,7 @@ The server-side echo guard (``audio.echo_cancel``, ``audio.echo_transcript_windo
 Tara talking over its own echo, and still let real speech over it barge in.
 """
 
-from playwright.async_api import TimeoutError as PageTimeout
-
-from tests.e2e.conftest import mic_file, utterances, wait_for_agent_text
+from tests.e2e.conftest import mic_file, utterances, wait_for_agent_text, wait_for_barge_in
 from tests.e2e.test_talk_page import connect
 
 ECHO_DELAY_S = 0.15
@@ -67,18 +65,11 @@ async def test_real_speech_over_the_echo_still_barges_in(open_page, voice, tmp_p
     )
     page = await open_page(mic, init_script=ECHO_MIC)
     await connect(page)
-    try:
-        await page.wait_for_selector("#transcript [data-role=agent].interrupted", timeout=120000)
-        await page.wait_for_function(  # the question over the echo was heard, and answered in full
-            "document.querySelectorAll('#transcript [data-role=user]').length >= 2"
-            " && document.querySelectorAll('#transcript [data-role=agent]:not(.interrupted)').length >= 1",
-            timeout=120000,
-            polling=200,
-        )
-    except PageTimeout:
-        raise AssertionError(
-            f"heard {await utterances(page, 'user')}, said {await utterances(page, 'agent')}"
-        ) from None
+    await wait_for_barge_in(  # the question over the echo was heard, and answered in full
+        page,
+        "document.querySelectorAll('#transcript [data-role=user]').length >= 2"
+        " && document.querySelectorAll('#transcript [data-role=agent]:not(.interrupted)').length >= 1",
+    )
     # "Wait, wait." is said under the echo's tail, which whisper may garble ("Sorry, how long…" was heard
     # "I won't the cross intake" once in CI, "three would" once here); the question comes after it
     assert "cross" in (await utterances(page, "user"))[-1].lower()

@@ -2,10 +2,8 @@
 
 import asyncio
 
-from playwright.async_api import TimeoutError as PageTimeout
-
 from tara.core.audio import rms_dbfs
-from tests.e2e.conftest import mic_file, received_audio, utterances, wait_for_agent_text
+from tests.e2e.conftest import mic_file, received_audio, utterances, wait_for_agent_text, wait_for_barge_in
 
 TELESCOPE = "What is the name of the observatory's main telescope?"
 
@@ -57,18 +55,12 @@ async def test_barge_in_stops_the_agent_and_the_new_question_is_answered(open_pa
     url, peers = await live_server()
     page = await open_page(mic, url)
     await connect(page)
-    try:  # (a pause may split the first question into two turns: whichever reply was talked over counts)
-        await page.wait_for_selector("#transcript [data-role=agent].interrupted", timeout=120000)
-        await page.wait_for_function(  # the reply to the second question, after the interrupted one
-            "() => { const a = [...document.querySelectorAll('#transcript [data-role=agent]')].at(-1);"
-            " return a && !a.classList.contains('interrupted') && /forty|40/i.test(a.textContent); }",
-            timeout=120000,
-            polling=200,
-        )
-    except PageTimeout:
-        raise AssertionError(
-            f"heard {await utterances(page, 'user')}, said {await utterances(page, 'agent')}"
-        ) from None
+    # (a pause may split the first question into two turns: whichever reply was talked over counts)
+    await wait_for_barge_in(  # the reply to the second question, after the interrupted one
+        page,
+        "() => { const a = [...document.querySelectorAll('#transcript [data-role=agent]')].at(-1);"
+        " return a && !a.classList.contains('interrupted') && /forty|40/i.test(a.textContent); }",
+    )
     assert "crossing" in (await utterances(page, "user"))[-1].lower()
     # the interrupted reply shows the words heard before the cut (none, if it had not begun), as the history
     shown = await heard_before_the_cut(page)

@@ -232,8 +232,9 @@ class KnownFacts:
     def unsupported(self, question: str, sentence: str) -> bool:
         """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
 
-        - a yes or a no that says the question back (as one, or as a statement: "There is no spa."), when
-          the question names something no document mentions ("Do you offer sedation?" → "Yes, we offer sedation."; not "Here is everything about the
+        - a yes or a no that says the question back (as one, or as a statement: "There is no spa."),
+          when the question names something no document mentions ("Do you offer sedation?" → "Yes, we
+          offer sedation."; not "Here is everything about the
           ferry.", which starts no yes or no);
         - an answer about the thing asked whose every new word is in no document ("What is the
           dentist's favourite colour?" → "The dentist's favourite colour is white.").

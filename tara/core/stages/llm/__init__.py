@@ -48,6 +48,14 @@ class LLM(ABC):
         while they still speak); best effort, low priority, never blocks a reply."""
 
 
+def split_reply_start(messages: list[ChatMessage]) -> tuple[list[ChatMessage], str]:
+    """``messages`` without a last assistant message, and that message's text: the reply's start
+    (``LLM.stream``), which a backend puts after the chat template's generation prompt."""
+    if messages and messages[-1].role == "assistant":
+        return messages[:-1], messages[-1].content
+    return messages, ""
+
+
 LLM_BACKENDS: Registry[LLM] = Registry(
     "llm.backend",
     {

@@ -42,7 +42,7 @@ from tara.core.assets import GGUF_MODELS, requantized, resolve_model
 from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError
 from tara.core.devices import resolve_device
-from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
+from tara.core.stages.llm import LLM, ChatMessage, GenerationParams, split_reply_start
 from tara.core.stages.llm.llamacpp_engine import _END, _Engine
 from tara.core.stages.llm.llamacpp_jobs import Job, Kind
 from tara.core.stages.llm.settings import LlamaCppSettings
@@ -101,10 +101,7 @@ class LlamaCppLLM(LLM):
     def _chat_tokens(self, messages: list[ChatMessage]) -> list[int]:
         """The prompt ``create_chat_completion`` would feed: the GGUF's chat template, special tokens parsed;
         a last assistant message is the reply's start (``LLM.stream``), after the generation prompt."""
-        start = ""
-        if messages and messages[-1].role == "assistant":
-            *messages, last = messages
-            start = last.content
+        messages, start = split_reply_start(messages)
         # (llama_cpp types each role's message apart; ChatMessage.role is a plain str, one of the three it knows)
         chat = cast("list[ChatCompletionRequestMessage]", [{"role": m.role, "content": m.content} for m in messages])
         prompt = self._format(messages=chat).prompt + start

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tara.core.stages.llm import LLM, ChatMessage, GenerationParams
+from tara.core.stages.llm import LLM, ChatMessage, GenerationParams, split_reply_start
 from tara.core.stages.llm.settings import VLLMSettings
 
 _REQUESTS = itertools.count()
@@ -36,10 +36,7 @@ class VLLMEngineLLM(LLM):
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _prompt(self, messages: list[ChatMessage]) -> str:
-        start = ""
-        if messages and messages[-1].role == "assistant":  # the reply's start (``LLM.stream``)
-            *messages, last = messages
-            start = last.content
+        messages, start = split_reply_start(messages)
         chat = [{"role": m.role, "content": m.content} for m in messages]
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) + start
 

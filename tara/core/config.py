@@ -172,7 +172,8 @@ class BargeInConfig(Section):
         "mm-hm",
         "mm-hmm",
         "uh-huh",
-        "uh huh",  # (also written "Uh, huh.")
+        "uh huh",  # (also written "Uh, huh." and "Uhuh.")
+        "uh uh",  # (whisper-base's "Uhuh." for espeak-ng's quiet "uh huh" over Tara's voice)
         "uh",  # whisper-base writes espeak-ng's "uh-huh" as "Uh uh."
         "hmm",
         "hm",

@@ -44,7 +44,7 @@ async def test_a_cough_and_uh_huh_over_tara_pause_it_and_it_goes_on(open_page, l
     except PageTimeout:
         raise AssertionError(f"said {await utterances(page, 'agent')}, moves {moves}") from None
     said, heard = await utterances(page, "agent"), await utterances(page, "user")
-    assert await page.locator("#transcript [data-role=agent].interrupted").count() == 0, (said, heard, moves)
+    assert await page.locator("#transcript [data-role=agent].interrupted").count() == 0, (heard, moves, said)
     assert len(heard) == 1 and heard[0].startswith(QUESTION), (heard, moves)  # neither sound was a turn
     assert len([m for m in moves if m == ("pause", "speaking")]) >= 2, moves  # both were heard over the voice
     assert moves[-1][0] == "resume", moves

@@ -33,6 +33,11 @@ def normalise(phrase: str) -> str:
     return " ".join("".join(c if c.isalnum() or c in " -" else " " for c in phrase.lower()).split()).strip("-")
 
 
+def joined(phrase: str) -> str:
+    """``phrase`` without spaces or hyphens: whisper writes one sound "Uh-huh", "Uh huh" or "Uhuh"."""
+    return phrase.replace(" ", "").replace("-", "")
+
+
 def samples(ms: int) -> int:
     return ms * PIPELINE_RATE // 1000
 
@@ -41,6 +46,7 @@ class BargeInPolicy:
     def __init__(self, config: BargeInConfig) -> None:
         self.config = config
         self._backchannels = {normalise(phrase) for phrase in config.backchannels}
+        self._joined_backchannels = {joined(phrase) for phrase in self._backchannels}
         self._max_backchannel_samples = samples(config.backchannel_max_ms)
         self._onset = EnergyOnset(config.min_level_dbfs, config.onset_margin_db) if config.energy_onset else None
         self._ducked_at: int | None = None  # stream sample of an energy duck the VAD has not confirmed yet
@@ -80,9 +86,12 @@ class BargeInPolicy:
         return speech_samples > self._max_backchannel_samples
 
     def is_backchannel(self, text: str) -> bool:
-        """A known phrase, or nothing but backchannel words ("yeah, yeah", "okay okay")."""
+        """A known phrase however it is spelt ("mm hmm", "mmhmm"), or nothing but backchannel words
+        ("yeah, yeah", "okay okay")."""
         phrase = normalise(text)
-        return phrase in self._backchannels or all(word in self._backchannels for word in phrase.split())
+        return joined(phrase) in self._joined_backchannels or all(
+            word in self._backchannels for word in phrase.split()
+        )
 
     def interrupts(self, text: str, speech_samples: int) -> bool:
         """Whether ``text``, heard over the agent in ``speech_samples`` of speech, ends the agent's turn."""

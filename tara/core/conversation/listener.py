@@ -225,9 +225,11 @@ class Listener:
             return False
         speech = end - utterance.start_sample - 2 * self.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
         if not self._barge_in_policy.interrupts(text, speech):
+            log.info("speech over the agent is a backchannel: %r", text)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()
             return True
+        log.info("speech over the agent interrupts it: %r", text)
         self._barge_in(utterance)
         return False
 
@@ -248,6 +250,7 @@ class Listener:
         """Still talking over the agent: the user, unless the words so far are the agent's own (its echo,
         where the browser cancels none: the agent stays paused, not cut off, while they are checked)."""
         if not self._echo.window_s:
+            log.info("speech over the agent is too long for a backchannel: it interrupts")
             self._barge_in(utterance)
         elif utterance.echo_check is None or utterance.echo_check.done():
             utterance.echo_check = self._spawn(self._check_for_echo(utterance, self._audio.end))
@@ -264,6 +267,7 @@ class Listener:
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()
         else:
+            log.info("long speech over the agent is not its echo: %r", heard)
             self._barge_in(utterance)
 
     def _barge_in(self, utterance: Utterance) -> None:

@@ -101,6 +101,8 @@ def test_only_enough_words_beyond_backchannels_and_noise_interrupt():
     policy = BargeInPolicy(BargeInConfig())
     long_enough = 16000
     assert not policy.interrupts("Mm-hmm.", long_enough)
+    assert not policy.interrupts("Mmhmm.", long_enough)  # one sound, however whisper spells it
+    assert not policy.interrupts("Uhuh.", long_enough)
     assert not policy.interrupts("Yeah, yeah.", long_enough)
     assert not policy.interrupts("", long_enough)
     assert not policy.interrupts("[coughs] (clears throat) *sigh*", long_enough)

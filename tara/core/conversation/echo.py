@@ -9,6 +9,10 @@ in common with Tara, "the warranty", is not enough). A single word ("water", the
 of water.") is an echo only when its utterance began while Tara's voice could still be coming back
 (while it spoke or ``ECHO_TAIL_S`` after): a one-word answer to Tara's question ("Coffee.") comes later.
 In the echo-replay benchmark the residual the canceller left was heard as exactly such single words.
+Misheard, the residual is not even Tara's words ("very" for "vessel", "and the more." for "and the
+water"): a fragment of a few words that began in the echo and that the recogniser itself doubts
+(mean token log-probability under ``MUFFLED_LOGPROB``; the user's own words, said over Tara, scored
+-0.2 to -0.35 in the e2e echo test, such fragments -0.75 to -0.9) is taken for the echo too.
 For the same reason a transcript the recogniser did not trust, of an utterance that began then, is
 dropped rather than answered with "Sorry, I didn't catch that".
 """
@@ -26,6 +30,8 @@ ECHO_WORD_SHARE = 0.75  # this share of the transcript's words, found in order i
 MIN_MATCHED_WORDS = 2  # ... and never fewer words than this ("yes" may be Tara's and the user's) ...
 ECHO_TAIL_S = 0.5  # ... unless the utterance began this soon after Tara's voice stopped being sent (or over it)
 MIN_PREFIX = 3  # a heard word this long that begins one of Tara's words is taken for that word
+MUFFLED_WORDS = 3  # a fragment this short, begun in the echo ...
+MUFFLED_LOGPROB = -0.6  # ... that the recogniser was this unsure of, is the echo misheard
 KEPT_SENTENCES = 8  # while Tara speaks, its latest sentences are what can be coming back
 
 
@@ -69,8 +75,9 @@ class EchoTranscriptGuard:
         """Whether the latest utterance began while Tara's voice could be coming back (guard on)."""
         return bool(self.window_s) and self._started_in_echo
 
-    def is_echo(self, transcript: str) -> bool:
-        """Whether ``transcript`` is Tara's own recent words coming back, not the user."""
+    def is_echo(self, transcript: str, avg_logprob: float = 0.0) -> bool:
+        """Whether ``transcript`` (with the recogniser's ``avg_logprob``) is Tara's own recent words
+        coming back, not the user."""
         if not self._said or not (self._speaking or self._clock() - self._stopped_at <= self.window_s):
             self._said.clear()  # long quiet: what Tara said can no longer be coming back
             return False
@@ -78,6 +85,8 @@ class EchoTranscriptGuard:
         heard = [self._as_said(word, said) for word in words(transcript)]
         if not heard:
             return False
+        if self._started_in_echo and len(heard) <= MUFFLED_WORDS and avg_logprob < MUFFLED_LOGPROB:
+            return True
         matched = sum(block.size for block in SequenceMatcher(None, heard, said, autojunk=False).get_matching_blocks())
         fewest = 1 if self._started_in_echo else MIN_MATCHED_WORDS
         return matched >= fewest and matched >= ECHO_WORD_SHARE * len(heard)

@@ -192,6 +192,7 @@ class Listener:
                 self._stt.transcribe(audio), self._turn_model.probability_done(audio)
             )
             transcript = self._without_echo(transcript)
+        log.info("heard %r (%.2f)", transcript.text, transcript.avg_logprob)
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
         if still_paused:  # counted from where the voice stopped: a late verdict of "done" ends the turn at once
@@ -210,10 +211,14 @@ class Listener:
     def _without_echo(self, transcript: Transcript) -> Transcript:
         """``transcript``, or an empty one when it is the agent's own recent words coming back (then
         over the agent it counts as a backchannel, after it as nothing)."""
-        echo = self._echo.is_echo(transcript.text or transcript.doubtful)
+        echo = self._echo.is_echo(transcript.text or transcript.doubtful, transcript.avg_logprob)
         if not (echo or (transcript.rejected and self._echo.began_in_echo)):
             return transcript
-        log.info("dropped a transcript of the agent's own voice: %r", transcript.text or transcript.doubtful)
+        log.info(
+            "dropped a transcript of the agent's own voice: %r (%.2f)",
+            transcript.text or transcript.doubtful,
+            transcript.avg_logprob,
+        )
         return dataclasses.replace(transcript, text="", rejected=None, doubtful="")
 
     def _dismissed_as_backchannel(self, utterance: Utterance, text: str, end: int) -> bool:
@@ -262,7 +267,7 @@ class Listener:
         if self._utterance is not utterance or utterance.hearing is not Hearing.UNDECIDED:
             return  # ended, or judged by a pause's transcript meanwhile
         heard = transcript.text or transcript.doubtful
-        if not heard or self._echo.is_echo(heard):  # (no words: a noise, like a short one)
+        if not heard or self._echo.is_echo(heard, transcript.avg_logprob):  # (no words: a noise, like a short one)
             log.info("speech over the agent is no barge-in: %r", heard)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()

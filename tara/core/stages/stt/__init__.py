@@ -18,6 +18,7 @@ class Transcript:
     elapsed_seconds: float
     rejected: str | None = None  # why the recogniser's text was not trusted (``text`` is then empty)
     doubtful: str = ""  # that untrusted text, for the log
+    avg_logprob: float = 0.0  # the recogniser's confidence, its mean token log-probability (0: sure)
 
 
 class STT(ABC):

@@ -135,8 +135,10 @@ class FasterWhisperSTT(STT):
                 time.perf_counter() - started,
                 rejected=None if is_silence(decoding) else reason,
                 doubtful=decoding.text.strip(),
+                avg_logprob=decoding.avg_logprob,
             )
-        return Transcript(self._respell(decoding.text), seconds, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return Transcript(self._respell(decoding.text), seconds, elapsed, avg_logprob=decoding.avg_logprob)
 
     def _token_count(self, word: str) -> int:
         """How finely whisper's tokenizer splits ``word``, as it may appear (its merges are uneven:

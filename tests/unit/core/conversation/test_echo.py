@@ -73,6 +73,17 @@ def test_a_single_word_of_tara_s_is_an_echo_only_if_it_began_while_tara_could_be
     assert not guard.is_echo("Lid.")
 
 
+def test_a_doubtful_fragment_begun_in_the_echo_is_the_echo_misheard() -> None:
+    guard, clock = guard_after_saying()  # the utterance began over Tara
+    assert guard.is_echo("and the more.", avg_logprob=-0.75)  # the residual of "and the lid", misheard
+    assert not guard.is_echo("Wait, wait.", avg_logprob=-0.3)  # the user, heard clearly
+    assert not guard.is_echo("Wait, how long does the kettle take to boil?", avg_logprob=-0.75)  # no fragment
+    guard.agent_speaking(False)
+    clock.now += 1.0
+    guard.user_started()  # after the echo: the user, however unclear
+    assert not guard.is_echo("and the more.", avg_logprob=-0.75)
+
+
 def test_a_zero_window_turns_the_guard_off() -> None:
     guard, _ = guard_after_saying(window_s=0.0)
     assert not guard.began_in_echo

@@ -89,9 +89,7 @@ class BargeInPolicy:
         """A known phrase however it is spelt ("mm hmm", "mmhmm"), or nothing but backchannel words
         ("yeah, yeah", "okay okay")."""
         phrase = normalise(text)
-        return joined(phrase) in self._joined_backchannels or all(
-            word in self._backchannels for word in phrase.split()
-        )
+        return joined(phrase) in self._joined_backchannels or all(word in self._backchannels for word in phrase.split())
 
     def interrupts(self, text: str, speech_samples: int) -> bool:
         """Whether ``text``, heard over the agent in ``speech_samples`` of speech, ends the agent's turn."""

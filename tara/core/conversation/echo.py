@@ -10,9 +10,9 @@ of water.") is an echo only when its utterance began while Tara's voice could st
 (while it spoke or ``ECHO_TAIL_S`` after): a one-word answer to Tara's question ("Coffee.") comes later.
 In the echo-replay benchmark the residual the canceller left was heard as exactly such single words.
 Misheard, the residual is not even Tara's words ("very" for "vessel", "and the more." for "and the
-water"): a fragment of a few words that began in the echo and that the recogniser itself doubts
-(mean token log-probability under ``MUFFLED_LOGPROB``; the user's own words, said over Tara, scored
--0.2 to -0.35 in the e2e echo test, such fragments -0.75 to -0.9) is taken for the echo too.
+water", "Want it. Want it."): a fragment of a few words that began in the echo and that the recogniser
+itself doubts (mean token log-probability under ``MUFFLED_LOGPROB``; the user's own words, said over
+Tara, scored -0.2 to -0.35 in the e2e echo test, such fragments -0.75 to -0.9) is the echo too.
 For the same reason a transcript the recogniser did not trust, of an utterance that began then, is
 dropped rather than answered with "Sorry, I didn't catch that".
 """
@@ -30,7 +30,7 @@ ECHO_WORD_SHARE = 0.75  # this share of the transcript's words, found in order i
 MIN_MATCHED_WORDS = 2  # ... and never fewer words than this ("yes" may be Tara's and the user's) ...
 ECHO_TAIL_S = 0.5  # ... unless the utterance began this soon after Tara's voice stopped being sent (or over it)
 MIN_PREFIX = 3  # a heard word this long that begins one of Tara's words is taken for that word
-MUFFLED_WORDS = 3  # a fragment this short, begun in the echo ...
+MUFFLED_WORDS = 6  # a fragment this short ("Want it. Want it."), begun in the echo ...
 MUFFLED_LOGPROB = -0.6  # ... that the recogniser was this unsure of, is the echo misheard
 KEPT_SENTENCES = 8  # while Tara speaks, its latest sentences are what can be coming back
 

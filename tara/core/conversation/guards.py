@@ -46,6 +46,12 @@ HELLO = "Hello! What can I do for you?"
 ALL_RIGHT = "All right."
 FAREWELL_WORDS = frozenset("bye goodbye cheers see later night".split())
 GREETING_WORDS = frozenset("hi hello hey morning afternoon evening".split())
+# a model's own way of saying it does not know ("No information provided.", or, the answer started as
+# "The documents say", "… nothing about parking."): said as Tara's don't-know phrase
+_NO_INFORMATION = re.compile(
+    r"^(?:(?:there is|there's) )?(?:no (?:information|details?|mention)\b|nothing (?:about|on|regarding)\b)",
+    re.IGNORECASE,
+)
 _BARE_DONT_KNOW = re.compile(r"^(?:sorry,? )?i (?:don't|do not) know\.?$", re.IGNORECASE)
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
@@ -290,6 +296,9 @@ class ReplyCheck:
         if self._opening and sentence == piece and (instead := small_talk_reply(self.question, sentence)):
             self.said_nothing, self._opening = False, False
             return instead, False
+        if self._opening and sentence == piece and _NO_INFORMATION.match(sentence):
+            self.said_nothing = False
+            return NOT_IN_DOCUMENTS, True
         if restates_question(self.question, sentence):
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:

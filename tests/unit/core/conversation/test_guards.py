@@ -182,3 +182,10 @@ def test_a_bare_i_dont_know_to_words_that_ask_nothing_is_small_talk():
     # a question gets its honest "I don't know"
     assert ReplyCheck("Who is the mayor?", facts, True).judge("I don't know.") == ("I don't know.", False)
     assert ReplyCheck("Okay.", facts, True).judge("Great, see you!") == ("Great, see you!", False)
+
+
+def test_a_model_s_own_don_t_know_is_said_as_tara_s():
+    facts = KnownFacts(["The pool opens at 7:00."])
+    for reply in ("No information provided.", "Nothing about parking.", "There is no information on that."):
+        assert ReplyCheck("Where can I park?", facts, grounded=True).judge(reply) == (NOT_IN_DOCUMENTS, True)
+    assert ReplyCheck("Is it free?", facts, grounded=True).judge("No, it costs money.")[0] == "No, it costs money."

@@ -9,6 +9,8 @@ user. Speech that passes keeps the agent paused; its transcript then decides, as
 
 - a backchannel ("yeah", "mm-hm"), a sound with no words (a cough), fewer than ``min_interruption_words``
   other words, or speech shorter than ``min_interruption_ms``: the agent goes on;
+- a single other word, where the agent's echo may be in the mic, unless it is one of ``stop_words``
+  ("Stop.", "Wait."): the agent goes on (the echo's residual, misheard, is often one confident word);
 - anything else, or speech longer than ``backchannel_max_ms`` whatever it says: the agent is interrupted;
 - no words ``false_interruption_timeout_ms`` after the speech stopped (a recogniser slow under load, or
   failing): the agent goes on, and words that come later still interrupt it.
@@ -47,6 +49,7 @@ class BargeInPolicy:
         self.config = config
         self._backchannels = {normalise(phrase) for phrase in config.backchannels}
         self._joined_backchannels = {joined(phrase) for phrase in self._backchannels}
+        self._stop_words = {normalise(word) for word in config.stop_words}
         self._max_backchannel_samples = samples(config.backchannel_max_ms)
         self._onset = EnergyOnset(config.min_level_dbfs, config.onset_margin_db) if config.energy_onset else None
         self._ducked_at: int | None = None  # stream sample of an energy duck the VAD has not confirmed yet
@@ -91,12 +94,15 @@ class BargeInPolicy:
         phrase = normalise(text)
         return joined(phrase) in self._joined_backchannels or all(word in self._backchannels for word in phrase.split())
 
-    def interrupts(self, text: str, speech_samples: int) -> bool:
-        """Whether ``text``, heard over the agent in ``speech_samples`` of speech, ends the agent's turn."""
+    def interrupts(self, text: str, speech_samples: int, echo_possible: bool = False) -> bool:
+        """Whether ``text``, heard over the agent in ``speech_samples`` of speech (``echo_possible``:
+        while its echo may be in the mic), ends the agent's turn."""
         heard = NOT_WORDS.sub(" ", text)
         if self.is_backchannel(heard) or speech_samples < samples(self.config.min_interruption_ms):
             return False
         words = [word for word in normalise(heard).split() if word not in self._backchannels]
+        if echo_possible and len(words) == 1 and words[0] not in self._stop_words:
+            return False
         return len(words) >= self.config.min_interruption_words
 
     @property

@@ -229,7 +229,7 @@ class Listener:
         if utterance.hearing is not Hearing.UNDECIDED:
             return False
         speech = end - utterance.start_sample - 2 * self.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
-        if not self._barge_in_policy.interrupts(text, speech):
+        if not self._barge_in_policy.interrupts(text, speech, echo_possible=self._echo.began_in_echo):
             log.info("speech over the agent is a backchannel: %r", text)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()

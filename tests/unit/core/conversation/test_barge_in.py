@@ -110,6 +110,16 @@ def test_only_enough_words_beyond_backchannels_and_noise_interrupt():
     assert policy.interrupts("Yeah, but when does it close?", long_enough)
 
 
+def test_where_the_echo_may_be_heard_one_word_interrupts_only_if_it_stops_a_speaker():
+    policy = BargeInPolicy(BargeInConfig())
+    assert not policy.interrupts("Life.", 16000, echo_possible=True)  # the echo's residual, misheard
+    assert policy.interrupts("Stop!", 16000, echo_possible=True) and policy.interrupts(
+        "Wait.", 16000, echo_possible=True
+    )
+    assert policy.interrupts("What time?", 16000, echo_possible=True)
+    assert policy.interrupts("Life.", 16000)  # no echo guard: one word is enough
+
+
 def test_the_livekit_knobs_set_how_many_words_and_how_much_speech_interrupt():
     policy = BargeInPolicy(BargeInConfig(min_interruption_words=2, min_interruption_ms=400))
     assert not policy.interrupts("Wait.", 16000)  # one word

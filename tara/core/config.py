@@ -193,9 +193,25 @@ class BargeInConfig(Section):
     ]
     # where Tara's echo may be in the mic, one word over its voice interrupts only if it is one of these:
     # the echo's residual, misheard, is often one confident word ("life." for "wide")
-    stop_words: list[str] = (
-        "stop wait no nope sorry hold hang pardon excuse hey tara what actually but please enough quiet".split()
-    )
+    stop_words: list[str] = [
+        "stop",
+        "wait",
+        "no",
+        "nope",
+        "sorry",
+        "hold",
+        "hang",
+        "pardon",
+        "excuse",
+        "hey",
+        "tara",
+        "what",
+        "actually",
+        "but",
+        "please",
+        "enough",
+        "quiet",
+    ]
 
 
 class TaraConfig(BaseSettings):

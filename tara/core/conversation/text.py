@@ -14,11 +14,6 @@ _SPACES = re.compile(r"\s+")
 _CLAUSE_BREAK = re.compile(r"[,;:\u2014]\s")
 _WORD_BREAK = re.compile(r"\s+")
 _FIRST_WORD = re.compile(r"[\s,:]*(\S+)\s+")
-# words a piece cut on time must not end on: "The" alone, or "forty minutes to", leaves the voice hanging
-_DANGLING = frozenset(
-    "a an the to of in on at for with by from into about as and or but nor if than that this these those "
-    "my your his her its our their".split()
-)
 
 
 def clean_for_speech(text: str) -> str:
@@ -64,9 +59,7 @@ class SentenceChunker:
     - the first piece is a clause (cut at a comma after ``first_clause_min_words``), or whatever whole
       words there are once the first text is ``first_wait_s`` old: the first audio goes out soon;
     - later pieces are whole sentences, but text never waits more than ``max_wait_s`` for one (a model
-      that writes on without a full stop must not fall silent), nor grows past ``max_words``;
-    - a piece cut on time ends at a clause break, else after a word that leaves nothing hanging (not
-      "The", not "forty minutes to"); the first piece waits up to ``max_wait_s`` for one.
+      that writes on without a full stop must not fall silent), nor grows past ``max_words``.
 
     The time rules need a clock tick even when no delta arrives (a stalled model): ``deadline`` says
     when ``due()`` may release something.
@@ -95,9 +88,7 @@ class SentenceChunker:
         """The clock time at which the buffered text is released whole-word by ``due()``."""
         if self._waiting_since is None:
             return None
-        if self._emitted_any or self._timed_cut(force=False) is None:
-            return self._waiting_since + self.max_wait_s
-        return self._waiting_since + self.first_wait_s
+        return self._waiting_since + (self.max_wait_s if self._emitted_any else self.first_wait_s)
 
     def push(self, delta: str) -> list[str]:
         if self._waiting_since is None and delta.strip():
@@ -122,9 +113,9 @@ class SentenceChunker:
     def due(self) -> list[str]:
         """Buffered whole words whose wait is over (see ``deadline``)."""
         deadline = self.deadline
-        if deadline is None or self._waiting_since is None or self._clock() < deadline:
+        if deadline is None or self._clock() < deadline:
             return []
-        cut = self._timed_cut(force=self._clock() >= self._waiting_since + self.max_wait_s)
+        cut = self._last_break(_CLAUSE_BREAK) or self._last_break(_WORD_BREAK)
         if not cut:  # not one whole word yet
             return []
         piece, self._buffer = clean_for_speech(self._buffer[:cut]), self._buffer[cut:]
@@ -149,17 +140,6 @@ class SentenceChunker:
                 self._buffer = self._buffer[match.end() :]
                 return clean_for_speech(head)
         return None
-
-    def _timed_cut(self, force: bool) -> int | None:
-        """Where a piece released on time ends: a clause break, else the last word break after a word that
-        leaves nothing hanging, else (``force``: the text waited long enough) any word break."""
-        if clause := self._last_break(_CLAUSE_BREAK):
-            return clause
-        for match in reversed(list(_WORD_BREAK.finditer(self._buffer))):
-            words = self._buffer[: match.start()].split()
-            if words and words[-1].lower() not in _DANGLING:
-                return match.end()
-        return self._last_break(_WORD_BREAK) if force else None
 
     def _last_break(self, pattern: re.Pattern[str]) -> int | None:
         """The end of the last break in the buffer that has text before it."""

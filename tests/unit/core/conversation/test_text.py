@@ -84,22 +84,6 @@ def test_later_text_never_waits_longer_than_the_max_wait():
     assert chunker.deadline == 1.6 + 1.5  # the rest waits afresh
 
 
-def test_a_piece_cut_on_time_leaves_nothing_hanging():
-    clock = Clock()
-    chunker = SentenceChunker(first_wait_s=0.6, max_wait_s=1.5, clock=clock)
-    assert chunker.push("The ") == []
-    assert chunker.deadline == 1.5  # "The" alone is no piece: wait longer for a word to end on
-    clock.now = 0.7
-    assert chunker.due() == []
-    assert chunker.push("ferry takes forty minutes to ") == ["The ferry takes forty minutes"]
-    clock.now = 0.8
-    assert chunker.push("cross the lake and the") == []
-    clock.now = 2.4
-    assert chunker.due() == ["to cross the lake"]
-    clock.now = 4.0
-    assert chunker.push(" ") == ["and the"]  # past the max wait, any word goes
-
-
 def test_nothing_is_due_without_a_whole_word():
     clock = Clock()
     chunker = SentenceChunker(clock=clock)

@@ -10,6 +10,7 @@ natural pauses between turns. Measured at the caller:
 - per stage: the server's marks for the turn (endpointing, transcript, retrieval, first token, first
   sentence, first audio); what the caller measured beyond the server's own total is the network
   (Opus framing, jitter buffers, pacing) and is reported as ``network``;
+- the longest pause inside each reply (a stall, or a cut between its pieces that the user hears);
 - barge-in: the first audible sample of speech over the agent → the agent's audio silent at the caller;
 - concurrency: several callers talking at once; and the server's RSS across a soak of many turns;
 - with ``--wer N``: word error rates clean and in noise, and false starts on noise alone, for each
@@ -120,7 +121,7 @@ async def ask(
         client.send({"type": "interrupt"})
     await done
     metrics = await client.wait_for("metrics", after=clip.ended, timeout=timeout)
-    done = client.events_of("agent_done")[-1]
+    done_at, done = next((at, e) for at, e in reversed(client.events) if e["type"] == "agent_done")
     first_sound = client.received.first_sound_after(clip.speech_ended)
     stages = metrics["stages"]
     since = [(at, event) for at, event in client.events if at > clip.speech_started]
@@ -137,6 +138,7 @@ async def ask(
     turn["held"] = HOLDING_PHRASE in turn["said"]
     if first_sound is not None:
         turn["client_ms"] = round((first_sound - clip.speech_ended) * 1000, 1)
+        turn["longest_pause_ms"] = round(client.received.longest_pause(first_sound, done_at) * 1000, 1)
         if "voice_to_first_audio" in stages:
             stages["network"] = round(turn["client_ms"] - stages["voice_to_first_audio"], 1)
     return turn
@@ -300,6 +302,10 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
             n: stats([t["answer_ms"] for t in turns if t.get("answer_ms") is not None])
             for n, turns in report["turns"].items()
         },
+        "longest_pause_ms": {
+            n: stats([t["longest_pause_ms"] for t in turns if t.get("longest_pause_ms") is not None])
+            for n, turns in report["turns"].items()
+        },
         "holding_phrases": {n: sum(bool(t.get("held")) for t in turns) for n, turns in report["turns"].items()},
         "barge_in_ms": stats([b for b in report["barge_ins_ms"] if b is not None]),
         "server_stages_ms": {
@@ -332,6 +338,13 @@ def print_table(summary: dict[str, Any]) -> None:
         table.add_row(
             f"  voice → answer, {callers} session{'s' if callers > 1 else ''}"
             f" ({summary['holding_phrases'][callers]} turns held with '{HOLDING_PHRASE}')",
+            f"{values['p50']:.0f}",
+            f"{values['p95']:.0f}",
+            str(values["n"]),
+        )
+    for callers, values in summary["longest_pause_ms"].items():
+        table.add_row(
+            f"  longest pause inside a reply, {callers} session{'s' if callers > 1 else ''}",
             f"{values['p50']:.0f}",
             f"{values['p95']:.0f}",
             str(values["n"]),

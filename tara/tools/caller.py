@@ -105,6 +105,12 @@ class Received:
     def first_sound_after(self, moment: float) -> float | None:
         return next((at for at, level in self.frames if at > moment and level > SILENCE_DBFS), None)
 
+    def longest_pause(self, start: float, end: float) -> float:
+        """The longest silence between two audible frames from ``start`` to ``end`` (seconds): where a
+        reply stalled mid-way, or a cut between its pieces is heard."""
+        audible = [at for at, level in self.frames if start <= at <= end and level > SILENCE_DBFS]
+        return float(np.diff(audible).max()) if len(audible) > 1 else 0.0
+
     def silent_from(self, moment: float, hold: float = 0.1) -> float | None:
         """When the agent's audio went quiet after ``moment`` (and stayed so for ``hold`` seconds)."""
         quiet_since = None

@@ -80,8 +80,13 @@ def restates_question(question: str, sentence: str) -> bool:
     words = _words(sentence)
     if len(words) < 3 or not sentence.rstrip().endswith(SENTENCE_END):
         return False
-    asked = {_stem(word) for word in _words(question)} | FUNCTION_WORDS
-    return all(word in FUNCTION_WORDS or _stem(word) in asked for word in words)
+    return only_asked(question, words)
+
+
+def only_asked(question: str, words: Iterable[str], also: frozenset[str] = frozenset()) -> bool:
+    """Whether ``words`` add nothing to ``question`` but function words (and ``also``)."""
+    asked = {_stem(word) for word in _words(question)}
+    return all(word in FUNCTION_WORDS or word in also or _stem(word) in asked for word in words)
 
 
 # words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
@@ -286,6 +291,17 @@ class ReplyCheck:
         self.parroted = False  # a sentence was dropped for saying the question back
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
+
+    def premature(self, head: str) -> bool:
+        """Whether ``head``, a start of the sentence being said that the clock would release before the
+        sentence ends, must wait for more words. While the opening sentence holds nothing but the
+        question's own words and a yes or no ("The bakery is open", "Yes, we offer"), its guards cannot
+        judge it yet: it may be the question said back, or a yes that no document backs. A clause of
+        the question's words without a yes or no leads on to the answer ("To start Tara, run …")."""
+        words = _words(f"{self._sentence} {head}")
+        if not self._opening or not only_asked(self.question, words, also=ANSWER_WORDS):
+            return False
+        return not head.rstrip().endswith((",", ";", ":")) or not YES_OR_NO.isdisjoint(words)
 
     def judge(self, piece: str) -> tuple[str | None, bool]:
         """What to say for ``piece`` (None: nothing) and whether the reply must stop there."""

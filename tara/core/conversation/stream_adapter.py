@@ -22,7 +22,7 @@ async def written(
 ) -> AsyncIterator[str]:
     """The LLM's reply as checked, speakable pieces, released on time even while the model is slow
     (a pending token is waited for only until the chunker's deadline)."""
-    chunker = SentenceChunker()
+    chunker = SentenceChunker(premature=check.premature)
     opening = Continuation() if prompt.answer_start else None  # the model's words after the given start
     # LLM.stream is typed AsyncIterator, but its contract is closable (an async generator: closing aborts generation)
     deltas = cast(AsyncGenerator[str, None], aiter(llm.stream(prompt.chat(), params)))

@@ -14,6 +14,11 @@ _SPACES = re.compile(r"\s+")
 _CLAUSE_BREAK = re.compile(r"[,;:\u2014]\s")
 _WORD_BREAK = re.compile(r"\s+")
 _FIRST_WORD = re.compile(r"[\s,:]*(\S+)\s+")
+# Words a phrase does not end on: a piece the clock cuts stops before them ("…two years | from the date").
+_DANGLING = frozenset(
+    "a an the of to in on at by for from with per as than into up and or but nor is are was were be been "
+    "can will would could should may must has have had do does my your our their its his her this that these those".split()
+)
 
 
 def clean_for_speech(text: str) -> str:
@@ -56,10 +61,16 @@ class SentenceChunker:
 
     Pieces are sentences, except where waiting for a sentence end would keep the user waiting:
 
-    - the first piece is a clause (cut at a comma after ``first_clause_min_words``), or whatever whole
-      words there are once the first text is ``first_wait_s`` old: the first audio goes out soon;
+    - the first piece is a clause (cut at a comma after ``first_clause_min_words``), or the whole words
+      there are once the first text is ``first_wait_s`` old: the first audio goes out soon;
     - later pieces are whole sentences, but text never waits more than ``max_wait_s`` for one (a model
-      that writes on without a full stop must not fall silent), nor grows past ``max_words``.
+      that writes on without a full stop must not fall silent), nor grows past ``max_words``, nor past
+      ``runway_s`` before the voice runs out of what was released (reckoned at ``words_per_s``): a short
+      first piece is followed before its last word is heard.
+
+    A piece the clock cuts ends where a speaker could pause: not on "the", "from" or "is" (unless it
+    has no other word), and not while ``premature`` says the words so far cannot be judged yet (the
+    reply's guards decide on the opening sentence whether it only says the question back).
 
     The time rules need a clock tick even when no delta arrives (a stalled model): ``deadline`` says
     when ``due()`` may release something.
@@ -69,28 +80,41 @@ class SentenceChunker:
         self,
         first_clause_min_words: int = 4,
         max_words: int = 40,
-        first_wait_s: float = 0.6,
+        first_wait_s: float = 0.3,
         max_wait_s: float = 1.5,
+        words_per_s: float = 3.0,
+        runway_s: float = 0.4,
         clock: Callable[[], float] = time.monotonic,
+        premature: Callable[[str], bool] = lambda piece: False,
     ) -> None:
         self._segmenter = pysbd.Segmenter(language="en", clean=False)
         self._buffer = ""
         self._emitted_any = False
         self._waiting_since: float | None = None  # when the text in the buffer began to arrive
+        self._overdue = False  # due, but nothing in the buffer can go yet: only more text can change that
+        self._voiced_until = 0.0  # when the voice will have said all that was released, reckoned
         self.first_clause_min_words = first_clause_min_words
         self.max_words = max_words
         self.first_wait_s = first_wait_s
         self.max_wait_s = max_wait_s
+        self.words_per_s = words_per_s
+        self.runway_s = runway_s
         self._clock = clock
+        self._premature = premature
 
     @property
     def deadline(self) -> float | None:
-        """The clock time at which the buffered text is released whole-word by ``due()``."""
-        if self._waiting_since is None:
+        """The clock time at which the buffered text is released whole-word by ``due()``; None while
+        only more text can release anything (a caller waiting on the clock would spin)."""
+        if self._waiting_since is None or self._overdue:
             return None
-        return self._waiting_since + (self.max_wait_s if self._emitted_any else self.first_wait_s)
+        soonest = self._waiting_since + self.first_wait_s
+        if not self._emitted_any:
+            return soonest
+        return max(soonest, min(self._waiting_since + self.max_wait_s, self._voiced_until - self.runway_s))
 
     def push(self, delta: str) -> list[str]:
+        self._overdue = False
         if self._waiting_since is None and delta.strip():
             self._waiting_since = self._clock()
         self._buffer += delta
@@ -115,8 +139,9 @@ class SentenceChunker:
         deadline = self.deadline
         if deadline is None or self._clock() < deadline:
             return []
-        cut = self._last_break(_CLAUSE_BREAK) or self._last_break(_WORD_BREAK)
-        if not cut:  # not one whole word yet
+        cut = self._last_break(_CLAUSE_BREAK) or self._phrase_end()
+        if not cut or self._premature(clean_for_speech(self._buffer[:cut])):  # not one whole word yet, or too soon
+            self._overdue = True
             return []
         piece, self._buffer = clean_for_speech(self._buffer[:cut]), self._buffer[cut:]
         return self._released([piece])
@@ -129,8 +154,11 @@ class SentenceChunker:
     def _released(self, pieces: list[str]) -> list[str]:
         pieces = [p for p in pieces if p]
         if pieces:
+            now = self._clock()
+            words = sum(len(piece.split()) for piece in pieces)
+            self._voiced_until = max(now, self._voiced_until) + words / self.words_per_s
             self._emitted_any = True
-            self._waiting_since = self._clock() if self._buffer.strip() else None
+            self._waiting_since = now if self._buffer.strip() else None
         return pieces
 
     def _first_clause(self) -> str | None:
@@ -140,6 +168,16 @@ class SentenceChunker:
                 self._buffer = self._buffer[match.end() :]
                 return clean_for_speech(head)
         return None
+
+    def _phrase_end(self) -> int | None:
+        """The end of the last whole word in the buffer that no dangling word follows ("It opens at"
+        → "It opens"), or of the last whole word when every one dangles ("The")."""
+        ends = [m for m in _WORD_BREAK.finditer(self._buffer) if self._buffer[: m.start()].strip()]
+        for end in reversed(ends):
+            last_word = self._buffer[: end.start()].split()[-1]
+            if last_word.lower().strip(".,;:!?\"'") not in _DANGLING:
+                return end.end()
+        return ends[-1].end() if ends else None
 
     def _last_break(self, pattern: re.Pattern[str]) -> int | None:
         """The end of the last break in the buffer that has text before it."""

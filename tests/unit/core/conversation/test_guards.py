@@ -78,6 +78,15 @@ def test_a_cut_after_a_spoken_clause_reads_as_a_correction_of_it():
     assert check.judge("020 7946 0319.") == (CUT_NOT_IN_DOCUMENTS, True)  # "The phone number is … sorry, I don't know"
 
 
+def test_an_opening_of_the_question_s_own_words_is_too_soon_to_speak():
+    check = ReplyCheck("Is the bakery open on Saturday?", KnownFacts(["On Saturday the bakery is open 9 to 5."]), True)
+    assert check.premature("The bakery is open") and check.premature("Yes, it is")  # a parrot, or a yes
+    assert not check.premature("The bakery opens at 9") and not check.premature("On Saturday,")
+    assert check.premature("No,")
+    assert check.judge("The bakery is open on Saturday.") == ("Yes, the bakery is open on Saturday.", False)
+    assert not check.premature("It is")  # a later sentence: the answer is out
+
+
 def test_a_reply_check_drops_its_instructions_read_out():
     persona = (
         "You are Tara, a voice assistant: answer in short sentences of plain text: no lists, no markdown, no emojis."

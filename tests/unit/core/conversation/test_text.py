@@ -1,3 +1,4 @@
+import pytest
 from tara.core.conversation.text import Continuation, SentenceChunker, clean_for_speech
 
 
@@ -63,19 +64,19 @@ class Clock:
 def test_a_first_clause_that_never_comes_is_released_after_the_first_wait():
     clock = Clock()
     chunker = SentenceChunker(first_wait_s=0.6, clock=clock)
-    assert chunker.push("The museum has") == []
+    assert chunker.push("The museum holds") == []
     assert chunker.deadline == 0.6
     clock.now = 0.4
     assert chunker.push(" many") == [] and chunker.due() == []
     clock.now = 0.61
-    assert chunker.due() == ["The museum has"]  # whole words only: "many" may still grow
+    assert chunker.due() == ["The museum holds"]  # whole words only: "many" may still grow
     assert chunker.push("rooms") == []
     assert chunker.flush() == ["manyrooms"]
 
 
 def test_later_text_never_waits_longer_than_the_max_wait():
     clock = Clock()
-    chunker = SentenceChunker(max_wait_s=1.5, clock=clock)
+    chunker = SentenceChunker(max_wait_s=1.5, words_per_s=0.1, clock=clock)  # a slow voice: the wait decides
     assert chunker.push("It opens at nine. It has") == ["It opens at nine."]
     clock.now = 1.0
     assert chunker.push(" halls and rooms and") == []
@@ -84,12 +85,47 @@ def test_later_text_never_waits_longer_than_the_max_wait():
     assert chunker.deadline == 1.6 + 1.5  # the rest waits afresh
 
 
+def test_a_piece_the_clock_cuts_ends_where_a_speaker_could_pause():
+    clock = Clock()
+    chunker = SentenceChunker(first_wait_s=0.3, clock=clock)
+    chunker.push("The warranty lasts two years from the da")
+    clock.now = 0.31
+    assert chunker.due() == ["The warranty lasts two years"]  # not "... from the"
+    assert chunker.flush() == ["from the da"]
+    chunker = SentenceChunker(first_wait_s=0.3, clock=clock)
+    clock.now = 0.0
+    chunker.push("The ")
+    clock.now = 0.31
+    assert chunker.due() == ["The"]  # nothing else to say: better a word than silence
+
+
+def test_a_premature_piece_waits_for_a_word_that_can_be_judged():
+    clock = Clock()
+    chunker = SentenceChunker(first_wait_s=0.3, clock=clock, premature=lambda head: "open" not in head.split())
+    chunker.push("The bakery is ")
+    clock.now = 0.31
+    assert chunker.due() == [] and chunker.deadline is None  # nothing to wait for but more text
+    assert chunker.push("open ") == ["The bakery is open"]
+
+
+def test_the_next_piece_is_due_before_the_voice_runs_out_of_words():
+    clock = Clock()
+    chunker = SentenceChunker(first_wait_s=0.3, max_wait_s=1.5, words_per_s=3.0, runway_s=0.4, clock=clock)
+    chunker.push("The warranty lasts ")
+    clock.now = 0.3
+    assert chunker.due() == ["The warranty lasts"]  # heard until about 0.3 + 3 / 3.0 = 1.3
+    chunker.push("two years from the date of")
+    assert chunker.deadline == pytest.approx(1.3 - 0.4)  # sooner than 0.3 + 1.5
+    clock.now = 0.9
+    assert chunker.due() == ["two years from the date"]
+
+
 def test_nothing_is_due_without_a_whole_word():
     clock = Clock()
     chunker = SentenceChunker(clock=clock)
     chunker.push("Descal")
     clock.now = 5.0
-    assert chunker.due() == []
+    assert chunker.due() == [] and chunker.deadline is None
     assert chunker.flush() == ["Descal"]
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from tara.core.conversation.text import Continuation, SentenceChunker, clean_for_speech
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, TimedWord, rms_dbfs
-from tara.core.concurrency import Compute
+from tara.core.concurrency import Compute, Urgency
 from tara.core.config import TaraConfig
 from tara.core.conversation.prompt import PromptBuilder
 from tara.core.conversation.sink import BufferSink, OnPlay
@@ -112,7 +112,7 @@ class ToneTTS(TTS):
         emotion: EmotionSettings,
         voice: str | None = None,
         context: object = None,
-        urgent: bool = True,
+        urgent: Urgency = True,
     ) -> AsyncIterator[AudioChunk]:
         self.said.append(text)
         tone = (3000 * np.sin(np.arange(self.sample_rate // 5) * 0.05)).astype(np.int16)
@@ -130,7 +130,7 @@ class WordTTS(ToneTTS):
         emotion: EmotionSettings,
         voice: str | None = None,
         context: object = None,
-        urgent: bool = True,
+        urgent: Urgency = True,
     ) -> AsyncIterator[AudioChunk]:
         self.said.append(text)
         written = text.split()
@@ -173,6 +173,10 @@ class PlayedSink(BufferSink):
 
     async def drain(self) -> None:
         await self.ahead_at_most(0.0)
+
+    @property
+    def queued_s(self) -> float:
+        return self.written_s - self.played_s
 
     async def ahead_at_most(self, seconds: float) -> None:
         while self.written_s - self.played_s > seconds:

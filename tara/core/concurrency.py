@@ -12,6 +12,9 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+# urgent now, or urgent whenever this says so (a reply's voice about to run out of words): read each time
+# a unit of the job asks for the CPU, and at every release while it waits
+Urgency = bool | Callable[[], bool]
 _DONE = object()
 
 
@@ -26,15 +29,20 @@ class ComputeNotHeld(AssertionError):
 class ComputeJob:
     """One backend call's claim on the CPU: a transcription, a voiced sentence, a decode step's wait.
 
-    ``slot()`` holds the CPU for one unit of its work. ``urgent`` (on the way to some turn's first audio)
-    is read each time a unit asks for the CPU, so its owner may lower or raise it between units.
+    ``slot()`` holds the CPU for one unit of its work. ``urgent`` (on the way to audio some user waits
+    for) is read each time a unit asks for the CPU, so its owner may lower or raise it between units; a
+    callable ``Urgency`` may also raise it while the unit waits.
     ``cancel()`` makes a wait in ``slot()`` end at once with ``Cancelled``, as will any later one.
     """
 
-    def __init__(self, compute: Compute, urgent: bool) -> None:
-        self.urgent = urgent
+    def __init__(self, compute: Compute, urgent: Urgency) -> None:
+        self.urgency = urgent
         self.cancelled = False
         self._compute = compute
+
+    @property
+    def urgent(self) -> bool:
+        return self.urgency() if callable(self.urgency) else self.urgency
 
     def slot(self) -> AbstractContextManager[None]:
         return self._compute._slot(self)
@@ -64,7 +72,7 @@ class Compute:
         self._urgent: deque[object] = deque()
         self._later: deque[object] = deque()
 
-    def job(self, urgent: bool = True) -> ComputeJob:
+    def job(self, urgent: Urgency = True) -> ComputeJob:
         return ComputeJob(self, urgent)
 
     def assert_held(self) -> None:
@@ -91,6 +99,10 @@ class Compute:
                     if job.cancelled:
                         raise Cancelled
                     self._condition.wait()  # woken by a release, a waiter leaving, or a cancel
+                    if not urgent and job.urgent:  # raised while it waited: to the end of the urgent line
+                        queue.remove(ticket)
+                        queue, urgent = self._urgent, True
+                        queue.append(ticket)
             except BaseException:
                 queue.remove(ticket)
                 self._condition.notify_all()  # leaving the queue: the next in line may be at its head now

@@ -127,6 +127,10 @@ class SpeakerTrack(PacedAudioTrack):
     async def drain(self) -> None:
         await self._idle.wait()
 
+    @property
+    def queued_s(self) -> float:
+        return self._queued_samples / RTC_RATE
+
     async def ahead_at_most(self, seconds: float) -> None:
         while self._queued_samples > seconds * RTC_RATE:
             self._played.clear()

@@ -294,12 +294,19 @@ class ReplyCheck:
 
     def premature(self, head: str) -> bool:
         """Whether ``head``, a start of the sentence being said that the clock would release before the
-        sentence ends, must wait for more words. While the opening sentence holds nothing but the
-        question's own words and a yes or no ("The bakery is open", "Yes, we offer"), its guards cannot
-        judge it yet: it may be the question said back, or a yes that no document backs. A clause of
-        the question's words without a yes or no leads on to the answer ("To start Tara, run …")."""
+        sentence ends, must wait for more words, so that the guards judge the opening sentence whole:
+
+        - the question said back, word for word so far ("How much is the late fee");
+        - to a yes-or-no question, nothing but its own words and a yes or no ("The bakery is open",
+          "Yes, we offer"): the question turned into a statement, or a yes that no document backs. A
+          clause without a yes or no leads on to the answer ("On Saturday, …").
+        """
         words = _words(f"{self._sentence} {head}")
-        if not self._opening or not only_asked(self.question, words, also=ANSWER_WORDS):
+        if not self._opening:
+            return False
+        if not asks_yes_or_no(self.question):
+            return words == _words(self.question)[: len(words)]
+        if not only_asked(self.question, words, also=ANSWER_WORDS):
             return False
         return not head.rstrip().endswith((",", ";", ":")) or not YES_OR_NO.isdisjoint(words)
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from tara.core.audio import AudioChunk
+from tara.core.concurrency import Urgency
 from tara.core.conversation.guards import CUT_NOT_IN_DOCUMENTS, NOT_IN_DOCUMENTS
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
@@ -32,7 +33,7 @@ class Speech:
         self._recordings: OrderedDict[tuple[str, str | None, str], list[AudioChunk]] = OrderedDict()
 
     async def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None, urgent: bool = True
+        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: Any = None, urgent: Urgency = True
     ) -> AsyncIterator[AudioChunk]:
         if text not in FIXED_PHRASES:
             async for chunk in self.tts.stream(text, emotion, voice, context, urgent=urgent):

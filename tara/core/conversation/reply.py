@@ -18,9 +18,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, Protocol
 
 from tara.core.audio import without_leading_silence
+from tara.core.concurrency import Urgency
 from tara.core.conversation.events import AgentText, AgentTurnDone, ErrorEvent, Event, Sources, TurnMetrics
 from tara.core.conversation.guards import NOT_IN_DOCUMENTS, ReplyCheck
 from tara.core.conversation.heard import SpokenPiece, heard_text
@@ -40,6 +42,7 @@ from tara.core.stages.tts import VoiceContext
 log = logging.getLogger(__name__)
 TTS_AHEAD_S = 2.5  # synthesise the next sentence once no more than this is left to play
 HOLDING_AFTER_S = 2.0  # a reply with nothing to say this long after the user stopped says HOLDING_PHRASE
+RUNNING_DRY_S = 1.0  # less than this left to play: the reply's next words are as urgent as a first audio
 
 Spawn = Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]
 
@@ -154,7 +157,12 @@ class Reply:
         sentences: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)
         voice_lock = asyncio.Lock()  # the holding phrase and the reply never talk over each other
         started_speaking = asyncio.Event()
-        params = generation_params(stack)
+
+        def running_dry() -> bool:
+            """Past its first audio a reply can wait for other callers' first words, until its voice runs dry."""
+            return host.sink.queued_s < RUNNING_DRY_S
+
+        params = replace(generation_params(stack), hurry=running_dry)
 
         async def think() -> None:
             check = ReplyCheck(
@@ -176,7 +184,7 @@ class Reply:
                 started_speaking.set()
                 await host.sink.ahead_at_most(TTS_AHEAD_S)
                 # only the first sentence is on the way to the first audio
-                await self._voice(piece, emotion, spoken, voice_lock, urgent=not spoken)
+                await self._voice(piece, emotion, spoken, voice_lock, urgent=True if not spoken else running_dry)
             holding.cancel()
             await self._played()
 
@@ -225,10 +233,11 @@ class Reply:
         emotion: EmotionSettings,
         spoken: list[str] | None,
         lock: asyncio.Lock,
-        urgent: bool = True,
+        urgent: Urgency = True,
     ) -> None:
         """Speak ``piece`` once the reply is committed; ``spoken`` (the history) records it. ``urgent``:
-        on the way to the reply's first audio (the voice then goes before others' later sentences)."""
+        on the way to audio the user waits for, now or once it says so (the voice then goes before others'
+        later sentences)."""
         host = self._host
         voiced = SpokenPiece(piece)
         first = True

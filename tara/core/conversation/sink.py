@@ -40,6 +40,11 @@ class AudioSink(Protocol):
     async def ahead_at_most(self, seconds: float) -> None:
         """Return once no more than ``seconds`` of written audio are waiting to be played."""
 
+    @property
+    def queued_s(self) -> float:
+        """Seconds of written audio still to play: how long the voice goes on without another write."""
+        ...
+
 
 class BufferSink:
     """Collects agent audio in memory (files, tests, benchmarks)."""
@@ -73,6 +78,10 @@ class BufferSink:
 
     async def ahead_at_most(self, seconds: float) -> None:
         return None  # a buffer "plays" instantly
+
+    @property
+    def queued_s(self) -> float:
+        return 0.0
 
     def audio(self) -> AudioChunk | None:
         if not self.chunks:

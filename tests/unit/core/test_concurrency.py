@@ -105,7 +105,7 @@ def test_a_lowered_job_lets_urgent_work_go_first_from_its_next_unit():
     reply = compute.job(urgent=True)
     with reply.slot():  # its first sentence, urgent
         pass
-    reply.urgent = False  # the rest has seconds of playback in hand
+    reply.urgency = False  # the rest has seconds of playback in hand
     holder, release = holding(compute)
     later = queued(compute, reply, "second sentence", order)
     first = queued(compute, compute.job(urgent=True), "another session's first sentence", order)
@@ -113,6 +113,25 @@ def test_a_lowered_job_lets_urgent_work_go_first_from_its_next_unit():
     for thread in (holder, later, first):
         thread.join(5)
     assert order == ["another session's first sentence", "second sentence"]
+
+
+def test_a_waiting_job_raised_by_its_urgency_goes_before_work_that_can_wait():
+    compute = Compute()
+    order: list[str] = []
+    running_dry = threading.Event()
+    holder, release = holding(compute)
+    other = queued(compute, compute.job(urgent=False), "another session's partial transcript", order)
+    later = queued(compute, compute.job(urgent=running_dry.is_set), "a reply whose voice runs dry", order)
+    first = queued(compute, compute.job(urgent=True), "another session's first sentence", order)
+    running_dry.set()  # read at the next release
+    release.set()
+    for thread in (holder, other, later, first):
+        thread.join(5)
+    assert order == [
+        "another session's first sentence",
+        "a reply whose voice runs dry",
+        "another session's partial transcript",
+    ]
 
 
 class RecordingCondition(threading.Condition):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from tara.core.registry import Registry
@@ -20,6 +20,9 @@ class GenerationParams:
     temperature: float = 0.2
     top_p: float = 0.9
     max_tokens: int = 160
+    # while this says so (the reply's voice is about to run out of words), its next tokens go before work
+    # that can wait, as a first clause's do: backends on the shared CPU ask it at every step
+    hurry: Callable[[], bool] | None = None
 
 
 class LLM(ABC):

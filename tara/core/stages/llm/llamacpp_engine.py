@@ -138,7 +138,7 @@ class _Engine:
         plan = self._organize()
         if not plan:
             return
-        cpu = self._cpu_wait = self._compute.job(urgent=any(work.job.urgent for work in plan))
+        cpu = self._cpu_wait = self._compute.job(urgent=lambda: any(work.job.urgent for work in plan))
         if self._inbox and not cpu.urgent:
             cpu.cancel()  # (a reply submitted just now did not see it waiting)
         try:
@@ -316,7 +316,7 @@ class _Engine:
         assert job.detokenizer is not None  # submit() gives every job one
         if delta := job.detokenizer.push(token):
             job.text += delta
-            job.urgent = job.urgent and not past_first_clause(job.text)
+            job.before_first_clause = job.before_first_clause and not past_first_clause(job.text)
             if not job.delivered:
                 log.debug(
                     "llama.cpp: first text %.0f ms after submit; %d prompt tokens read, %d cached",

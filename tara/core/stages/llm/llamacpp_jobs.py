@@ -80,7 +80,7 @@ class Job:
     next_token: int | None = None  # sampled, fed in the next step
     generated: int = 0
     text: str = ""
-    urgent: bool = field(init=False, default=False)  # a reply without its first clause yet
+    before_first_clause: bool = field(init=False, default=False)  # a reply without its first clause yet
     delivered: int = 0  # deltas handed over (written by the engine thread only)
     pulled: int = 0  # deltas the consumer took (written by the consumer only)
     closed: bool = False  # the consumer has gone, or the job ended
@@ -90,7 +90,14 @@ class Job:
     reused: int = 0  # prompt tokens found cached when it got a slot
 
     def __post_init__(self) -> None:
-        self.urgent = self.kind is Kind.REPLY
+        self.before_first_clause = self.kind is Kind.REPLY
+
+    @property
+    def urgent(self) -> bool:
+        """On the way to audio a user is waiting for: a reply's first clause, or the next words of a reply
+        whose voice is about to run out (``GenerationParams.hurry``)."""
+        hurry = self.params.hurry
+        return self.before_first_clause or (self.kind is Kind.REPLY and hurry is not None and hurry())
 
     @property
     def paused(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tara.core.audio import AudioChunk
+from tara.core.concurrency import Urgency
 from tara.core.emotion import EmotionSettings
 from tara.core.registry import Registry
 
@@ -50,13 +51,14 @@ class TTS(ABC):
         emotion: EmotionSettings,
         voice: str | None = None,
         context: Any = None,
-        urgent: bool = True,
+        urgent: Urgency = True,
     ) -> AsyncIterator[AudioChunk]:
         """Speak one sentence or clause (``voice`` or the default); yields PCM chunks at the native rate.
 
         ``context`` is the conversation's ``VoiceContext.state`` (None for voices that keep none).
         ``urgent=False`` marks speech not on the way to a turn's first audio (a reply's later sentences,
-        with seconds of playback in hand): a backend sharing the CPU lets first sentences go first.
+        with seconds of playback in hand): a backend sharing the CPU lets first sentences go first; a
+        callable says when it becomes urgent (the playback in hand is running out).
         A chunk may carry the ``words`` it says with their starts (Piper does); a voice that cannot tell
         leaves them out and the reply spreads the piece's words over its audio (``SpokenPiece.words``).
         """

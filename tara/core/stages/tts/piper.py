@@ -15,7 +15,7 @@ import numpy as np
 
 from tara.core.assets import PIPER_VOICES, resolve_model
 from tara.core.audio import AudioChunk
-from tara.core.concurrency import Compute, ComputeJob, iterate_in_thread
+from tara.core.concurrency import Compute, ComputeJob, Urgency, iterate_in_thread
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
 from tara.core.stages.tts.settings import PiperSettings
@@ -88,7 +88,7 @@ class PiperTTS(TTS):
         emotion: EmotionSettings,
         voice: str | None = None,
         context: None = None,
-        urgent: bool = True,
+        urgent: Urgency = True,
     ) -> AsyncIterator[AudioChunk]:
         piper_voice = self._voices[self.check_voice(voice or self.default_voice)]
         job = self._compute.job(urgent)

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from tara.core.audio import AudioChunk
+from tara.core.concurrency import Urgency
 from tara.core.conversation.events import AgentText, AgentTurnDone, ErrorEvent, SettingsChanged, TurnMetrics
 from tara.core.conversation.phrases import HOLDING_PHRASE
 from tara.core.conversation.session import Session
@@ -27,7 +28,12 @@ class BreakingTTS(ToneTTS):
         self.failing = set(failing)
 
     async def stream(
-        self, text: str, emotion: EmotionSettings, voice: str | None = None, context: object = None, urgent: bool = True
+        self,
+        text: str,
+        emotion: EmotionSettings,
+        voice: str | None = None,
+        context: object = None,
+        urgent: Urgency = True,
     ) -> AsyncIterator[AudioChunk]:
         if text in self.failing:
             self.failing.discard(text)

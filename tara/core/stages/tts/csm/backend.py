@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from tara.core.audio import PIPELINE_RATE, AudioChunk, read_audio, resample
-from tara.core.concurrency import iterate_in_thread
+from tara.core.concurrency import Urgency, iterate_in_thread
 from tara.core.config import ConfigError
 from tara.core.devices import resolve_device
 from tara.core.emotion import EmotionSettings
@@ -152,7 +152,7 @@ class CSMTTS(ConversationalTTS):
         emotion: EmotionSettings,
         voice: str | None = None,
         context: Conversation | None = None,
-        urgent: bool = True,  # (a GPU voice: not scheduled)
+        urgent: Urgency = True,  # (a GPU voice: not scheduled)
     ) -> AsyncIterator[AudioChunk]:
         chosen = self._voices[self.check_voice(voice or self.default_voice)]
         return iterate_in_thread(

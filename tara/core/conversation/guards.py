@@ -289,6 +289,7 @@ class ReplyCheck:
         self._repetition = RepetitionGuard()
         self._sentence = ""  # the sentence being said: its first clause may already be out
         self.parroted = False  # a sentence was dropped for saying the question back
+        self.cut_short = False  # ... after a clause of it was said, and nothing said since: the reply must go on
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 
@@ -296,10 +297,14 @@ class ReplyCheck:
         """Whether ``head``, a start of the sentence being said that the clock would release before the
         sentence ends, must wait for more words, so that the guards judge the opening sentence whole:
 
-        - the question said back, word for word so far ("How much is the late fee");
+        - the question said back, word for word so far ("When does the museum");
         - to a yes-or-no question, nothing but its own words and a yes or no ("The bakery is open",
-          "Yes, we offer"): the question turned into a statement, or a yes that no document backs. A
-          clause without a yes or no leads on to the answer ("On Saturday, …").
+          "Yes, we offer"): the question turned into a statement (a yes), or a yes that no document
+          backs. A clause without a yes or no leads on to the answer ("On Saturday, …").
+
+        To a wh-question an opening of its words is most often the answer's start ("The late fee per
+        day is 20 cents."): it goes out, and if the sentence turns out to say the question back, the
+        reply goes on from it (``cut_short``).
         """
         words = _words(f"{self._sentence} {head}")
         if not self._opening:
@@ -326,6 +331,7 @@ class ReplyCheck:
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:
                 self.parroted = True
+                self.cut_short = self.cut_short or sentence != piece
                 return None, False
             piece = sentence = yes  # and judged as that answer
         if self.instructions and restates_question(self.instructions, sentence):
@@ -340,6 +346,7 @@ class ReplyCheck:
             # "Do you have parking for cars?" → "Helmets and locks are included free."
             return self._cut(sentence, piece, "it answers beside the question"), True
         self._opening = self._opening and not piece.endswith(SENTENCE_END)
+        self.cut_short = False
         return piece, False
 
     def _cut(self, sentence: str, piece: str, why: str) -> str:

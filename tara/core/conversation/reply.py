@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from tara.core.audio import without_leading_silence
 from tara.core.concurrency import Urgency
 from tara.core.conversation.events import AgentText, AgentTurnDone, ErrorEvent, Event, Sources, TurnMetrics
-from tara.core.conversation.guards import NOT_IN_DOCUMENTS, ReplyCheck
+from tara.core.conversation.guards import CUT_NOT_IN_DOCUMENTS, NOT_IN_DOCUMENTS, ReplyCheck
 from tara.core.conversation.heard import SpokenPiece, heard_text
 from tara.core.conversation.phrases import FAILED_PHRASE, HOLDING_PHRASE
 from tara.core.conversation.prompt import insisting
@@ -170,11 +170,14 @@ class Reply:
             )
             async for piece in written(stack.llm, prompt, params, check, clock):
                 await sentences.put(piece)
-            if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting
+            if check.parroted and (check.said_nothing or check.cut_short):
+                # it only said the question back (maybe its first words aloud): once more, insisting
                 async for piece in written(stack.llm, insisting(prompt), params, check, clock):
                     await sentences.put(piece)
             if check.said_nothing:
                 await sentences.put(NOT_IN_DOCUMENTS)  # a heard turn is never silent
+            elif check.cut_short:
+                await sentences.put(CUT_NOT_IN_DOCUMENTS)  # nor does it stop in mid-sentence
             await sentences.put(None)
 
         async def speak() -> None:

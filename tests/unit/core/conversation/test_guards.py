@@ -86,8 +86,8 @@ def test_an_opening_of_the_question_s_own_words_is_too_soon_to_speak():
     assert check.judge("The bakery is open on Saturday.") == ("Yes, the bakery is open on Saturday.", False)
     assert not check.premature("It is")  # a later sentence: the answer is out
     check = ReplyCheck("How much is the late fee per day?", KnownFacts(["Late fee: 20 cents a day."]), True)
-    assert check.premature("How much is the late")  # maybe the question said back
-    assert not check.premature("The late fee per day is")  # an answer on its way: a slow model speaks it
+    assert check.premature("How much is the late")  # the question said back
+    assert not check.premature("The late fee per day is")  # most often an answer on its way
 
 
 def test_a_reply_check_drops_its_instructions_read_out():

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from tara.core.conversation.events import AgentText, ErrorEvent, Sources, TurnMetrics
-from tara.core.conversation.guards import NOT_IN_DOCUMENTS
+from tara.core.conversation.guards import CUT_NOT_IN_DOCUMENTS, NOT_IN_DOCUMENTS
 from tara.core.conversation.phrases import FAILED_PHRASE, HOLDING_PHRASE, NOT_HEARD_PHRASE
 from tara.core.conversation.prompt import INSIST, YES_NO_ANSWER_START
 from tara.core.conversation.session import Session
@@ -59,6 +59,14 @@ async def test_a_stalled_model_gets_a_holding_phrase_then_the_answer(config):
     events = await ask(fake_stack(config, llm, documents=MUSEUM), "When does the museum open?")
     assert said(events) == [HOLDING_PHRASE, "It opens at 9."]
     assert "holding" in events[-1].stages
+
+
+async def test_a_question_said_back_after_its_first_words_were_spoken_never_ends_the_reply_mid_sentence(config):
+    parrot = ["The", " museum", " opens", " on", 1.2, " Tuesday."]  # so slow that its start goes out
+    llm = ScriptedLLM(parrot, ["The museum opens on Tuesday."])  # and insisted, the same again
+    events = await ask(fake_stack(config, llm, documents=MUSEUM), "When does the museum open on Tuesday?")
+    assert said(events) == ["The museum opens", CUT_NOT_IN_DOCUMENTS]
+    assert len(llm.prompts) == 2  # asked once more, insisting
 
 
 async def test_the_holding_phrase_counts_from_when_the_voice_stopped_not_from_the_end_of_turn(config):

@@ -100,13 +100,22 @@ def test_a_piece_the_clock_cuts_ends_where_a_speaker_could_pause():
     assert chunker.due() == ["The"]  # nothing else to say: better a word than silence
 
 
-def test_a_premature_piece_waits_for_a_word_that_can_be_judged():
+def test_a_premature_piece_waits_a_while_for_a_word_that_can_be_judged():
     clock = Clock()
-    chunker = SentenceChunker(first_wait_s=0.3, clock=clock, premature=lambda head: "open" not in head.split())
+    premature = lambda head: "open" not in head.split()  # noqa: E731
+    chunker = SentenceChunker(first_wait_s=0.3, premature_wait_s=0.6, clock=clock, premature=premature)
     chunker.push("The bakery is ")
     clock.now = 0.31
-    assert chunker.due() == [] and chunker.deadline is None  # nothing to wait for but more text
-    assert chunker.push("open ") == ["The bakery is open"]
+    assert chunker.due() == [] and chunker.deadline == pytest.approx(0.9)
+    clock.now = 0.5
+    assert chunker.push("open ") == ["The bakery is open"]  # at once
+    chunker = SentenceChunker(first_wait_s=0.3, premature_wait_s=0.6, clock=clock, premature=premature)
+    clock.now = 0.0
+    chunker.push("The bakery is ")
+    clock.now = 0.31
+    assert chunker.due() == []
+    clock.now = 0.91
+    assert chunker.due() == ["The bakery"]  # a slow model: the answer begins
 
 
 def test_the_next_piece_is_due_before_the_voice_runs_out_of_words():

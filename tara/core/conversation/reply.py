@@ -170,14 +170,13 @@ class Reply:
             )
             async for piece in written(stack.llm, prompt, params, check, clock):
                 await sentences.put(piece)
-            if check.parroted and (check.said_nothing or check.cut_short):
-                # it only said the question back (maybe its first words aloud): once more, insisting
+            if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting
                 async for piece in written(stack.llm, insisting(prompt), params, check, clock):
                     await sentences.put(piece)
             if check.said_nothing:
                 await sentences.put(NOT_IN_DOCUMENTS)  # a heard turn is never silent
-            elif check.cut_short:
-                await sentences.put(CUT_NOT_IN_DOCUMENTS)  # nor does it stop in mid-sentence
+            elif check.cut_short:  # its first words said, the rest the question back (a second try
+                await sentences.put(CUT_NOT_IN_DOCUMENTS)  # would start them again): never stop mid-sentence
             await sentences.put(None)
 
         async def speak() -> None:

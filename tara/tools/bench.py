@@ -327,28 +327,17 @@ def print_table(summary: dict[str, Any]) -> None:
     table = Table(title="Tara latency through WebRTC, measured at the caller")
     for column in ("measure (ms)", "p50", "p95", "n"):
         table.add_column(column, justify="left" if column.startswith("measure") else "right")
-    for callers, values in summary["voice_to_voice_ms"].items():
-        table.add_row(
-            f"[bold]voice → voice, {callers} session{'s' if callers > 1 else ''}[/]",
-            f"{values['p50']:.0f}",
-            f"{values['p95']:.0f}",
-            str(values["n"]),
-        )
-    for callers, values in summary.get("voice_to_answer_ms", {}).items():
-        table.add_row(
-            f"  voice → answer, {callers} session{'s' if callers > 1 else ''}"
-            f" ({summary['holding_phrases'][callers]} turns held with '{HOLDING_PHRASE}')",
-            f"{values['p50']:.0f}",
-            f"{values['p95']:.0f}",
-            str(values["n"]),
-        )
-    for callers, values in summary["longest_pause_ms"].items():
-        table.add_row(
-            f"  longest pause inside a reply, {callers} session{'s' if callers > 1 else ''}",
-            f"{values['p50']:.0f}",
-            f"{values['p95']:.0f}",
-            str(values["n"]),
-        )
+    rows = {  # per concurrency level: (label, figures)
+        "voice_to_voice_ms": lambda sessions, callers: f"[bold]voice → voice, {sessions}[/]",
+        "voice_to_answer_ms": lambda sessions, callers: (
+            f"  voice → answer, {sessions} ({summary['holding_phrases'][callers]} turns held with '{HOLDING_PHRASE}')"
+        ),
+        "longest_pause_ms": lambda sessions, callers: f"  longest pause inside a reply, {sessions}",
+    }
+    for key, label in rows.items():
+        for callers, values in summary[key].items():
+            sessions = f"{callers} session{'s' if callers > 1 else ''}"
+            table.add_row(label(sessions, callers), f"{values['p50']:.0f}", f"{values['p95']:.0f}", str(values["n"]))
     barge = summary["barge_in_ms"]
     table.add_row("[bold]barge-in → agent silent[/]", f"{barge['p50']:.0f}", f"{barge['p95']:.0f}", str(barge["n"]))
     for stage, values in summary["server_stages_ms"].items():

@@ -6,14 +6,13 @@ waits, a barge-in racing the first audio: each must leave the session clean and 
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from tara.core.audio import AudioChunk
-from tara.core.concurrency import Urgency
 from tara.core.conversation.events import AgentText, AgentTurnDone, ErrorEvent, SettingsChanged, TurnMetrics
 from tara.core.conversation.phrases import HOLDING_PHRASE
 from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
-from tara.core.emotion import EmotionSettings
 from tara.core.stages.rag import Document
 from tests.fakes import ScriptedLLM, ToneTTS, events_until, fake_stack, queued_events, quiet, words
 
@@ -27,18 +26,11 @@ class BreakingTTS(ToneTTS):
         super().__init__()
         self.failing = set(failing)
 
-    async def stream(
-        self,
-        text: str,
-        emotion: EmotionSettings,
-        voice: str | None = None,
-        context: object = None,
-        urgent: Urgency = True,
-    ) -> AsyncIterator[AudioChunk]:
+    async def stream(self, text: str, *args: Any, **kwargs: Any) -> AsyncIterator[AudioChunk]:
         if text in self.failing:
             self.failing.discard(text)
             raise RuntimeError("the voice broke")
-        async for chunk in super().stream(text, emotion, voice, context, urgent=urgent):
+        async for chunk in super().stream(text, *args, **kwargs):
             yield chunk
 
 

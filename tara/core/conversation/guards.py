@@ -289,7 +289,7 @@ class ReplyCheck:
         self._repetition = RepetitionGuard()
         self._sentence = ""  # the sentence being said: its first clause may already be out
         self.parroted = False  # a sentence was dropped for saying the question back
-        self.cut_short = False  # ... after its first words were said, and nothing said since: the reply must go on
+        self.cut_short = False  # ... after its first words were said, and nothing said since: the reply must not end there
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 
@@ -304,7 +304,7 @@ class ReplyCheck:
 
         To a wh-question an opening of its words is most often the answer's start ("The late fee per
         day is 20 cents."): it goes out, and if the sentence turns out to say the question back, the
-        reply goes on from it (``cut_short``).
+        reply ends on "… sorry, I don't know that" rather than on its first words (``cut_short``).
         """
         words = _words(f"{self._sentence} {head}")
         if not self._opening:

@@ -289,7 +289,9 @@ class ReplyCheck:
         self._repetition = RepetitionGuard()
         self._sentence = ""  # the sentence being said: its first clause may already be out
         self.parroted = False  # a sentence was dropped for saying the question back
-        self.cut_short = False  # ... after its first words were said, and nothing said since: the reply must not end there
+        self.cut_short = (
+            False  # ... after its first words were said, and nothing said since: the reply must not end there
+        )
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 

@@ -9,6 +9,9 @@ EXTRAS_gpu := dev,csm,gpu
 STAMP := $(VENV)/.installed-$(PROFILE)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# llama.cpp compiles for this CPU (-march=native) but without its AMX kernels, which crash on CPUs with AMX
+# tiles (tara/core/stages/llm/llamacpp.py: amx_kernels_crash); its repacked AVX-512/AVX2 kernels stay in.
+LLAMA_CMAKE_ARGS := -DCMAKE_C_FLAGS=-U__AMX_INT8__ -DCMAKE_CXX_FLAGS=-U__AMX_INT8__
 
 .PHONY: setup run test test-fast lint bench bench-webrtc doctor clean
 
@@ -18,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Python packages (first time: a few minutes; llama.cpp compiles once and is cached by pip)"
-	$(BIN)/pip install --progress-bar on -e '.[$(EXTRAS_$(PROFILE))]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $$CMAKE_ARGS" $(BIN)/pip install --progress-bar on -e '.[$(EXTRAS_$(PROFILE))]'
 	$(BIN)/pip install --no-deps moshi==0.2.13
 	$(BIN)/pip install --no-deps pyrnnoise==0.4.5
 ifeq ($(PROFILE),gpu)

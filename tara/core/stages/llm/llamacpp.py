@@ -51,12 +51,17 @@ if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (Sapphire Rapids and later).
+def amx_kernels_crash() -> bool:
+    """Whether llama.cpp would run its AMX kernels here, which crash: built with them (a native build
+    on a CPU with AMX tiles, before the Makefile left them out) and on such a CPU.
 
-    There llama.cpp (llama-cpp-python 0.3.36, built native) puts weights in its AMX buffers, and the batched
-    decode of several sequences segfaults in ``llama_decode``. Without extra buffer types it runs (and loses
-    the repacked Q4_0 kernels on those CPUs only)."""
+    Those kernels die on an illegal instruction (their tile config is set up wrong on the worker
+    threads: ggml-org/llama.cpp#26954). Without extra buffer types they are never used, at the cost of
+    the repacked Q4_0 kernels too (half the prompt-reading speed), so that is only for such a build."""
+    import llama_cpp
+
+    if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():
+        return False
     try:
         return " amx_tile" in Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -81,7 +86,7 @@ class LlamaCppLLM(LLM):
         llama_cpp.llama_backend_init()
         model_params = LlamaModel.default_params()
         model_params.n_gpu_layers = -1 if gpu else 0
-        model_params.use_extra_bufts = gpu or not cpu_has_amx()
+        model_params.use_extra_bufts = gpu or not amx_kernels_crash()
         self._model = LlamaModel(path_model=str(self.model_path), params=model_params, verbose=False)
         metadata = self._model.metadata()
         if "tokenizer.chat_template" not in metadata:

@@ -9,14 +9,14 @@ import urllib.request
 import pytest
 
 from tara.core.stages.llm import ChatMessage, GenerationParams
-from tara.core.stages.llm.llamacpp import cpu_has_amx
+from tara.core.stages.llm.llamacpp import amx_kernels_crash
 from tara.core.stages.llm.openai import LLMServerError, OpenAICompatibleLLM
 from tara.core.stages.llm.settings import OpenAISettings
 from tests.conftest import free_port
 
-# llama.cpp's own server (llama_cpp.server, extra buffer types on) breaks its stream off mid-reply on CPUs
-# with AMX tiles, as Tara's engine segfaulted there before it turned them off (llamacpp.py: cpu_has_amx)
-needs_a_cpu_without_amx = pytest.mark.skipif(cpu_has_amx(), reason="llama_cpp.server fails on AMX CPUs")
+# llama.cpp's own server (llama_cpp.server, extra buffer types on) breaks its stream off mid-reply where a
+# llama.cpp built with AMX kernels runs on a CPU with AMX tiles (llamacpp.py: amx_kernels_crash)
+skip_where_amx_kernels_crash = pytest.mark.skipif(amx_kernels_crash(), reason="llama.cpp's AMX kernels crash here")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def client(base_url: str, tmp_path) -> OpenAICompatibleLLM:
     return OpenAICompatibleLLM(OpenAISettings(base_url=base_url, model_name="tara-test"), tmp_path)
 
 
-@needs_a_cpu_without_amx
+@skip_where_amx_kernels_crash
 async def test_streams_from_a_real_llama_cpp_server(server, tmp_path):
     llm = client(server, tmp_path)
     messages = [ChatMessage("system", "Answer briefly."), ChatMessage("user", "What is the capital of Italy?")]
@@ -74,7 +74,7 @@ async def test_streams_from_a_real_llama_cpp_server(server, tmp_path):
     assert len(deltas) > 1 and "Rome" in "".join(deltas)
 
 
-@needs_a_cpu_without_amx
+@skip_where_amx_kernels_crash
 async def test_cancel_aborts_and_the_server_keeps_serving(server, tmp_path):
     llm = client(server, tmp_path)
 

@@ -11,7 +11,15 @@ import pytest
 import tara.core.stages.llm.llamacpp_engine as llamacpp_engine
 import tara.core.stages.stt.whisper as whisper
 import tara.core.stages.tts.piper as piper
-from tara.core.concurrency import Cancelled, Compute, ComputeJob, ComputeNotHeld, NoCompute, iterate_in_thread
+from tara.core.concurrency import (
+    Cancelled,
+    Compute,
+    ComputeJob,
+    ComputeNotHeld,
+    NoCompute,
+    iterate_in_thread,
+    quiet_onnx_options,
+)
 from tara.core.registry import Registry
 from tara.core.stages.llm.llamacpp import LlamaCppLLM
 
@@ -305,3 +313,9 @@ def test_the_cpu_backends_check_the_slot_before_each_model_call(module):
                 found += 1
                 assert guards and min(guards) <= call.lineno, f"{function.name} calls the model without the guard"
     assert found, "no model call found: update MODEL_CALLS"
+
+
+def test_onnx_models_under_the_cpu_slot_do_not_spin_after_a_run():
+    options = quiet_onnx_options(threads=2)
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)

@@ -20,7 +20,7 @@ import numpy as np
 
 from tara.core.assets import sha256_of
 from tara.core.audio import PIPELINE_RATE
-from tara.core.concurrency import Compute
+from tara.core.concurrency import Compute, quiet_onnx_options
 from tara.core.stages.endpointing.settings import SmartTurnEndpointing
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,8 @@ class SmartTurn:
 
         if (digest := sha256_of(MODEL_FILE)) != MODEL_SHA256:
             raise RuntimeError(f"{MODEL_FILE} has sha256 {digest}, expected {MODEL_SHA256}: reinstall tara")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = config.threads, 1
         self._session = onnxruntime.InferenceSession(
-            str(MODEL_FILE), sess_options=options, providers=["CPUExecutionProvider"]
+            str(MODEL_FILE), sess_options=quiet_onnx_options(config.threads), providers=["CPUExecutionProvider"]
         )
         self._torch = torch
         self._mel_filters = torch.from_numpy(FeatureExtractor.get_mel_filters(PIPELINE_RATE, N_FFT, N_MELS)).float()

@@ -6,6 +6,8 @@ durations the model predicts: the voices are loaded with their alignment output 
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +17,14 @@ import numpy as np
 
 from tara.core.assets import PIPER_VOICES, resolve_model
 from tara.core.audio import AudioChunk
-from tara.core.concurrency import Compute, ComputeJob, Urgency, iterate_in_thread
+from tara.core.concurrency import Compute, ComputeJob, Urgency, iterate_in_thread, quiet_onnx_options
 from tara.core.emotion import EmotionSettings
 from tara.core.stages.tts import TTS
 from tara.core.stages.tts.settings import PiperSettings
 from tara.core.stages.tts.words import SpokenWords, phoneme_word_starts
 
 if TYPE_CHECKING:
+    from piper import PiperVoice
     from piper.voice import PhonemeAlignment
 
 VOLUME_SPAN_DB = 10.0  # loudness from energy 0 to 1
@@ -52,6 +55,32 @@ def piper_style(emotion: EmotionSettings) -> PiperStyle:
     )
 
 
+def load_voice(model: Path) -> PiperVoice:
+    """A Piper voice with its alignment output (the phoneme durations word timings come from, patched
+    in memory: ~2 s per voice), on an onnxruntime session that does not spin between sentences.
+
+    ``PiperVoice.load(include_alignments=True)`` does the same but takes no session options, and the
+    spinning of its session's threads slowed the next model computing by ~35 ms after every sentence.
+    """
+    import onnx
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+    from piper.patch_voice_with_alignment import add_alignment_output
+    from piper.phonemize_espeak import ESPEAK_DATA_DIR
+
+    graph = onnx.load(str(model))
+    with contextlib.suppress(ValueError):  # (a voice patched on disk already has the output)
+        add_alignment_output(graph)
+    return PiperVoice(
+        config=PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))),
+        session=onnxruntime.InferenceSession(
+            graph.SerializeToString(), sess_options=quiet_onnx_options(), providers=["CPUExecutionProvider"]
+        ),
+        espeak_data_dir=Path(ESPEAK_DATA_DIR),
+        download_dir=Path.cwd(),
+    )
+
+
 def voice_name(reference: str) -> str:
     """``bundled:joe`` → ``joe``; ``/voices/en_GB-alba-medium.onnx`` → ``en_GB-alba-medium``."""
     return reference.removeprefix("bundled:") if reference.startswith("bundled:") else Path(reference).stem
@@ -65,14 +94,11 @@ class PiperTTS(TTS):
     )
 
     def __init__(self, config: PiperSettings, data_dir: Path, compute: Compute) -> None:
-        from piper import PiperVoice
-
         self._compute = compute
         references = {voice_name(config.voice): (config.voice, "tts.voice")}
         references |= {name: (path, f"tts.voices.{name}") for name, path in config.voices.items()}
         self._voices = {
-            # alignments: the phoneme durations word timings come from (patched in memory, ~2 s per voice)
-            name: PiperVoice.load(str(resolve_model(reference, PIPER_VOICES, key, data_dir)), include_alignments=True)
+            name: load_voice(resolve_model(reference, PIPER_VOICES, key, data_dir))
             for name, (reference, key) in references.items()
         }
         self.default_voice = voice_name(config.voice)

@@ -34,6 +34,7 @@ class HearingStack(Protocol):
     config: TaraConfig
     stt: STT
     turn_model: TurnModel
+    callers: Callers
 
     def new_vad(self) -> Endpointer: ...
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from tara.core.audio import PIPELINE_RATE
-from tara.core.concurrency import Compute
+from tara.core.concurrency import Callers, Compute
 from tara.core.config import TaraConfig, VADConfig, backends_of
 from tara.core.conversation.events import Event
 from tara.core.conversation.listener import Listener
@@ -87,6 +87,7 @@ class HearingParts:
     config: TaraConfig
     stt: STT
     turn_model: TurnModel
+    callers: Callers = field(default_factory=Callers)  # (one caller: partial transcripts as in a lone call)
 
     def new_vad(self) -> WatchedEndpointer:
         return WatchedEndpointer(self.config.vad)

@@ -80,6 +80,7 @@ class Listener:
         self.vad = stack.new_vad()
         self._stt = stack.stt
         self._turn_model = stack.turn_model
+        self._callers = stack.callers
         self._hooks = hooks
         self._empathy = empathy  # measures the prosody alongside each final transcription
         self._spawn = spawn
@@ -295,7 +296,10 @@ class Listener:
 
     async def _partials(self, utterance: Utterance) -> None:
         """Partial transcripts while the user is still talking, as optional CPU work: a final
-        transcript (or anyone's reply) goes before them, and one that comes too late is dropped."""
+        transcript (or anyone's reply) goes before them, and one that comes too late is dropped.
+
+        None while another call has a turn in progress: a transcription started in a lull holds the
+        CPU for ~0.3 s whatever comes in meanwhile, and four callers' partials took a tenth of it."""
         interval = self.config.stt.partial_interval_ms / 1000
         due = time.perf_counter() + interval
         while self._utterance is utterance:
@@ -308,6 +312,7 @@ class Listener:
                 time.perf_counter() < due
                 or seconds - utterance.partial_audio_seconds < PARTIAL_MIN_NEW_AUDIO
                 or self.vad.last_probability < self.config.vad.threshold
+                or self._callers.busy() > 1
             ):
                 continue  # (a voice fading out may be ending: leave the CPU to the final transcript)
             utterance.partial_audio_seconds = seconds

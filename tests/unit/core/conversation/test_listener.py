@@ -215,6 +215,26 @@ async def test_a_long_utterance_gets_partial_transcripts_and_prefills_the_model(
     await session.close()
 
 
+async def test_no_partial_transcripts_while_another_call_has_a_turn_going(config):
+    class OtherCall:
+        busy = True  # its user talking, or a reply being written for them
+
+    config = config.model_copy(update={"stt": config.stt.model_copy(update={"partial_interval_ms": 200})})
+    stt = ScriptedSTT("Tell me about the harbour museum please.")
+    stack = fake_stack(config, ScriptedLLM(words("It is by the water.")), stt, vad="loud", documents=MUSEUM)
+    other = OtherCall()
+    stack.callers.join(other)
+    session = Session(stack, BufferSink())
+    for _ in range(3):
+        await talk(session, loud(0.5))
+        await asyncio.sleep(0.5)
+    await talk(session, quiet(1.0))
+    events = await events_until(session, TurnMetrics, timeout=10)
+    assert not [e for e in events if isinstance(e, UserTranscript) and not e.final]
+    assert stt.calls == 1  # the final transcript only: the CPU went to the other call's turn
+    await session.close()
+
+
 async def test_a_question_cut_off_before_any_answer_is_asked_again_with_the_next_words(config):
     stt = ScriptedSTT("Tell me about the ferry.", "And its timetable.")
     llm = ScriptedLLM([2.0, *words("Unheard.")], words("It leaves hourly."))

@@ -97,7 +97,8 @@ async def collect_turn(session: Session, result: FileTurn) -> None:
         try:
             event: Event = await asyncio.wait_for(session.events.get(), timeout=0.5)
         except TimeoutError:
-            if not session.busy:
+            # (the turn may have ended, its last event queued, just as the wait ran out)
+            if not session.busy and session.events.empty():
                 raise NoSpeechError("no speech was recognised in the input audio") from None
             continue
         if isinstance(event, UserTranscript) and event.final:

@@ -107,19 +107,26 @@ async def ask(
     """One spoken turn; a reply still talking ``max_reply_s`` after it began is interrupted (the page's button).
 
     ``answer`` is what the agent's turn recorded; ``said`` every piece it voiced (holding phrases too),
-    ``heard`` the user's final transcript."""
+    ``heard`` the user's final transcript. ``TimeoutError`` when the agent said nothing for ``timeout``
+    seconds (a silent turn), or did not stop within ``timeout`` of being interrupted (a stuck one); a
+    reply that began late still has its ``max_reply_s`` to play."""
     clip = client.say(audio)
     await clip.done.wait()
     assert clip.ended is not None and clip.speech_started is not None and clip.speech_ended is not None  # (played)
-    done = asyncio.ensure_future(client.wait_for("agent_done", after=clip.ended, timeout=timeout))
+    done = asyncio.ensure_future(client.wait_for("agent_done", after=clip.ended, timeout=None))
     began = asyncio.ensure_future(client.wait_for("agent_text", after=clip.ended, timeout=timeout))
-    await asyncio.wait([done, began], return_when=asyncio.FIRST_COMPLETED)
-    began.cancel()
     try:
-        await asyncio.wait_for(asyncio.shield(done), max_reply_s)
-    except TimeoutError:
-        client.send({"type": "interrupt"})
-    await done
+        await asyncio.wait([done, began], return_when=asyncio.FIRST_COMPLETED)
+        if not done.done() and began.exception() is not None:  # nothing said within ``timeout``
+            raise TimeoutError
+        try:
+            await asyncio.wait_for(asyncio.shield(done), max_reply_s)
+        except TimeoutError:
+            client.send({"type": "interrupt"})
+        await asyncio.wait_for(done, timeout)
+    finally:
+        began.cancel()
+        done.cancel()
     metrics = await client.wait_for("metrics", after=clip.ended, timeout=timeout)
     done_at, done = next((at, e) for at, e in reversed(client.events) if e["type"] == "agent_done")
     first_sound = client.received.first_sound_after(clip.speech_ended)

@@ -200,7 +200,9 @@ class TaraClient:
         """Speak ``pcm16k`` into the call at live pace."""
         return self.mic.play(pcm16k)
 
-    async def wait_for(self, kind: str, after: float = 0.0, timeout: float = 60.0, **fields: Any) -> dict[str, Any]:
+    async def wait_for(
+        self, kind: str, after: float = 0.0, timeout: float | None = 60.0, **fields: Any
+    ) -> dict[str, Any]:
         """The first event of ``kind`` (with ``fields``) that arrived after ``after`` (perf_counter)."""
         async with asyncio.timeout(timeout):
             async with self._new_event:

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -54,6 +55,13 @@ class ComputeJob:
         self._compute._cancel(self)
 
 
+@dataclass(eq=False)
+class _Ticket:
+    """A job's place in a line for the CPU (one per unit of work that waits)."""
+
+    job: ComputeJob
+
+
 class Compute:
     """One model computation at a time on the CPU, latency-critical work first.
 
@@ -72,8 +80,8 @@ class Compute:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._holder: int | None = None  # the thread computing now
-        self._urgent: deque[object] = deque()
-        self._later: deque[object] = deque()
+        self._urgent: deque[_Ticket] = deque()
+        self._later: deque[_Ticket] = deque()
 
     def job(self, urgent: Urgency = True) -> ComputeJob:
         return ComputeJob(self, urgent)
@@ -83,34 +91,39 @@ class Compute:
         if self._holder != threading.get_ident():
             raise ComputeNotHeld("model code ran on the shared CPU outside a compute slot")
 
-    def _my_turn(self, ticket: object, urgent: bool) -> bool:
+    def _raise_waiting(self) -> None:
+        """Move waiting jobs whose callable urgency turned true to the end of the urgent line.
+
+        Run by whichever waiter asks whose turn it is (under the lock), not only by the raised job's
+        own thread: else a job that can wait, woken first by a release, took the CPU before the raised
+        one had moved.
+        """
+        for ticket in [ticket for ticket in self._later if ticket.job.urgent]:
+            self._later.remove(ticket)
+            self._urgent.append(ticket)
+
+    def _my_turn(self, ticket: _Ticket) -> bool:
         if self._holder is not None:
             return False
-        if urgent:
-            return self._urgent[0] is ticket
-        return not self._urgent and self._later[0] is ticket
+        self._raise_waiting()
+        line = self._urgent or self._later
+        return line[0] is ticket
 
     @contextmanager
     def _slot(self, job: ComputeJob) -> Iterator[None]:
-        urgent = job.urgent
-        ticket = object()
-        queue = self._urgent if urgent else self._later
+        ticket = _Ticket(job)
         with self._condition:
-            queue.append(ticket)
+            (self._urgent if job.urgent else self._later).append(ticket)
             try:
-                while not self._my_turn(ticket, urgent):
+                while not self._my_turn(ticket):
                     if job.cancelled:
                         raise Cancelled
                     self._condition.wait()  # woken by a release, a waiter leaving, or a cancel
-                    if not urgent and job.urgent:  # raised while it waited: to the end of the urgent line
-                        queue.remove(ticket)
-                        queue, urgent = self._urgent, True
-                        queue.append(ticket)
             except BaseException:
-                queue.remove(ticket)
+                self._leave(ticket)
                 self._condition.notify_all()  # leaving the queue: the next in line may be at its head now
                 raise
-            queue.remove(ticket)
+            self._leave(ticket)
             self._holder = threading.get_ident()
         try:
             yield
@@ -118,6 +131,9 @@ class Compute:
             with self._condition:
                 self._holder = None
                 self._condition.notify_all()
+
+    def _leave(self, ticket: _Ticket) -> None:
+        (self._urgent if ticket in self._urgent else self._later).remove(ticket)
 
     def _cancel(self, job: ComputeJob) -> None:
         with self._condition:

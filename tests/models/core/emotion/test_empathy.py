@@ -25,7 +25,7 @@ async def spoken_turn(session: Session, audio: np.ndarray) -> UserEmotion:
 
 async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(stack, voice, monkeypatch):
     styles, voiced = [], []
-    build, stream = stack.prompts.build, stack.tts.stream
+    build, stream = stack.prompts.build, stack.speech.stream
 
     def recording_build(history, question, passages, style):
         styles.append(style)
@@ -36,7 +36,8 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
         return stream(text, emotion, voice, context, urgent=urgent)
 
     monkeypatch.setattr(stack.prompts, "build", recording_build)
-    monkeypatch.setattr(stack.tts, "stream", recording_stream)
+    # every piece voiced, a fixed phrase replayed from its recording too ("I don't know" recorded earlier)
+    monkeypatch.setattr(stack.speech, "stream", recording_stream)
     session = Session(stack, BufferSink(), EmotionSettings.from_preset("auto"))
 
     usual = await spoken_turn(session, voice(USUAL))

@@ -57,8 +57,7 @@ class BargeInPolicy:
     def set_vad(self, vad: Endpointer, agent_speaking: bool) -> None:
         """Guarded sensitivity while the agent speaks, the configured one otherwise."""
         if agent_speaking:
-            cfg = self.config
-            vad.set_sensitivity(cfg.threshold, cfg.min_speech_ms, cfg.min_level_dbfs, cfg.pause_ms)
+            vad.set_sensitivity(self.config.threshold, self.config.min_speech_ms, self.config.min_level_dbfs)
         else:
             vad.set_sensitivity()
 

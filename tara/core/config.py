@@ -97,7 +97,8 @@ class VADConfig(Section):
     backend: Literal["silero"] = "silero"
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     min_silence_ms: int = Field(default=400, ge=50, le=5000)  # ends a turn when the transcript does not say more
-    pause_ms: int = Field(default=120, ge=32, le=5000)  # silence after which a transcript is started speculatively
+    # silence after which a transcript is started speculatively: 3 of Silero's 32 ms windows
+    pause_ms: int = Field(default=96, ge=32, le=5000)
     speech_pad_ms: int = Field(default=100, ge=0, le=1000)
     min_speech_ms: int = Field(default=150, ge=0, le=5000)
 
@@ -155,6 +156,8 @@ class BargeInConfig(Section):
     threshold: float = Field(default=0.7, gt=0.0, lt=1.0)  # VAD probability needed while the agent speaks
     min_speech_ms: int = Field(default=200, ge=32, le=5000)  # speech over the agent that makes an utterance to judge
     min_level_dbfs: float = Field(default=-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
+    # vad.pause_ms over the agent: longer, so the gaps between the words of its leaked echo are not each judged
+    pause_ms: int = Field(default=120, ge=32, le=5000)
     backchannel_max_ms: int = Field(default=1200, ge=0, le=10000)  # longer speech over the agent always interrupts
     energy_onset: bool = True  # duck the agent's voice on the first loud 10 ms, before the VAD is sure
     onset_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)  # how far over the background floor that is

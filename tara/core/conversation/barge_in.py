@@ -57,7 +57,8 @@ class BargeInPolicy:
     def set_vad(self, vad: Endpointer, agent_speaking: bool) -> None:
         """Guarded sensitivity while the agent speaks, the configured one otherwise."""
         if agent_speaking:
-            vad.set_sensitivity(self.config.threshold, self.config.min_speech_ms, self.config.min_level_dbfs)
+            cfg = self.config
+            vad.set_sensitivity(cfg.threshold, cfg.min_speech_ms, cfg.min_level_dbfs, cfg.pause_ms)
         else:
             vad.set_sensitivity()
 

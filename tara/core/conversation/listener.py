@@ -150,12 +150,14 @@ class Listener:
         if utterance is None:
             return
         if event.kind is VADKind.PAUSE:
-            utterance.pause_sample, utterance.paused_at = event.sample, time.perf_counter()
+            # the pause is reported pause_ms into the silence: the voice stopped that long ago
+            utterance.pause_sample = event.sample
+            utterance.voice_stopped_at = time.perf_counter() - self.vad.pause_ms / 1000
             self._start_final_transcription(utterance, event.sample)
             if utterance.hearing is Hearing.UNDECIDED:
                 self._spawn(self._resume_if_no_words(utterance))
         elif event.kind is VADKind.RESUME:
-            utterance.pause_sample = utterance.paused_at = None
+            utterance.pause_sample = utterance.voice_stopped_at = None
             if utterance.hearing in (Hearing.BACKCHANNEL, Hearing.UNDECIDED):  # "yeah, but ...": listen again
                 utterance.hearing = Hearing.UNDECIDED
                 self._pause_agent()
@@ -166,8 +168,7 @@ class Listener:
             if utterance.hearing is Hearing.BACKCHANNEL:
                 return
             turn_id = state.end_user_turn()
-            # the pause was reported pause_ms into the silence: count from where the voice stopped
-            stopped = utterance.paused_at and utterance.paused_at - self.config.vad.pause_ms / 1000
+            stopped = utterance.voice_stopped_at
             if state.speculating(event.sample):
                 hooks.confirm(stopped)
             else:
@@ -246,7 +247,7 @@ class Listener:
         timeout = self._barge_in_policy.false_interruption_timeout_s
         if timeout is None:
             return
-        await asyncio.sleep(timeout - self.config.vad.pause_ms / 1000)  # the pause came pause_ms into the silence
+        await asyncio.sleep(timeout - self.vad.pause_ms / 1000)  # the pause came pause_ms into the silence
         still_talking = self._utterance is not None and self._utterance.pause_sample is None
         if utterance.hearing is Hearing.UNDECIDED and not still_talking:
             log.info("no words %.1f s after speech over the agent: it goes on", timeout)

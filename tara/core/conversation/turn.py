@@ -28,7 +28,7 @@ class Utterance:
     start_sample: int
     hearing: Hearing = Hearing.USER
     pause_sample: int | None = None
-    paused_at: float | None = None
+    voice_stopped_at: float | None = None  # perf_counter, when the silence of the current pause began
     final_job: asyncio.Task[Transcript | None] | None = None
     final_job_end: int | None = None
     partial_job: asyncio.Task[None] | None = None

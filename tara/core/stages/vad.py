@@ -79,22 +79,28 @@ class Endpointer:
         self._silence_start: int | None = None
         self._paused = False
         self.last_probability = 0.0
-        self.threshold, self.min_speech_ms = config.threshold, config.min_speech_ms
+        self.threshold, self.min_speech_ms, self.pause_ms = config.threshold, config.min_speech_ms, config.pause_ms
         self.min_level_dbfs: float | None = None
         self._end_silence_ms: int | None = None  # this utterance's end-of-turn silence, if the listener set one
 
     def set_sensitivity(
-        self, threshold: float | None = None, min_speech_ms: int | None = None, min_level_dbfs: float | None = None
+        self,
+        threshold: float | None = None,
+        min_speech_ms: int | None = None,
+        min_level_dbfs: float | None = None,
+        pause_ms: int | None = None,
     ) -> None:
-        """Demand more (or, with no arguments, the configured) evidence before speech starts.
+        """Demand more (or, with no arguments, the configured) evidence before speech starts or pauses.
 
-        The session raises all three while the agent talks, so leaked echo of its own voice is not the
+        The session raises all of them while the agent talks, so leaked echo of its own voice is not the
         user. The level gate matters most: Silero scores speech as speech down to about -60 dBFS, so
-        quiet echo passes any probability threshold, while a voice close to the mic is far louder.
+        quiet echo passes any probability threshold, while a voice close to the mic is far louder. A
+        longer pause keeps the gaps between the echo's words from each starting a transcript to judge.
         """
         self.threshold = threshold if threshold is not None else self.config.threshold
         self.min_speech_ms = min_speech_ms if min_speech_ms is not None else self.config.min_speech_ms
         self.min_level_dbfs = min_level_dbfs
+        self.pause_ms = pause_ms if pause_ms is not None else self.config.pause_ms
 
     def set_end_silence(self, ms: int | None) -> None:
         """Silence that ends the current utterance (None: ``min_silence_ms``); cleared when speech resumes."""
@@ -158,7 +164,7 @@ class Endpointer:
             self._in_speech, self._speech_run, self._silence_start = False, 0, None
             self._end_silence_ms = None
             return [VADEvent(VADKind.END, end)]
-        if silence >= self._ms(cfg.pause_ms) and not self._paused:
+        if silence >= self._ms(self.pause_ms) and not self._paused:
             self._paused = True
             return [VADEvent(VADKind.PAUSE, end)]
         return []

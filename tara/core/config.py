@@ -194,8 +194,9 @@ class BargeInConfig(Section):
         "aha",
         "haha",  # laughing along (whisper-base heard espeak-ng's quiet "uh huh" in noise as "haha")
     ]
-    # where Tara's echo may be in the mic, one word over its voice interrupts only if it is one of these:
-    # the echo's residual, misheard, is often one confident word ("life." for "wide")
+    # where Tara's echo may be in the mic, one word over its voice interrupts only if it is one of these
+    # (two words, where the call's echo canceller hears Tara coming back): the echo's residual, misheard,
+    # is often one or two confident words ("life." for "wide", "of milk.")
     stop_words: list[str] = [
         "stop",
         "wait",
@@ -209,6 +210,12 @@ class BargeInConfig(Section):
         "hey",
         "tara",
         "what",
+        "how",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
         "actually",
         "but",
         "please",

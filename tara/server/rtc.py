@@ -113,8 +113,8 @@ class Peer:
         self.speaker = SpeakerTrack()
         self.echo_reference = EchoReference()  # what the speaker sent, for the mic's echo canceller
         self.speaker.observers.append(self.echo_reference.record)
-        self.session = Session(stack, self.speaker)
         self.mic = stack.new_mic_chain(self.echo_reference)  # the inbound mic's cleanup, with this call's state
+        self.session = Session(stack, self.speaker, echo_ledger=self.mic.echo_ledger)
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._channel = None
         self._tasks: set[asyncio.Task] = set()

@@ -11,6 +11,7 @@ user. Speech that passes keeps the agent paused; its transcript then decides, as
   other words, or speech shorter than ``min_interruption_ms``: the agent goes on;
 - a single other word, where the agent's echo may be in the mic, unless it is one of ``stop_words``
   ("Stop.", "Wait."): the agent goes on (the echo's residual, misheard, is often one confident word);
+  two words, where the call's echo canceller hears the agent's voice coming back ("of milk.");
 - anything else, or speech longer than ``backchannel_max_ms`` whatever it says: the agent is interrupted;
 - no words ``false_interruption_timeout_ms`` after the speech stopped (a recogniser slow under load, or
   failing): the agent goes on, and words that come later still interrupt it.
@@ -95,14 +96,16 @@ class BargeInPolicy:
         phrase = normalise(text)
         return joined(phrase) in self._joined_backchannels or all(word in self._backchannels for word in phrase.split())
 
-    def interrupts(self, text: str, speech_samples: int, echo_possible: bool = False) -> bool:
+    def interrupts(self, text: str, speech_samples: int, echo_possible: bool = False, echo_leaks: bool = False) -> bool:
         """Whether ``text``, heard over the agent in ``speech_samples`` of speech (``echo_possible``:
-        while its echo may be in the mic), ends the agent's turn."""
+        while its echo may be in the mic; ``echo_leaks``: and it does come back in this call), ends the
+        agent's turn."""
         heard = NOT_WORDS.sub(" ", text)
         if self.is_backchannel(heard) or speech_samples < samples(self.config.min_interruption_ms):
             return False
         words = [word for word in normalise(heard).split() if word not in self._backchannels]
-        if echo_possible and len(words) == 1 and words[0] not in self._stop_words:
+        echo_words = 2 if echo_possible and echo_leaks else 1 if echo_possible else 0  # a fragment this long ...
+        if len(words) <= echo_words and self._stop_words.isdisjoint(words):  # ... may be the echo misheard
             return False
         return len(words) >= self.config.min_interruption_words
 

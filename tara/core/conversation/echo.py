@@ -12,7 +12,10 @@ In the echo-replay benchmark the residual the canceller left was heard as exactl
 Misheard, the residual is not even Tara's words ("very" for "vessel", "and the more." for "and the
 water", "Want it. Want it."): a fragment of a few words that began in the echo and that the recogniser
 itself doubts (mean token log-probability under ``MUFFLED_LOGPROB``; the user's own words, said over
-Tara, scored -0.2 to -0.35 in the e2e echo test, such fragments -0.75 to -0.9) is the echo too.
+Tara, scored -0.2 to -0.35 in the e2e echo test, such fragments -0.75 to -0.9) is the echo too. So is
+one the recogniser was surer of ("for one." at -0.42, "Want it?" at -0.56 made that test flaky) when
+the echo canceller took most of its sound out (``RESIDUAL_CANCELLED_DB``; ``EchoLedger`` says how much):
+then the mic held little but Tara's voice.
 For the same reason a transcript the recogniser did not trust, of an utterance that began then, is
 dropped rather than answered with "Sorry, I didn't catch that".
 """
@@ -32,6 +35,7 @@ ECHO_TAIL_S = 0.5  # ... unless the utterance began this soon after Tara's voice
 MIN_PREFIX = 3  # a heard word this long that begins one of Tara's words is taken for that word
 MUFFLED_WORDS = 6  # a fragment this short ("Want it. Want it."), begun in the echo ...
 MUFFLED_LOGPROB = -0.6  # ... that the recogniser was this unsure of, is the echo misheard
+RESIDUAL_CANCELLED_DB = 10.0  # ... or that the echo canceller took 90 % of the sound of (it was Tara's)
 KEPT_SENTENCES = 8  # while Tara speaks, its latest sentences are what can be coming back
 
 
@@ -75,9 +79,9 @@ class EchoTranscriptGuard:
         """Whether the latest utterance began while Tara's voice could be coming back (guard on)."""
         return bool(self.window_s) and self._started_in_echo
 
-    def is_echo(self, transcript: str, avg_logprob: float = 0.0) -> bool:
-        """Whether ``transcript`` (with the recogniser's ``avg_logprob``) is Tara's own recent words
-        coming back, not the user."""
+    def is_echo(self, transcript: str, avg_logprob: float = 0.0, cancelled_db: float | None = None) -> bool:
+        """Whether ``transcript`` (with the recogniser's ``avg_logprob``; ``cancelled_db``: how much of its
+        sound the echo canceller took out) is Tara's own recent words coming back, not the user."""
         if not self._said or not (self._speaking or self._clock() - self._stopped_at <= self.window_s):
             self._said.clear()  # long quiet: what Tara said can no longer be coming back
             return False
@@ -85,8 +89,9 @@ class EchoTranscriptGuard:
         heard = [self._as_said(word, said) for word in words(transcript)]
         if not heard:
             return False
-        if self._started_in_echo and len(heard) <= MUFFLED_WORDS and avg_logprob < MUFFLED_LOGPROB:
-            return True
+        if self._started_in_echo and len(heard) <= MUFFLED_WORDS:
+            if avg_logprob < MUFFLED_LOGPROB or (cancelled_db or 0.0) >= RESIDUAL_CANCELLED_DB:
+                return True
         matched = sum(block.size for block in SequenceMatcher(None, heard, said, autojunk=False).get_matching_blocks())
         fewest = 1 if self._started_in_echo else MIN_MATCHED_WORDS
         return matched >= fewest and matched >= ECHO_WORD_SHARE * len(heard)

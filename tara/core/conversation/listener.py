@@ -34,6 +34,7 @@ from tara.core.emotion.empathy import Empathy
 from tara.core.emotion.prosody import ProsodyFeatures
 from tara.core.stack import HearingStack
 from tara.core.stages.endpointing.policy import EndOfTurnPolicy
+from tara.core.stages.mic.echo import EchoLedger
 from tara.core.stages.stt import Transcript
 from tara.core.stages.vad import VADEvent, VADKind
 
@@ -75,7 +76,14 @@ class ListenerHooks(Protocol):
 
 
 class Listener:
-    def __init__(self, stack: HearingStack, hooks: ListenerHooks, empathy: Empathy, spawn: Spawn) -> None:
+    def __init__(
+        self,
+        stack: HearingStack,
+        hooks: ListenerHooks,
+        empathy: Empathy,
+        spawn: Spawn,
+        echo_ledger: EchoLedger | None = None,
+    ) -> None:
         self.config = stack.config
         self.vad = stack.new_vad()
         self._stt = stack.stt
@@ -87,6 +95,7 @@ class Listener:
         self._barge_in_policy = BargeInPolicy(self.config.barge_in)
         self._end_of_turn = EndOfTurnPolicy(self.config.endpointing)
         self._echo = EchoTranscriptGuard(self.config.audio.echo_transcript_window_s)
+        self._echo_ledger = echo_ledger  # how much of the mic was the agent's echo, where a canceller took it out
         self._audio = RollingAudio()  # the utterance being heard, or a short pre-roll
         self._utterance: Utterance | None = None
         self._stt_lock = asyncio.Lock()  # one final transcription at a time per session
@@ -193,7 +202,7 @@ class Listener:
             transcript, done = await asyncio.gather(
                 self._stt.transcribe(audio), self._turn_model.probability_done(audio)
             )
-            transcript = self._without_echo(transcript)
+            transcript = self._without_echo(transcript, utterance.start_sample, end)
         log.info("heard %r (%.2f)", transcript.text, transcript.avg_logprob)
         text = transcript.text.strip()
         still_paused = self._utterance is utterance and utterance.pause_sample == end
@@ -210,17 +219,27 @@ class Listener:
             self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
         return transcript
 
-    def _without_echo(self, transcript: Transcript) -> Transcript:
-        """``transcript``, or an empty one when it is the agent's own recent words coming back (then
-        over the agent it counts as a backchannel, after it as nothing)."""
-        echo = self._echo.is_echo(transcript.text or transcript.doubtful, transcript.avg_logprob)
-        if not (echo or (transcript.rejected and self._echo.began_in_echo)):
+    def _echo_removed_db(self, start: int, end: int) -> float | None:
+        """How many dB of the mic's sound in stream samples ``[start, end)`` the echo canceller took out."""
+        if self._echo_ledger is None:
+            return None
+        return self._echo_ledger.removed_db(start / PIPELINE_RATE, end / PIPELINE_RATE)
+
+    def _is_echo(self, heard: str, transcript: Transcript, start: int, end: int) -> bool:
+        """Whether ``heard`` (of ``transcript``, of stream samples ``[start, end)``) is the agent's echo."""
+        removed = self._echo_removed_db(start, end)
+        echo = self._echo.is_echo(heard, transcript.avg_logprob, removed)
+        if heard and self._echo.began_in_echo:
+            log.info("judged %r (%.2f, %s dB cancelled): echo %s", heard, transcript.avg_logprob, removed, echo)
+        return echo
+
+    def _without_echo(self, transcript: Transcript, start: int, end: int) -> Transcript:
+        """``transcript`` of stream samples ``[start, end)``, or an empty one when it is the agent's own
+        recent words coming back (then over the agent it counts as a backchannel, after it as nothing)."""
+        heard = transcript.text or transcript.doubtful
+        if not (self._is_echo(heard, transcript, start, end) or (transcript.rejected and self._echo.began_in_echo)):
             return transcript
-        log.info(
-            "dropped a transcript of the agent's own voice: %r (%.2f)",
-            transcript.text or transcript.doubtful,
-            transcript.avg_logprob,
-        )
+        log.info("dropped a transcript of the agent's own voice: %r (%.2f)", heard, transcript.avg_logprob)
         return dataclasses.replace(transcript, text="", rejected=None, doubtful="")
 
     def _dismissed_as_backchannel(self, utterance: Utterance, text: str, end: int) -> bool:
@@ -231,7 +250,8 @@ class Listener:
         if utterance.hearing is not Hearing.UNDECIDED:
             return False
         speech = end - utterance.start_sample - 2 * self.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
-        if not self._barge_in_policy.interrupts(text, speech, echo_possible=self._echo.began_in_echo):
+        leaks = self._echo_ledger is not None and self._echo_ledger.echo_heard
+        if not self._barge_in_policy.interrupts(text, speech, self._echo.began_in_echo, echo_leaks=leaks):
             log.info("speech over the agent is a backchannel: %r", text)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()
@@ -269,7 +289,7 @@ class Listener:
         if self._utterance is not utterance or utterance.hearing is not Hearing.UNDECIDED:
             return  # ended, or judged by a pause's transcript meanwhile
         heard = transcript.text or transcript.doubtful
-        if not heard or self._echo.is_echo(heard, transcript.avg_logprob):  # (no words: a noise, like a short one)
+        if not heard or self._is_echo(heard, transcript, utterance.start_sample, end):  # (no words: a noise)
             log.info("speech over the agent is no barge-in: %r", heard)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()
@@ -319,7 +339,9 @@ class Listener:
             utterance.partial_audio_seconds = seconds
             try:
                 clip = self._audio.clip(utterance.start_sample, end)
-                transcript = self._without_echo(await self._stt.transcribe(clip, urgent=False))
+                transcript = self._without_echo(
+                    await self._stt.transcribe(clip, urgent=False), utterance.start_sample, end
+                )
             except Exception:  # optional work: the final transcript reports a broken recogniser to the page
                 log.warning("partial transcript failed; none more for this utterance", exc_info=True)
                 return
@@ -339,7 +361,7 @@ class Listener:
             if transcript is None:
                 async with self._stt_lock:
                     prosody = self._empathy.measure(audio)
-                    transcript = self._without_echo(await self._stt.transcribe(audio))
+                    transcript = self._without_echo(await self._stt.transcribe(audio), utterance.start_sample, end)
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
             self._hooks.emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))

@@ -43,13 +43,21 @@ from tara.core.emotion.empathy import Empathy
 from tara.core.emotion.prosody import ProsodyFeatures
 from tara.core.stack import AgentStack
 from tara.core.stages.llm import ChatMessage
+from tara.core.stages.mic.echo import EchoLedger
 from tara.core.stages.tts import VoiceContext
 
 log = logging.getLogger(__name__)
 
 
 class Session:
-    def __init__(self, stack: AgentStack, sink: AudioSink, emotion: EmotionSettings | None = None) -> None:
+    def __init__(
+        self,
+        stack: AgentStack,
+        sink: AudioSink,
+        emotion: EmotionSettings | None = None,
+        echo_ledger: EchoLedger | None = None,
+    ) -> None:
+        """``echo_ledger``: what the call's echo canceller takes out of the mic (the listener weighs it)."""
         self.stack = stack
         self.config = stack.config
         self.sink = sink
@@ -62,7 +70,7 @@ class Session:
         self.history: list[ChatMessage] = []
         self.state = ConversationState(self._state_changed)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.listener = Listener(stack, self, self.empathy, self._spawn)
+        self.listener = Listener(stack, self, self.empathy, self._spawn, echo_ledger)
         self._closed = False
         self._unanswered = ""  # a spoken question the user talked over before hearing any answer
         stack.callers.join(self)

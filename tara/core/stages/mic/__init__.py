@@ -23,7 +23,7 @@ from tara.core.registry import Registry
 
 if TYPE_CHECKING:
     from tara.core.config import AudioConfig
-    from tara.core.stages.mic.echo import EchoReference
+    from tara.core.stages.mic.echo import EchoLedger, EchoReference
 
 MIC_RATE = 48000
 FRAME = MIC_RATE // 100  # 10 ms: what RNNoise and WebRTC's audio processing both take
@@ -41,10 +41,12 @@ class MicFilter(Protocol):
 
 
 class MicChain:
-    """Cuts inbound audio into 10 ms frames and runs them through ``filters``; no filters: a pass-through."""
+    """Cuts inbound audio into 10 ms frames and runs them through ``filters``; no filters: a pass-through.
+    ``echo_ledger``: what its echo canceller took out of the mic, when it has one."""
 
-    def __init__(self, filters: Sequence[MicFilter] = ()) -> None:
+    def __init__(self, filters: Sequence[MicFilter] = (), echo_ledger: EchoLedger | None = None) -> None:
         self.filters = list(filters)
+        self.echo_ledger = echo_ledger
         self._pending = np.zeros(0, dtype=np.int16)
 
     def process(self, pcm48k: np.ndarray) -> np.ndarray:
@@ -84,4 +86,4 @@ def new_mic_chain(config: AudioConfig, echo_reference: EchoReference | None = No
 
     echo = echo_filter(config.echo_cancel, echo_reference) if echo_reference is not None else None
     noise = [MIC_FILTERS.create(name) for name in mic_filter_names(config)]
-    return MicChain([echo, *noise] if echo else noise)
+    return MicChain([echo, *noise], echo.ledger) if echo else MicChain(noise)

@@ -45,6 +45,7 @@ SPEAKING_RMS = 300.0  # about -40 dBFS: the reference had Tara's voice in it
 SAME_DELAY_S = 0.03  # two estimates this close are the same echo path
 AEC_HEADROOM_S = 0.1  # where the echo is put behind its reference when realigned
 AEC_SEARCH_S = 0.35  # an echo up to this far behind its reference is left to AEC3 (it reaches ~0.45 s)
+LEDGER_SECONDS = 30.0  # how far back the canceller's work on the mic can be looked up
 
 Clock = Callable[[], float]
 
@@ -186,6 +187,44 @@ class BulkDelay:
         return lag * FRAME / MIC_RATE if scores[lag] >= MIN_CORRELATION else None
 
 
+class EchoLedger:
+    """How much of the mic's sound AEC3 takes out, 10 ms frame by 10 ms frame, addressed by the stream's
+    time (its samples so far over the rate: the same at 48 kHz and at the 16 kHz VAD and STT hear).
+
+    Why: a fragment of Tara's echo that the recogniser writes down as a couple of words ("Want it?") can
+    be as confident as the user's own words over Tara. The mic then held little but Tara's voice, and
+    AEC3 took most of its sound out (57 dB for "very" in the e2e echo test); of the user's words over
+    the echo it took out 0.3-2 dB. AEC3's output counts even before ``EchoCanceller`` uses it (the first
+    echo of a call comes before that), but only once an echo was heard in the call: where the browser
+    cancels the echo itself there is none, and an AEC3 that has learnt no room may muffle the user.
+    """
+
+    def __init__(self, seconds: float = LEDGER_SECONDS) -> None:
+        self._heard = np.zeros(int(seconds * MIC_RATE / FRAME))  # each frame's energy as the mic had it ...
+        self._left = np.zeros_like(self._heard)  # ... and what AEC3 left of it
+        self.frames = 0
+        self.echo_heard = False  # set by the canceller once Tara's voice was found coming back
+
+    def record(self, heard: np.ndarray, left: np.ndarray) -> None:
+        at = self.frames % len(self._heard)
+        self._heard[at] = np.dot(heard.astype(np.float64), heard)
+        self._left[at] = np.dot(left.astype(np.float64), left)
+        self.frames += 1
+
+    def removed_db(self, start_s: float, end_s: float) -> float | None:
+        """How many dB of the mic's sound from ``start_s`` to ``end_s`` of the stream AEC3 took out (0:
+        none); None before an echo was heard, or when that span is no longer kept or was silence."""
+        if not self.echo_heard:
+            return None
+        first = max(int(start_s * MIC_RATE / FRAME), self.frames - len(self._heard), 0)
+        last = min(int(np.ceil(end_s * MIC_RATE / FRAME)), self.frames)
+        if first >= last:
+            return None
+        kept = np.arange(first, last) % len(self._heard)
+        heard, left = self._heard[kept].sum(), self._left[kept].sum()
+        return None if heard == 0 else 10 * np.log10(heard / max(left, 1.0))
+
+
 class EchoCanceller:
     """A ``MicFilter`` that takes Tara's voice out of the mic, against ``reference``.
 
@@ -196,7 +235,8 @@ class EchoCanceller:
     the same delay): until then AEC3 learns
     but the mic passes unchanged. Where the browser cancels the echo itself there is nothing to take
     out, and an AEC3 that has not learnt the room yet muffles the user talking over Tara (in ``tara
-    bench`` the first barge-in of a call then took 1.3-3.5 s instead of 0.22 s).
+    bench`` the first barge-in of a call then took 1.3-3.5 s instead of 0.22 s). ``ledger`` keeps how
+    much AEC3 took out of each frame, for the listener to tell an echo's fragment from the user.
     """
 
     def __init__(self, reference: EchoReference, canceller: AcousticEchoCanceller, clock: Clock = time.monotonic):
@@ -204,8 +244,8 @@ class EchoCanceller:
         self._canceller = canceller
         self._bulk = BulkDelay()
         self._frames = 0
-        self._echo_heard = False
         self._last_delay: float | None = None  # the previous estimate: an echo is heard once two agree
+        self.ledger = EchoLedger()
 
     @property
     def reference_lag_s(self) -> float:
@@ -215,13 +255,15 @@ class EchoCanceller:
     def process(self, frame: np.ndarray) -> np.ndarray:
         far = self._far.read(FRAME)
         if far is None:
+            self.ledger.record(frame, frame)
             return frame
         self._bulk.add(frame, far)
         self._frames += 1
         if self._frames % ESTIMATE_EVERY_FRAMES == 0:
             self._realign()
         cancelled = self._canceller.process(frame, far)
-        return cancelled if self._echo_heard else frame
+        self.ledger.record(frame, cancelled)
+        return cancelled if self.ledger.echo_heard else frame
 
     def _realign(self) -> None:
         """Put the echo ``AEC_HEADROOM_S`` behind its reference again when it strayed past AEC3's search
@@ -231,7 +273,7 @@ class EchoCanceller:
         # an echo stays where it is; the user talking over Tara matches its envelope, if ever, by chance
         # and at a lag of its own each time (taken for echo, AEC3's output then muffled the barge-in)
         agreeing = delay is not None and previous is not None and abs(delay - previous) <= SAME_DELAY_S
-        self._echo_heard = self._echo_heard or agreeing
+        self.ledger.echo_heard = self.ledger.echo_heard or agreeing
         if (
             delay is None
             or AEC_HEADROOM_S / 2 <= delay <= AEC_SEARCH_S

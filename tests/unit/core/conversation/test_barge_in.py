@@ -120,6 +120,15 @@ def test_where_the_echo_may_be_heard_one_word_interrupts_only_if_it_stops_a_spea
     assert policy.interrupts("Life.", 16000)  # no echo guard: one word is enough
 
 
+def test_where_the_echo_comes_back_two_words_interrupt_only_with_a_word_that_stops_a_speaker():
+    policy = BargeInPolicy(BargeInConfig())
+    assert policy.interrupts("Of milk.", 16000, echo_possible=True)  # the echo may be there, not heard yet
+    assert not policy.interrupts("Of milk.", 16000, echo_possible=True, echo_leaks=True)  # its residual
+    for said in ["Wait, please.", "How much?", "Hold on.", "Sorry, what?", "Tell me more."]:  # (3 words: no fragment)
+        assert policy.interrupts(said, 16000, echo_possible=True, echo_leaks=True), said
+    assert policy.interrupts("Of milk.", 16000, echo_leaks=True)  # it began after the echo: the user
+
+
 def test_the_livekit_knobs_set_how_many_words_and_how_much_speech_interrupt():
     policy = BargeInPolicy(BargeInConfig(min_interruption_words=2, min_interruption_ms=400))
     assert not policy.interrupts("Wait.", 16000)  # one word

@@ -84,6 +84,18 @@ def test_a_doubtful_fragment_begun_in_the_echo_is_the_echo_misheard() -> None:
     assert not guard.is_echo("and the more.", avg_logprob=-0.75)
 
 
+def test_a_confident_fragment_the_canceller_took_most_of_is_the_echo() -> None:
+    guard, clock = guard_after_saying()  # the utterance began over Tara
+    assert guard.is_echo("Want it?", avg_logprob=-0.56, cancelled_db=30.0)  # the mic held Tara's voice
+    assert not guard.is_echo("Want it?", avg_logprob=-0.56, cancelled_db=1.5)  # the user over the echo
+    assert not guard.is_echo("Want it?", avg_logprob=-0.56)  # no canceller: nothing to tell by
+    assert not guard.is_echo("Wait, how long does the kettle take to boil?", avg_logprob=-0.3, cancelled_db=30.0)
+    guard.agent_speaking(False)
+    clock.now += 1.0
+    guard.user_started()  # after the echo: the user
+    assert not guard.is_echo("Want it?", avg_logprob=-0.56, cancelled_db=30.0)
+
+
 def test_a_zero_window_turns_the_guard_off() -> None:
     guard, _ = guard_after_saying(window_s=0.0)
     assert not guard.began_in_echo

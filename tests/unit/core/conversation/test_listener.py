@@ -23,6 +23,7 @@ from tara.core.conversation.phrases import NOT_HEARD_PHRASE
 from tara.core.conversation.session import Session
 from tara.core.conversation.sink import BufferSink
 from tara.core.stages.endpointing.settings import SmartTurnEndpointing
+from tara.core.stages.mic.echo import EchoLedger
 from tara.core.stages.rag import Document
 from tara.core.stages.stt import Transcript
 from tests.fakes import (
@@ -106,6 +107,37 @@ async def test_speech_over_the_agent_that_is_no_barge_in_lets_it_speak_on(config
     assert not events[-1].interrupted
     assert finals(events) == []  # no turn
     assert not sink.paused  # paused while it was judged, then resumed
+    await session.close()
+
+
+class Cancelled(EchoLedger):
+    """An echo canceller's ledger that hears the echo and took ``db`` out of every stretch of the mic."""
+
+    def __init__(self, db: float) -> None:
+        super().__init__()
+        self.db, self.echo_heard = db, True
+
+    def removed_db(self, start_s: float, end_s: float) -> float | None:
+        return self.db
+
+
+@pytest.mark.parametrize(
+    "heard, cancelled_db, interrupted",
+    [("Want it now?", 30.0, False), ("Want it now?", 1.5, True), ("Of milk.", 1.5, False)],
+    ids=["taken out: echo", "kept: the user", "two words where the echo comes back"],
+)
+async def test_a_confident_fragment_over_the_agent_is_its_echo_when_the_canceller_took_it_out(
+    config, heard, cancelled_db, interrupted
+):
+    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    stt = ScriptedSTT("What about the museum?", Transcript(heard, 1.0, 0.0, avg_logprob=-0.56))
+    stack = fake_stack(config, ScriptedLLM(reply, delay=0.08), stt, vad="loud", documents=MUSEUM)
+    session = Session(stack, BufferSink(), echo_ledger=Cancelled(cancelled_db))
+    await talk(session, loud(1.0), quiet(0.6))
+    await events_until(session, AgentText, timeout=10)
+    await talk(session, loud(0.4), quiet(0.8))
+    events = await events_until(session, AgentTurnDone, timeout=10)
+    assert events[-1].interrupted is interrupted
     await session.close()
 
 

@@ -8,6 +8,7 @@ from tara.core.stages.mic.echo import (
     CATCH_UP_FRAMES,
     MAX_AHEAD_SAMPLES,
     EchoCanceller,
+    EchoLedger,
     EchoReference,
     ReferenceReader,
     WebRTCEchoCanceller,
@@ -169,3 +170,42 @@ def test_the_mic_passes_unchanged_until_an_echo_is_heard() -> None:
         outs += [canceller.process(user[start + half : start + half + FRAME]) for half in (0, FRAME)]
         clock.now += 0.02
     assert (np.concatenate(outs) == user[: len(outs) * FRAME]).all()
+
+
+def test_the_ledger_says_how_much_of_a_stretch_of_the_mic_was_taken_out() -> None:
+    ledger = EchoLedger(seconds=1.0)
+    loud, quiet = np.full(FRAME, 1000, dtype=np.int16), np.full(FRAME, 10, dtype=np.int16)
+    for _ in range(50):  # 0.5 s of echo, 40 dB of it taken out ...
+        ledger.record(loud, quiet)
+    for _ in range(50):  # ... then 0.5 s of the user, kept
+        ledger.record(loud, loud)
+    assert ledger.removed_db(0.0, 0.5) is None  # no echo was heard in the call: nothing to go by
+    ledger.echo_heard = True
+    assert ledger.removed_db(0.0, 0.5) == pytest.approx(40.0)
+    assert ledger.removed_db(0.5, 1.0) == pytest.approx(0.0)
+    assert ledger.removed_db(0.0, 1.0) == pytest.approx(3.0, abs=0.1)  # (energy: half the stretch gone, 3 dB)
+    for _ in range(50):
+        ledger.record(loud, loud)
+    assert ledger.removed_db(0.0, 0.4) is None  # no longer kept
+    assert ledger.removed_db(2.0, 3.0) is None  # not yet heard
+
+
+def test_the_ledger_counts_what_aec3_takes_out_even_before_the_mic_uses_it() -> None:
+    clock = Clock()
+    reference = EchoReference(clock)
+    canceller = EchoCanceller(reference, WebRTCEchoCanceller(), clock)
+    voice = speech_like(6.0, seed=6)
+    delay = MIC_RATE * 150 // 1000
+    outs = []
+    for start in range(0, len(voice), 960):  # Tara speaks and its echo comes back, 150 ms later, -10 dB
+        reference.record(voice[start : start + 960])
+        for half in (0, FRAME):
+            at = start + half - delay
+            echo = voice[at : at + FRAME] // 3 if at >= 0 else np.zeros(FRAME, dtype=np.int16)
+            outs.append((echo, canceller.process(echo)))
+        clock.now += 0.02
+    assert canceller.ledger.echo_heard
+    first_used = next(i for i, (echo, out) in enumerate(outs) if not np.array_equal(echo, out))
+    assert first_used > 100  # the first second passed the mic as it was ...
+    assert (canceller.ledger.removed_db(0.5, 1.0) or 0) > 10  # ... yet AEC3 had found the echo in it
+    assert (canceller.ledger.removed_db(4.0, 6.0) or 0) > 20

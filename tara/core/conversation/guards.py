@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from text_to_num import alpha2digit
 
 from tara.core.conversation.barge_in import normalise
+from tara.core.conversation.text import NUMBER_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,6 @@ ANSWER_WORDS = frozenset(
 YES_OR_NO = frozenset("yes yeah no not".split())
 YES_NO_QUESTION = frozenset("is are was were do does did can could will would has have may should".split())
 WH_QUESTION = frozenset("what who whom whose which where when how why".split())
-NUMBER_WORDS = frozenset(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
-    "eighty ninety hundred thousand half quarter first second third".split()
-)
 
 
 def asks_yes_or_no(question: str) -> bool:

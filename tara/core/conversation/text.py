@@ -19,6 +19,11 @@ _DANGLING = frozenset(
     "a an the of to in on at by for from with per as than into up and or but nor is are was were be been "
     "can will would could should may must has have had do does my your our their its his her this that these those".split()
 )
+NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy "
+    "eighty ninety hundred thousand half quarter first second third".split()
+)
 
 
 def clean_for_speech(text: str) -> str:
@@ -62,7 +67,8 @@ class SentenceChunker:
     Pieces are sentences, except where waiting for a sentence end would keep the user waiting:
 
     - the first piece is a clause (cut at a comma after ``first_clause_min_words``), or the whole words
-      there are once the first text is ``first_wait_s`` old: the first audio goes out soon;
+      there are once the first text is ``first_wait_s`` old: the first audio goes out soon (0.2 s: a
+      lone caller's median turn 0.87-0.92 s through WebRTC, 0.99-1.06 s at 0.3 s);
     - later pieces are whole sentences, but text never waits more than ``max_wait_s`` for one (a model
       that writes on without a full stop must not fall silent), nor grows past ``max_words``, nor past
       ``runway_s`` before the voice runs out of what was released (reckoned at ``words_per_s``): a short
@@ -82,7 +88,7 @@ class SentenceChunker:
         self,
         first_clause_min_words: int = 4,
         max_words: int = 40,
-        first_wait_s: float = 0.3,
+        first_wait_s: float = 0.2,
         max_wait_s: float = 1.5,
         words_per_s: float = 3.0,
         runway_s: float = 0.4,
@@ -187,12 +193,13 @@ class SentenceChunker:
 
     def _phrase_end(self) -> int | None:
         """The end of the last whole word in the buffer that no dangling word follows ("It opens at"
-        → "It opens"); when every one dangles, of the last whole word for a first piece ("The": better
-        than silence), and none for a later one (a lone "on" would only break the sentence)."""
+        → "It opens"), nor a number, whose unit comes next ("It lasts two | years" would break the
+        phrase); when every one dangles, of the last whole word for a first piece ("The": better than
+        silence), and none for a later one (a lone "on" would only break the sentence)."""
         ends = [m for m in _WORD_BREAK.finditer(self._buffer) if self._buffer[: m.start()].strip()]
         for end in reversed(ends):
-            last_word = self._buffer[: end.start()].split()[-1]
-            if last_word.lower().strip(".,;:!?\"'") not in _DANGLING:
+            last_word = self._buffer[: end.start()].split()[-1].lower().strip(".,;:!?\"'")
+            if last_word not in _DANGLING and last_word not in NUMBER_WORDS and not last_word[:1].isdigit():
                 return end.end()
         return ends[-1].end() if ends and not self._emitted_any else None
 

@@ -46,6 +46,11 @@ MUSEUM = [
         "The cafe is upstairs. The ferry leaves hourly.",
     )
 ]
+# the first sentence in one delta: the first piece, whatever the first piece's wait
+LONG_REPLY = [
+    "The museum opens at nine.",
+    *(" " + word for word in "It closes at five. Entry costs twelve euros. The cafe is upstairs.".split()),
+]
 
 
 async def talk(session: Session, *parts: np.ndarray) -> None:
@@ -95,7 +100,7 @@ async def test_talking_on_after_a_pause_drops_the_speculative_reply_without_a_tr
     ids=["a backchannel", "the agent's own words, its echo"],
 )
 async def test_speech_over_the_agent_that_is_no_barge_in_lets_it_speak_on(config, heard_over_the_agent):
-    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    reply = LONG_REPLY
     stt, llm = ScriptedSTT("What about the museum?", heard_over_the_agent), ScriptedLLM(reply, delay=0.08)
     sink = BufferSink()
     session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), sink)
@@ -129,7 +134,7 @@ class Cancelled(EchoLedger):
 async def test_a_confident_fragment_over_the_agent_is_its_echo_when_the_canceller_took_it_out(
     config, heard, cancelled_db, interrupted
 ):
-    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    reply = LONG_REPLY
     stt = ScriptedSTT("What about the museum?", Transcript(heard, 1.0, 0.0, avg_logprob=-0.56))
     stack = fake_stack(config, ScriptedLLM(reply, delay=0.08), stt, vad="loud", documents=MUSEUM)
     session = Session(stack, BufferSink(), echo_ledger=Cancelled(cancelled_db))
@@ -142,7 +147,7 @@ async def test_a_confident_fragment_over_the_agent_is_its_echo_when_the_cancelle
 
 
 async def test_long_speech_over_the_agent_that_is_its_own_echo_does_not_cut_it_off(config):
-    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    reply = LONG_REPLY
     stt = ScriptedSTT("What about the museum?", "The museum opens at nine.")
     sink = BufferSink()
     session = Session(fake_stack(config, ScriptedLLM(reply, delay=0.08), stt, vad="loud", documents=MUSEUM), sink)
@@ -167,7 +172,7 @@ async def test_the_agent_s_echo_just_after_it_stopped_is_no_turn(config):
 
 
 async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(config):
-    reply = words("The museum opens at nine. It closes at five. Entry costs twelve euros. The cafe is upstairs.")
+    reply = LONG_REPLY
     stt = ScriptedSTT("What about the museum?", "Sorry, how much is entry?")
     llm = ScriptedLLM(reply, words("Twelve euros."), delay=0.08)
     session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), BufferSink())

@@ -51,7 +51,7 @@ async def test_a_reply_cut_off_mid_way_is_marked_so_in_the_history(config):
 
 
 async def test_a_new_reply_waits_for_the_one_it_replaces_to_record_its_history(config):
-    llm = ScriptedLLM(words("First answer. More of it."), words("Second answer."), delay=0.1)
+    llm = ScriptedLLM(["First answer.", " More", " of", " it."], words("Second answer."), delay=0.1)
     session = Session(fake_stack(config, llm, documents=MUSEUM), BufferSink())
     session.say_text("One?")
     await events_until(session, AgentText, timeout=10)

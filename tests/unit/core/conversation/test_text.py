@@ -98,6 +98,12 @@ def test_a_piece_the_clock_cuts_ends_where_a_speaker_could_pause():
     chunker.push("The ")
     clock.now = 0.31
     assert chunker.due() == ["The"]  # nothing else to say: better a word than silence
+    for text, cut in [("The warranty lasts two yea", "The warranty lasts"), ("It holds 1.7 li", "It holds")]:
+        chunker = SentenceChunker(first_wait_s=0.3, clock=clock)
+        clock.now = 0.0
+        chunker.push(text)
+        clock.now = 0.31
+        assert chunker.due() == [cut]  # a number's unit comes next
 
 
 def test_a_premature_piece_waits_a_while_for_a_word_that_can_be_judged():

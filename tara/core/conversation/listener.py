@@ -230,7 +230,14 @@ class Listener:
         removed = self._echo_removed_db(start, end)
         echo = self._echo.is_echo(heard, transcript.avg_logprob, removed)
         if heard and self._echo.began_in_echo:
-            log.info("judged %r (%.2f, %s dB cancelled): echo %s", heard, transcript.avg_logprob, removed, echo)
+            cancelled = "?" if removed is None else f"{removed:.1f}"
+            log.info(
+                "begun in the echo: %r (%.2f, %s dB cancelled), echo: %s",
+                heard,
+                transcript.avg_logprob,
+                cancelled,
+                echo,
+            )
         return echo
 
     def _without_echo(self, transcript: Transcript, start: int, end: int) -> Transcript:

@@ -13,6 +13,7 @@ from tara.core.stages.mic.echo import (
     ReferenceReader,
     WebRTCEchoCanceller,
     echo_filter,
+    energy,
 )
 
 
@@ -174,7 +175,7 @@ def test_the_mic_passes_unchanged_until_an_echo_is_heard() -> None:
 
 def test_the_ledger_says_how_much_of_a_stretch_of_the_mic_was_taken_out() -> None:
     ledger = EchoLedger(seconds=1.0)
-    loud, quiet = np.full(FRAME, 1000, dtype=np.int16), np.full(FRAME, 10, dtype=np.int16)
+    loud, quiet = energy(np.full(FRAME, 1000, dtype=np.int16)), energy(np.full(FRAME, 10, dtype=np.int16))
     for _ in range(50):  # 0.5 s of echo, 40 dB of it taken out ...
         ledger.record(loud, quiet)
     for _ in range(50):  # ... then 0.5 s of the user, kept

@@ -110,6 +110,10 @@ class STTConfig(Section):
     compute_type: str = "int8"
     cpu_threads: int = Field(default=2, ge=1)
     beam_size: int = Field(default=1, ge=1, le=10)
+    # a short question's decoding whisper is unsure of (average log-probability under unsure_logprob)
+    # is redone in a 10 s window with this beam (whisper.py has the figures)
+    unsure_beam_size: int = Field(default=3, ge=1, le=10)
+    unsure_logprob: float = Field(default=-0.35, le=0.0)
     language: str | None = "en"
     partial_interval_ms: int = Field(default=800, ge=100)
     hotwords_from_kb: bool = True

@@ -5,7 +5,7 @@ import pytest
 
 from tara.core.concurrency import Compute
 from tara.core.stages.stt.guards import Decoding
-from tara.core.stages.stt.whisper import DOUBTFUL_LOGPROB, SAFE_WINDOW_FRAMES, TAIL_FRAMES, FasterWhisperSTT
+from tara.core.stages.stt.whisper import SAFE_WINDOW_FRAMES, TAIL_FRAMES, FasterWhisperSTT
 
 
 def words(text: str) -> set[str]:
@@ -64,41 +64,45 @@ async def test_a_prompt_read_back_is_decoded_again_without_it(stt, voice, monkey
     real = stt._decode_short
     prompts = []
 
-    def echo_when_prompted(encoded, frames, prompted):
+    def echo_when_prompted(encoded, frames, prompted, beam_size=None):
         prompts.append(prompted)
         if prompted:
             return Decoding("The conversation mentions Harbour Museum, Ines Berg, Tuesday, Tuesday.")
-        return real(encoded, frames, prompted)
+        return real(encoded, frames, prompted, beam_size)
 
     monkeypatch.setattr(stt, "_decode_short", echo_when_prompted)
     transcript = await stt.transcribe(voice("What time does the train leave?"))
     assert prompts == [True, True, False]  # the tight window, the safe one, the safe one without the prompt
     assert "train" in words(transcript.text) and transcript.rejected is None
-    monkeypatch.setattr(stt, "_decode_short", lambda encoded, frames, prompted: Decoding("Tuesday, Tuesday, Tuesday."))
+    monkeypatch.setattr(
+        stt, "_decode_short", lambda encoded, frames, prompted, beam_size=None: Decoding("Tuesday, Tuesday, Tuesday.")
+    )
     transcript = await stt.transcribe(voice("What time does the train leave?"))
     assert transcript.text == "" and transcript.rejected == "the recogniser repeated itself"
     stt.set_vocabulary([])
 
 
-async def test_a_doubtful_decoding_in_the_tight_window_is_redone_in_the_safe_one(stt, voice, monkeypatch):
+async def test_an_unsure_decoding_in_the_tight_window_is_searched_again_in_the_safe_one(stt, voice, monkeypatch):
     real_encode, real_decode = stt._encode_short, stt._decode_short
-    windows = []
+    windows, beams = [], []
 
     def encode(samples, frames, window):
         windows.append(max(window, frames + TAIL_FRAMES))
         return real_encode(samples, frames, window)
 
-    def doubtful_in_tight_window(encoded, frames, prompted):
-        decoding = real_decode(encoded, frames, prompted)
-        return decoding if len(windows) > 1 else Decoding(decoding.text, DOUBTFUL_LOGPROB - 0.1)
+    def unsure_in_tight_window(encoded, frames, prompted, beam_size=None):
+        beams.append(beam_size)
+        decoding = real_decode(encoded, frames, prompted, beam_size)
+        return decoding if len(windows) > 1 else Decoding(decoding.text, stt.config.unsure_logprob - 0.1)
 
     monkeypatch.setattr(stt, "_encode_short", encode)
     transcript = await stt.transcribe(voice("What time does the train leave?"))
     assert len(windows) == 1 and windows[0] < SAFE_WINDOW_FRAMES  # a sure decoding: done in the tight window
     windows.clear()
-    monkeypatch.setattr(stt, "_decode_short", doubtful_in_tight_window)
+    monkeypatch.setattr(stt, "_decode_short", unsure_in_tight_window)
     transcript = await stt.transcribe(voice("What time does the train leave?"))
     assert len(windows) == 2 and windows[1] == SAFE_WINDOW_FRAMES
+    assert beams == [None, stt.config.unsure_beam_size]  # greedy first, then the beam
     assert "train" in words(transcript.text)
 
 

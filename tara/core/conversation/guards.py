@@ -320,8 +320,9 @@ class ReplyCheck:
         sentence = f"{self._sentence} {piece}".strip()
         self._sentence = "" if piece.endswith(SENTENCE_END) else sentence
         if self._opening and sentence == piece and (instead := small_talk_reply(self.question, sentence)):
+            # and nothing after it: the clock may have cut "Sorry, I don't know | that. It isn't in my documents."
             self.said_nothing, self._opening = False, False
-            return instead, False
+            return instead, True
         if self._opening and sentence == piece and _NO_INFORMATION.match(sentence):
             self.said_nothing = False
             return NOT_IN_DOCUMENTS, True

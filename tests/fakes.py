@@ -73,9 +73,11 @@ class ScriptedSTT(STT):
     def __init__(self, *transcripts: str | Transcript) -> None:
         self.transcripts = [t if isinstance(t, Transcript) else Transcript(t, 1.0, 0.0) for t in transcripts]
         self.calls = 0
+        self.thorough: list[bool] = []  # each call's ``thorough``
 
-    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True, thorough: bool = True) -> Transcript:
         self.calls += 1
+        self.thorough.append(thorough)
         return self.transcripts[min(self.calls, len(self.transcripts)) - 1]
 
 
@@ -86,7 +88,7 @@ class FailingSTT(ScriptedSTT):
         super().__init__(then)
         self.failures = failures
 
-    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True, thorough: bool = True) -> Transcript:
         if self.failures:
             self.failures -= 1
             raise RuntimeError("the recogniser broke")

@@ -113,8 +113,8 @@ class RecordingSTT(STT):
         self._stt = stt
         self.heard: list[str] = []
 
-    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
-        transcript = await self._stt.transcribe(audio, urgent)
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True, thorough: bool = True) -> Transcript:
+        transcript = await self._stt.transcribe(audio, urgent, thorough)
         self.heard.append(transcript.text)
         return transcript
 

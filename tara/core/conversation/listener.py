@@ -200,7 +200,7 @@ class Listener:
                 return None
             prosody = self._empathy.measure(audio)  # alongside the transcript: no time added
             transcript, done = await asyncio.gather(
-                self._stt.transcribe(audio), self._turn_model.probability_done(audio)
+                self._stt.transcribe(audio, thorough=self._thorough()), self._turn_model.probability_done(audio)
             )
             transcript = self._without_echo(transcript, utterance.start_sample, end)
         log.info("heard %r (%.2f)", transcript.text, transcript.avg_logprob)
@@ -218,6 +218,11 @@ class Listener:
             clock.mark("transcript")
             self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
         return transcript
+
+    def _thorough(self) -> bool:
+        """Whether the utterance's transcript may take the recogniser's slower search: not when it began in
+        the agent's echo, where how sure a quick reading is tells the echo from the user (``EchoTranscriptGuard``)."""
+        return not self._echo.began_in_echo
 
     def _echo_removed_db(self, start: int, end: int) -> float | None:
         """How many dB of the mic's sound in stream samples ``[start, end)`` the echo canceller took out."""
@@ -292,7 +297,7 @@ class Listener:
     async def _check_for_echo(self, utterance: Utterance, end: int) -> None:
         audio = self._audio.clip(utterance.start_sample, end)
         async with self._stt_lock:
-            transcript = await self._stt.transcribe(audio)
+            transcript = await self._stt.transcribe(audio, thorough=False)
         if self._utterance is not utterance or utterance.hearing is not Hearing.UNDECIDED:
             return  # ended, or judged by a pause's transcript meanwhile
         heard = transcript.text or transcript.doubtful
@@ -347,7 +352,7 @@ class Listener:
             try:
                 clip = self._audio.clip(utterance.start_sample, end)
                 transcript = self._without_echo(
-                    await self._stt.transcribe(clip, urgent=False), utterance.start_sample, end
+                    await self._stt.transcribe(clip, urgent=False, thorough=False), utterance.start_sample, end
                 )
             except Exception:  # optional work: the final transcript reports a broken recogniser to the page
                 log.warning("partial transcript failed; none more for this utterance", exc_info=True)
@@ -368,7 +373,9 @@ class Listener:
             if transcript is None:
                 async with self._stt_lock:
                     prosody = self._empathy.measure(audio)
-                    transcript = self._without_echo(await self._stt.transcribe(audio), utterance.start_sample, end)
+                    transcript = self._without_echo(
+                        await self._stt.transcribe(audio, thorough=self._thorough()), utterance.start_sample, end
+                    )
         except Exception as exc:  # a failed transcription loses this utterance, not the session
             log.exception("transcription failed")
             self._hooks.emit(ErrorEvent(f"speech recognition failed: {exc}", stage="stt"))

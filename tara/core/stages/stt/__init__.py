@@ -25,11 +25,13 @@ class STT(ABC):
     needs_compute: bool = False  # computes on the shared CPU: its constructor takes the process's Compute
 
     @abstractmethod
-    async def transcribe(self, audio: np.ndarray, urgent: bool = True) -> Transcript:
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True, thorough: bool = True) -> Transcript:
         """Transcribe mono int16 audio at 16 kHz (a whole utterance, or the part heard so far).
 
         ``urgent=False`` marks optional work (a partial transcript for display): a backend sharing the
-        CPU lets everyone's replies go first.
+        CPU lets everyone's replies go first. ``thorough=False`` asks for the quick reading alone (a
+        partial transcript; speech over the agent, judged by how sure that reading is): a backend may
+        then skip a slower second search.
         """
 
     def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:

@@ -200,7 +200,7 @@ class SlowSTT(ScriptedSTT):
         super().__init__(*transcripts)
         self.seconds = seconds
 
-    async def transcribe(self, audio: np.ndarray, urgent: bool = True):
+    async def transcribe(self, audio: np.ndarray, urgent: bool = True, thorough: bool = True):
         await asyncio.sleep(self.seconds)
         return await super().transcribe(audio, urgent)
 

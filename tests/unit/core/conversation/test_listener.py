@@ -184,6 +184,8 @@ async def test_real_speech_over_the_agent_interrupts_it_and_is_answered(config):
     events = await events_until(session, AgentTurnDone, timeout=10)
     assert events[-1].text == "Twelve euros." and not events[-1].interrupted
     assert session.history[-2].content == "Sorry, how much is entry?"
+    # the question heard in full; speech begun over the agent quickly, as the echo guard's rules expect
+    assert stt.thorough[0] and stt.thorough.count(True) == 1
     await session.close()
 
 
@@ -249,6 +251,7 @@ async def test_a_long_utterance_gets_partial_transcripts_and_prefills_the_model(
     partials = [e for e in events if isinstance(e, UserTranscript) and not e.final]
     assert partials and all(e.turn_id == 1 for e in partials)
     assert llm.prefilled, "the partial transcript was not read ahead"
+    assert stt.thorough[-1] and not any(stt.thorough[:-1])  # partials are quick; the turn's own transcript is not
     await session.close()
 
 

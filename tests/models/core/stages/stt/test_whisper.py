@@ -104,6 +104,10 @@ async def test_an_unsure_decoding_in_the_tight_window_is_searched_again_in_the_s
     assert len(windows) == 2 and windows[1] == SAFE_WINDOW_FRAMES
     assert beams == [None, stt.config.unsure_beam_size]  # greedy first, then the beam
     assert "train" in words(transcript.text)
+    windows.clear()
+    beams.clear()
+    await stt.transcribe(voice("What time does the train leave?"), thorough=False)
+    assert len(windows) == 1 and beams == [None]  # a quick reading redoes only what it doubts more
 
 
 async def test_whisper_tiny_en_is_a_bundled_choice(config, voice):

@@ -214,18 +214,14 @@ class BargeInConfig(Section):
         "hey",
         "tara",
         "what",
-        "how",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
         "actually",
         "but",
         "please",
         "enough",
         "quiet",
     ]
+    # ... and these with one more word ("How much?"): alone, the echo's residual is one too ("Why?" for "wide")
+    question_words: list[str] = ["how", "when", "where", "which", "who", "why"]
 
 
 class TaraConfig(BaseSettings):

@@ -11,7 +11,8 @@ user. Speech that passes keeps the agent paused; its transcript then decides, as
   other words, or speech shorter than ``min_interruption_ms``: the agent goes on;
 - a single other word, where the agent's echo may be in the mic, unless it is one of ``stop_words``
   ("Stop.", "Wait."): the agent goes on (the echo's residual, misheard, is often one confident word);
-  two words, where the call's echo canceller hears the agent's voice coming back ("of milk.");
+  two words, where the call's echo canceller hears the agent's voice coming back ("of milk."), unless
+  one is a stop word or a question word ("How much?"; a question word alone may be the echo: "Why?");
 - anything else, or speech longer than ``backchannel_max_ms`` whatever it says: the agent is interrupted;
 - no words ``false_interruption_timeout_ms`` after the speech stopped (a recogniser slow under load, or
   failing): the agent goes on, and words that come later still interrupt it.
@@ -51,6 +52,7 @@ class BargeInPolicy:
         self._backchannels = {normalise(phrase) for phrase in config.backchannels}
         self._joined_backchannels = {joined(phrase) for phrase in self._backchannels}
         self._stop_words = {normalise(word) for word in config.stop_words}
+        self._question_words = {normalise(word) for word in config.question_words}
         self._max_backchannel_samples = samples(config.backchannel_max_ms)
         self._onset = EnergyOnset(config.min_level_dbfs, config.onset_margin_db) if config.energy_onset else None
         self._ducked_at: int | None = None  # stream sample of an energy duck the VAD has not confirmed yet
@@ -105,7 +107,10 @@ class BargeInPolicy:
             return False
         words = [word for word in normalise(heard).split() if word not in self._backchannels]
         echo_words = 2 if echo_possible and echo_leaks else 1 if echo_possible else 0  # a fragment this long ...
-        if len(words) <= echo_words and self._stop_words.isdisjoint(words):  # ... may be the echo misheard
+        stops = not self._stop_words.isdisjoint(words) or (
+            len(words) > 1 and not self._question_words.isdisjoint(words)
+        )
+        if len(words) <= echo_words and not stops:  # ... may be the echo misheard
             return False
         return len(words) >= self.config.min_interruption_words
 

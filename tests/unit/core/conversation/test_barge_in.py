@@ -126,6 +126,9 @@ def test_where_the_echo_comes_back_two_words_interrupt_only_with_a_word_that_sto
     assert not policy.interrupts("Of milk.", 16000, echo_possible=True, echo_leaks=True)  # its residual
     for said in ["Wait, please.", "How much?", "Hold on.", "Sorry, what?", "Tell me more."]:  # (3 words: no fragment)
         assert policy.interrupts(said, 16000, echo_possible=True, echo_leaks=True), said
+    for echo in ["Why?", "Where?"]:  # a question word alone: the echo of "wide" was heard as "Why?"
+        assert not policy.interrupts(echo, 16000, echo_possible=True, echo_leaks=True), echo
+        assert policy.interrupts(echo, 16000), echo  # no echo guard: the user asking
     assert policy.interrupts("Of milk.", 16000, echo_leaks=True)  # it began after the echo: the user
 
 

@@ -300,9 +300,10 @@ class Listener:
             transcript = await self._stt.transcribe(audio, thorough=False)
         if self._utterance is not utterance or utterance.hearing is not Hearing.UNDECIDED:
             return  # ended, or judged by a pause's transcript meanwhile
-        heard = transcript.text or transcript.doubtful
-        if not heard or self._is_echo(heard, transcript, utterance.start_sample, end):  # (no words: a noise)
-            log.info("speech over the agent is no barge-in: %r", heard)
+        # the echo, or a reading whisper rejected (a loop: "Why, why, why, …" of the echo's residual), as at a pause
+        heard = self._without_echo(transcript, utterance.start_sample, end).text
+        if not heard:  # (or no words: a noise)
+            log.info("speech over the agent is no barge-in: %r", transcript.text or transcript.doubtful)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()
         else:

@@ -146,9 +146,17 @@ async def test_a_confident_fragment_over_the_agent_is_its_echo_when_the_cancelle
     await session.close()
 
 
-async def test_long_speech_over_the_agent_that_is_its_own_echo_does_not_cut_it_off(config):
+@pytest.mark.parametrize(
+    "heard_over_the_agent",
+    [
+        "The museum opens at nine.",
+        Transcript("", 1.0, 0.0, rejected="the recogniser repeated itself", doubtful="Why, why, why, why, why."),
+    ],
+    ids=["its own words", "a loop whisper made of its residual"],
+)
+async def test_long_speech_over_the_agent_that_is_its_own_echo_does_not_cut_it_off(config, heard_over_the_agent):
     reply = LONG_REPLY
-    stt = ScriptedSTT("What about the museum?", "The museum opens at nine.")
+    stt = ScriptedSTT("What about the museum?", heard_over_the_agent)
     sink = BufferSink()
     session = Session(fake_stack(config, ScriptedLLM(reply, delay=0.08), stt, vad="loud", documents=MUSEUM), sink)
     await talk(session, loud(1.0), quiet(0.6))

@@ -264,6 +264,10 @@ class Listener:
         speech = end - utterance.start_sample - 2 * self.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
         leaks = self._echo_ledger is not None and self._echo_ledger.echo_heard
         if not self._barge_in_policy.interrupts(text, speech, self._echo.began_in_echo, echo_leaks=leaks):
+            if self._utterance is utterance and utterance.pause_sample != end:
+                # the user went on while these words were transcribed: what they add decides, not this
+                log.info("speech over the agent went on after %r: judged on", text)
+                return True
             log.info("speech over the agent is a backchannel: %r", text)
             utterance.hearing = Hearing.BACKCHANNEL
             self._resume_agent()

@@ -208,6 +208,17 @@ class SlowSTT(ScriptedSTT):
         return await super().transcribe(audio, urgent)
 
 
+async def test_a_backchannel_verdict_that_comes_after_the_user_went_on_does_not_let_the_agent_speak_over_them(config):
+    # 'Wait, wait,' heard as 'Weight.' only once the user had gone on: the rest of the question decides
+    stt = SlowSTT(0.2, "Weight.", "Wait, wait, how long does the crossing take?")
+    session, sink = await speaking_session(config, stt)
+    await talk(session, loud(0.4), quiet(0.15))  # a pause: its transcript takes 2 s of audio time (10x)
+    await talk(session, loud(0.6), quiet(0.8))  # the user goes on meanwhile
+    events = await events_until(session, AgentTurnDone, timeout=10)
+    assert events[-1].interrupted
+    await session.close()
+
+
 async def test_no_words_within_the_false_interruption_timeout_resume_the_agent_and_later_words_interrupt(config):
     config = with_barge_in(config, false_interruption_timeout_ms=300)
     session, sink = await speaking_session(config, SlowSTT(1.0, "Sorry, how much is entry?"), delay=0.3)

@@ -117,16 +117,26 @@ def affirmed(question: str, sentence: str) -> str | None:
     return f"Yes, {first}{sentence[1:]}"
 
 
+def _asks(utterance: str) -> bool:
+    words = _words(utterance)
+    return "?" in utterance or (bool(words) and words[0] in WH_QUESTION | YES_NO_QUESTION)
+
+
+def is_greeting_or_farewell(utterance: str) -> bool:
+    """Words that greet or take leave and ask nothing ("Perfect, see you on Saturday. Bye!"): said back
+    ("See you on Saturday!"), they are the polite answer, not a parrot."""
+    return not _asks(utterance) and bool((FAREWELL_WORDS | GREETING_WORDS) & set(_words(utterance)))
+
+
 def small_talk_reply(utterance: str, sentence: str) -> str | None:
     """What to say instead of a bare "I don't know." to words that ask nothing: told "Perfect, see you on
     Saturday. Bye!", a small model held to its documents says "I don't know."; None for anything else."""
-    words = _words(utterance)
-    asks = "?" in utterance or (bool(words) and words[0] in WH_QUESTION | YES_NO_QUESTION)
-    if asks or not _BARE_DONT_KNOW.match(sentence.strip().replace("\u2019", "'")):
+    if _asks(utterance) or not _BARE_DONT_KNOW.match(sentence.strip().replace("\u2019", "'")):
         return None
-    if FAREWELL_WORDS & set(words):
+    words = set(_words(utterance))
+    if FAREWELL_WORDS & words:
         return GOODBYE
-    return HELLO if GREETING_WORDS & set(words) else ALL_RIGHT
+    return HELLO if GREETING_WORDS & words else ALL_RIGHT
 
 
 def answers_beside(question: str, sentence: str) -> bool:
@@ -326,7 +336,7 @@ class ReplyCheck:
         if self._opening and sentence == piece and _NO_INFORMATION.match(sentence):
             self.said_nothing = False
             return NOT_IN_DOCUMENTS, True
-        if restates_question(self.question, sentence):
+        if restates_question(self.question, sentence) and not is_greeting_or_farewell(self.question):
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:
                 self.parroted = True

@@ -198,6 +198,14 @@ def test_a_bare_i_dont_know_to_words_that_ask_nothing_is_small_talk():
     assert ReplyCheck("Okay.", facts, True).judge("Great, see you!") == ("Great, see you!", False)
 
 
+def test_a_goodbye_said_back_is_no_parrot():
+    facts = KnownFacts(["The library opens at 9."])
+    check = ReplyCheck("Perfect! See you on Saturday, bye!", facts, True)
+    assert check.judge("See you") == ("See you", False)  # the first piece, cut by the clock
+    assert check.judge("on Saturday, bye!") == ("on Saturday, bye!", False) and not check.cut_short
+    assert ReplyCheck("Tell me about the library.", facts, True).judge("Tell me about the library.") == (None, False)
+
+
 def test_a_model_s_own_don_t_know_is_said_as_tara_s():
     facts = KnownFacts(["The pool opens at 7:00."])
     for reply in ("No information provided.", "Nothing about parking.", "There is no information on that."):

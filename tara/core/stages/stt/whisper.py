@@ -116,11 +116,12 @@ class FasterWhisperSTT(STT):
             decoding = self._decode(samples, frames, encoded, prompted)
             reason = rejection(decoding, self._hotwords if prompted else None)
             # (the echo guard's log-probability rule was set on greedy decodings: not thorough, no beam)
-            redo_below, beam = (
-                (self.config.unsure_logprob, self.config.unsure_beam_size) if thorough else (DOUBTFUL_LOGPROB, None)
-            )
-            if short and (reason or decoding.avg_logprob < redo_below):
-                if frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES:  # a tight window may have misled it
+            searches = thorough and self.config.unsure_beam_size > self.config.beam_size
+            beam = self.config.unsure_beam_size if searches else None
+            widen = frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES  # a tight window may have misled it
+            redo_below = self.config.unsure_logprob if searches else DOUBTFUL_LOGPROB
+            if short and (widen or searches) and (reason or decoding.avg_logprob < redo_below):
+                if widen:
                     encoded = self._encode_short(samples, frames, SAFE_WINDOW_FRAMES)
                 decoding, reason = _better(
                     (decoding, reason),

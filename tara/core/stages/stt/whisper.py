@@ -115,12 +115,10 @@ class FasterWhisperSTT(STT):
             prompted = self._hotwords is not None and frames >= MIN_PROMPTED_FRAMES
             decoding = self._decode(samples, frames, encoded, prompted)
             reason = rejection(decoding, self._hotwords if prompted else None)
-            # (the echo guard's log-probability rule was set on greedy decodings: not thorough, no beam)
-            searches = thorough and self.config.unsure_beam_size > self.config.beam_size
-            beam = self.config.unsure_beam_size if searches else None
+            beam = self._unsure_beam(thorough)
+            redo_below = self.config.unsure_logprob if beam else DOUBTFUL_LOGPROB
             widen = frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES  # a tight window may have misled it
-            redo_below = self.config.unsure_logprob if searches else DOUBTFUL_LOGPROB
-            if short and (widen or searches) and (reason or decoding.avg_logprob < redo_below):
+            if short and (widen or beam) and (reason or decoding.avg_logprob < redo_below):
                 if widen:
                     encoded = self._encode_short(samples, frames, SAFE_WINDOW_FRAMES)
                 decoding, reason = _better(
@@ -144,6 +142,12 @@ class FasterWhisperSTT(STT):
             )
         elapsed = time.perf_counter() - started
         return Transcript(self._respell(decoding.text), seconds, elapsed, avg_logprob=decoding.avg_logprob)
+
+    def _unsure_beam(self, thorough: bool) -> int | None:
+        """The beam an unsure decoding is searched again with; None: redone greedily, only if doubted more
+        (a quick reading: the echo guard's log-probability rule was set on greedy decodings)."""
+        wider = thorough and self.config.unsure_beam_size > self.config.beam_size
+        return self.config.unsure_beam_size if wider else None
 
     def _token_count(self, word: str) -> int:
         """How finely whisper's tokenizer splits ``word``, as it may appear (its merges are uneven:

@@ -205,7 +205,7 @@ class SlowSTT(ScriptedSTT):
 
     async def transcribe(self, audio: np.ndarray, urgent: bool = True, thorough: bool = True):
         await asyncio.sleep(self.seconds)
-        return await super().transcribe(audio, urgent)
+        return await super().transcribe(audio, urgent, thorough)
 
 
 async def test_a_backchannel_verdict_that_comes_after_the_user_went_on_does_not_let_the_agent_speak_over_them(config):

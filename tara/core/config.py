@@ -99,7 +99,10 @@ class VADConfig(Section):
     min_silence_ms: int = Field(default=400, ge=50, le=5000)  # ends a turn when the transcript does not say more
     # silence after which a transcript is started speculatively: 3 of Silero's 32 ms windows
     pause_ms: int = Field(default=96, ge=32, le=5000)
-    speech_pad_ms: int = Field(default=100, ge=0, le=1000)
+    # audio kept from before the VAD was sure of speech: Silero rises late on soft onsets ("wh", "h", "f"),
+    # and with 100 ms whisper heard "What is the last entry time…" as "But is the last entry time…"
+    start_pad_ms: int = Field(default=300, ge=0, le=1000)
+    end_pad_ms: int = Field(default=100, ge=0, le=1000)  # audio kept after the voice stopped
     min_speech_ms: int = Field(default=150, ge=0, le=5000)
 
 
@@ -162,6 +165,8 @@ class BargeInConfig(Section):
     min_level_dbfs: float = Field(default=-45.0, ge=-100.0, le=0.0)  # quieter sound is echo, not the user
     # vad.pause_ms over the agent: longer, so the gaps between the words of its leaked echo are not each judged
     pause_ms: int = Field(default=120, ge=32, le=5000)
+    # vad.start_pad_ms over the agent: what comes before the user's onset there is the agent's own echo
+    start_pad_ms: int = Field(default=100, ge=0, le=1000)
     backchannel_max_ms: int = Field(default=1200, ge=0, le=10000)  # longer speech over the agent always interrupts
     energy_onset: bool = True  # duck the agent's voice on the first loud 10 ms, before the VAD is sure
     onset_margin_db: float = Field(default=12.0, ge=0.0, le=60.0)  # how far over the background floor that is

@@ -210,7 +210,7 @@ async def hear(parts: HearingParts, model: RecordingModel, stt: RecordingSTT, cl
     vad = listener.vad
     assert isinstance(vad, WatchedEndpointer)
     heard, said_before, heard_before = Heard(), len(model.said), len(stt.heard)
-    pad = parts.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
+    pad = parts.config.vad.end_pad_ms * PIPELINE_RATE // 1000
     latency = latency_ms * PIPELINE_RATE // 1000
     waiting: list[tuple[int, list[asyncio.Task[Any]]]] = []  # (position due, the jobs a pause or an end started)
     for position in range(WINDOW, len(clip.audio) + 1, WINDOW):
@@ -219,7 +219,7 @@ async def hear(parts: HearingParts, model: RecordingModel, stt: RecordingSTT, cl
         await asyncio.sleep(0)
         kinds = {event.kind for event, _ in vad.decided[seen:]}
         for event, decided_at in vad.decided[seen:]:
-            if event.kind is VADKind.END:  # END is placed speech_pad_ms after the voice stopped
+            if event.kind is VADKind.END:  # END is placed end_pad_ms after the voice stopped
                 heard.ends.append(decided_at)
                 heard.silences_ms.append((decided_at - (event.sample - pad)) * 1000 / PIPELINE_RATE)
         if kinds & {VADKind.PAUSE, VADKind.END} and not kinds & {VADKind.START, VADKind.RESUME}:

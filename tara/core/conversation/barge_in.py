@@ -61,7 +61,7 @@ class BargeInPolicy:
         """Guarded sensitivity while the agent speaks, the configured one otherwise."""
         if agent_speaking:
             cfg = self.config
-            vad.set_sensitivity(cfg.threshold, cfg.min_speech_ms, cfg.min_level_dbfs, cfg.pause_ms)
+            vad.set_sensitivity(cfg.threshold, cfg.min_speech_ms, cfg.min_level_dbfs, cfg.pause_ms, cfg.start_pad_ms)
         else:
             vad.set_sensitivity()
 

@@ -261,7 +261,8 @@ class Listener:
             return True
         if utterance.hearing is not Hearing.UNDECIDED:
             return False
-        speech = end - utterance.start_sample - 2 * self.config.vad.speech_pad_ms * PIPELINE_RATE // 1000
+        pads = self.config.barge_in.start_pad_ms + self.config.vad.end_pad_ms  # (it began over the agent)
+        speech = end - utterance.start_sample - pads * PIPELINE_RATE // 1000
         leaks = self._echo_ledger is not None and self._echo_ledger.echo_heard
         if not self._barge_in_policy.interrupts(text, speech, self._echo.began_in_echo, echo_leaks=leaks):
             if self._utterance is utterance and utterance.pause_sample != end:

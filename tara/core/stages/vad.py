@@ -80,6 +80,7 @@ class Endpointer:
         self._paused = False
         self.last_probability = 0.0
         self.threshold, self.min_speech_ms, self.pause_ms = config.threshold, config.min_speech_ms, config.pause_ms
+        self.start_pad_ms = config.start_pad_ms
         self.min_level_dbfs: float | None = None
         self._end_silence_ms: int | None = None  # this utterance's end-of-turn silence, if the listener set one
 
@@ -89,18 +90,21 @@ class Endpointer:
         min_speech_ms: int | None = None,
         min_level_dbfs: float | None = None,
         pause_ms: int | None = None,
+        start_pad_ms: int | None = None,
     ) -> None:
         """Demand more (or, with no arguments, the configured) evidence before speech starts or pauses.
 
         The session raises all of them while the agent talks, so leaked echo of its own voice is not the
         user. The level gate matters most: Silero scores speech as speech down to about -60 dBFS, so
         quiet echo passes any probability threshold, while a voice close to the mic is far louder. A
-        longer pause keeps the gaps between the echo's words from each starting a transcript to judge.
+        longer pause keeps the gaps between the echo's words from each starting a transcript to judge,
+        and a shorter start pad keeps the echo before the user's first word out of what is judged.
         """
         self.threshold = threshold if threshold is not None else self.config.threshold
         self.min_speech_ms = min_speech_ms if min_speech_ms is not None else self.config.min_speech_ms
         self.min_level_dbfs = min_level_dbfs
         self.pause_ms = pause_ms if pause_ms is not None else self.config.pause_ms
+        self.start_pad_ms = start_pad_ms if start_pad_ms is not None else self.config.start_pad_ms
 
     def set_end_silence(self, ms: int | None) -> None:
         """Silence that ends the current utterance (None: ``min_silence_ms``); cleared when speech resumes."""
@@ -141,7 +145,7 @@ class Endpointer:
             self._speech_run = self._speech_run + WINDOW if prob >= threshold else 0
             if self._speech_run >= max(self._ms(self.min_speech_ms), WINDOW):
                 self._in_speech, self._silence_start = True, None
-                begin = self._position - self._speech_run - self._ms(cfg.speech_pad_ms)
+                begin = self._position - self._speech_run - self._ms(self.start_pad_ms)
                 return [VADEvent(VADKind.START, max(0, begin))]
             if self._speech_run and not was_running:
                 return [VADEvent(VADKind.ONSET, start_of_window)]
@@ -159,7 +163,7 @@ class Endpointer:
         if self._silence_start is None:
             return []
         silence = self._position - self._silence_start
-        end = self._silence_start + self._ms(cfg.speech_pad_ms)
+        end = self._silence_start + self._ms(cfg.end_pad_ms)
         if silence >= self._ms(self._end_silence_ms or cfg.min_silence_ms):
             self._in_speech, self._speech_run, self._silence_start = False, 0, None
             self._end_silence_ms = None

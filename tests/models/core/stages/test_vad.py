@@ -16,7 +16,7 @@ def feed_in_frames(vad: Endpointer, audio: np.ndarray, frame: int = 320, onsets:
 def test_speech_start_pause_and_end_are_found(voice):
     speech = voice("The kettle holds one point seven litres of water.", lead_silence=1.0)
     audio = np.concatenate([speech, np.zeros(16000, dtype=np.int16)])
-    vad = new_endpointer(VADConfig(min_silence_ms=400, pause_ms=120, speech_pad_ms=100))
+    vad = new_endpointer(VADConfig(min_silence_ms=400, pause_ms=120, start_pad_ms=100, end_pad_ms=100))
     events = feed_in_frames(vad, audio)
     kinds = [e.kind for e in events]
     assert kinds[0] is VADKind.START and kinds[-1] is VADKind.END

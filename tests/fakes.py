@@ -37,6 +37,7 @@ class ScriptedLLM(LLM):
         self.replies = list(replies)
         self.delay = delay
         self.prompts: list[list[ChatMessage]] = []
+        self.params: list[GenerationParams] = []  # each call's
         self.prefilled: list[list[ChatMessage]] = []
         self.closed_early = 0  # streams whose consumer stopped before the script ended
 
@@ -45,6 +46,7 @@ class ScriptedLLM(LLM):
 
     async def stream(self, messages: list[ChatMessage], params: GenerationParams) -> AsyncIterator[str]:
         self.prompts.append(messages)
+        self.params.append(params)
         script = self.replies[min(len(self.prompts), len(self.replies)) - 1]
         finished = False
         try:

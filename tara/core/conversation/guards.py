@@ -298,6 +298,7 @@ class ReplyCheck:
         self.cut_short = (
             False  # ... after its first words were said, and nothing said since: the reply must not end there
         )
+        self.said_head = ""  # those first words
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 
@@ -327,7 +328,7 @@ class ReplyCheck:
         """What to say for ``piece`` (None: nothing) and whether the reply must stop there."""
         if self._repetition.repeats(piece):
             return None, True
-        sentence = f"{self._sentence} {piece}".strip()
+        head, sentence = self._sentence, f"{self._sentence} {piece}".strip()
         self._sentence = "" if piece.endswith(SENTENCE_END) else sentence
         if self._opening and sentence == piece and (instead := small_talk_reply(self.question, sentence)):
             # and nothing after it: the clock may have cut "Sorry, I don't know | that. It isn't in my documents."
@@ -340,7 +341,8 @@ class ReplyCheck:
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:
                 self.parroted = True
-                self.cut_short = self.cut_short or sentence != piece
+                if head:
+                    self.cut_short, self.said_head = True, head
                 return None, False
             piece = sentence = yes  # and judged as that answer
         if self.instructions and restates_question(self.instructions, sentence):
@@ -357,6 +359,12 @@ class ReplyCheck:
         self._opening = self._opening and not piece.endswith(SENTENCE_END)
         self.cut_short = False
         return piece, False
+
+    def go_on(self) -> str:
+        """Before a second try at a reply cut short: the words of it already said, which the model goes
+        on from, and which the guards judge its next words with (as the start of their sentence)."""
+        self._sentence = self.said_head if self.cut_short else ""
+        return self._sentence
 
     def _cut(self, sentence: str, piece: str, why: str) -> str:
         """What replaces ``piece`` of ``sentence``, which the reply stops at."""

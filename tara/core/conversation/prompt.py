@@ -66,10 +66,12 @@ class Prompt:
     messages: list[ChatMessage]
     grounded: bool
     answer_start: str = ""  # the reply's first words, written for the model and not spoken
+    spoken_start: str = ""  # the reply's first words, spoken already (a second try goes on from them)
 
     def chat(self) -> list[ChatMessage]:
         """What the LLM reads: the messages, and the started answer as an unfinished assistant message."""
-        return [*self.messages, ChatMessage("assistant", self.answer_start)] if self.answer_start else self.messages
+        start = self.spoken_start or self.answer_start
+        return [*self.messages, ChatMessage("assistant", start)] if start else self.messages
 
 
 class PromptBuilder:
@@ -152,7 +154,9 @@ class PromptBuilder:
         return [message for exchange in exchanges[start:] for message in exchange]
 
 
-def insisting(prompt: Prompt) -> Prompt:
-    """``prompt`` once more, telling the model to answer rather than restate the question."""
+def insisting(prompt: Prompt, said: str = "") -> Prompt:
+    """``prompt`` once more, telling the model to answer rather than restate the question; ``said``: the
+    answer's words already spoken, which it goes on from (started afresh, it would say them twice)."""
     *head, question = prompt.messages
-    return replace(prompt, messages=[*head, ChatMessage("user", f"{question.content}\n{INSIST}")])
+    again = replace(prompt, messages=[*head, ChatMessage("user", f"{question.content}\n{INSIST}")])
+    return replace(again, answer_start="", spoken_start=said) if said else again

@@ -170,13 +170,15 @@ class Reply:
             )
             async for piece in written(stack.llm, prompt, params, check, clock):
                 await sentences.put(piece)
-            if check.said_nothing and check.parroted:  # it only said the question back: once more, insisting
-                async for piece in written(stack.llm, insisting(prompt), params, check, clock):
+            if check.parroted and (check.said_nothing or check.cut_short):  # it only said the question back
+                # (maybe after the first words of an answer were out): once more, insisting, on from those words
+                again = insisting(prompt, check.go_on())
+                async for piece in written(stack.llm, again, replace(params, second_try=True), check, clock):
                     await sentences.put(piece)
             if check.said_nothing:
                 await sentences.put(NOT_IN_DOCUMENTS)  # a heard turn is never silent
-            elif check.cut_short:  # its first words said, the rest the question back (a second try
-                await sentences.put(CUT_NOT_IN_DOCUMENTS)  # would start them again): never stop mid-sentence
+            elif check.cut_short:  # its first words said, the rest the question back twice: never stop mid-sentence
+                await sentences.put(CUT_NOT_IN_DOCUMENTS)
             await sentences.put(None)
 
         async def speak() -> None:

@@ -23,6 +23,9 @@ class GenerationParams:
     # while this says so (the reply's voice is about to run out of words), its next tokens go before work
     # that can wait, as a first clause's do: backends on the shared CPU ask it at every step
     hurry: Callable[[], bool] | None = None
+    # a second try at a reply whose first failed (it said the question back): where a backend has a
+    # fast model for busy times and an accurate one, the accurate one writes it whatever the load
+    second_try: bool = False
 
 
 class LLM(ABC):

@@ -65,7 +65,17 @@ async def test_a_question_said_back_after_its_first_words_were_spoken_never_ends
     parrot = ["The", " museum", " opens", " on", 1.2, " Tuesday."]  # so slow that its start goes out
     llm = ScriptedLLM(parrot)
     events = await ask(fake_stack(config, llm, documents=MUSEUM), "When does the museum open on Tuesday?")
-    assert said(events) == ["The museum opens", CUT_NOT_IN_DOCUMENTS]
+    assert said(events) == ["The museum opens", CUT_NOT_IN_DOCUMENTS]  # (asked again, it said it back again)
+
+
+async def test_a_reply_cut_short_by_the_question_said_back_is_asked_again_from_the_words_already_said(config):
+    parrot = ["The", " museum", " opens", " on", 1.2, " Tuesday."]
+    llm = ScriptedLLM(parrot, words(" on Tuesday at 9 and closes at 17."))
+    events = await ask(fake_stack(config, llm, documents=MUSEUM), "When does the museum open on Tuesday?")
+    assert said(events) == ["The museum opens", "on Tuesday at 9 and closes at 17."]
+    again = llm.prompts[1]
+    assert INSIST in again[-2].content and again[-1] == ChatMessage("assistant", "The museum opens")
+    assert llm.params[1].second_try and not llm.params[0].second_try  # (the accurate model, where there are two)
 
 
 async def test_the_holding_phrase_counts_from_when_the_voice_stopped_not_from_the_end_of_turn(config):

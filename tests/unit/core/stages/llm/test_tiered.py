@@ -43,6 +43,16 @@ async def test_a_reply_starting_while_another_call_is_busy_goes_to_the_fast_mode
     assert callers.busy() == 0
 
 
+async def test_a_second_try_goes_to_the_accurate_model_even_while_another_call_is_busy():
+    """The fast model, asked again after it said the question back, says it back again."""
+    callers = Callers()
+    for call in (FakeCall(True), FakeCall(True)):
+        callers.join(call)
+    llm = LoadTieredLLM(ScriptedLLM(["Eleven pounds."]), ScriptedLLM(["Seven pounds."]), callers)
+    again = GenerationParams(second_try=True)
+    assert [delta async for delta in llm.stream(ASK, again)] == ["Eleven pounds."]
+
+
 async def test_a_reply_closed_early_or_failing_frees_the_accurate_model():
     llm = LoadTieredLLM(ScriptedLLM(["It", " is", " ten."], [RuntimeError("engine failed")]), ScriptedLLM(["Fast."]))
     stream = llm.stream(ASK, PARAMS)

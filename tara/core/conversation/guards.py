@@ -340,6 +340,7 @@ class ReplyCheck:
         if restates_question(self.question, sentence) and not is_greeting_or_farewell(self.question):
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:
+                log.info("reply dropped %r (the question said back)", sentence)
                 self.parroted = True
                 if head:
                     self.cut_short, self.said_head = True, head

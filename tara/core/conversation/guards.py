@@ -53,7 +53,10 @@ _NO_INFORMATION = re.compile(
     r"^(?:(?:there is|there's) )?(?:no (?:information|details?|mention)\b|nothing (?:about|on|regarding)\b)",
     re.IGNORECASE,
 )
-_BARE_DONT_KNOW = re.compile(r"^(?:sorry,? )?i (?:don't|do not) know\.?$", re.IGNORECASE)
+_BARE_DONT_KNOW = re.compile(r"^(?:sorry,? )?i (?:don't|do not) know(?: that)?\.?$", re.IGNORECASE)
+_BARE_DONT_KNOW_WORDS = [  # the same, as ``_words`` splits it
+    [*sorry, "i", *dont, "know", "that"] for sorry in ([], ["sorry"]) for dont in (["don", "t"], ["do", "not"])
+]
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
@@ -126,6 +129,12 @@ def is_greeting_or_farewell(utterance: str) -> bool:
     """Words that greet or take leave and ask nothing ("Perfect, see you on Saturday. Bye!"): said back
     ("See you on Saturday!"), they are the polite answer, not a parrot."""
     return not _asks(utterance) and bool((FAREWELL_WORDS | GREETING_WORDS) & set(_words(utterance)))
+
+
+def may_be_bare_dont_know(head: str) -> bool:
+    """Whether ``head``, the start of a reply, may yet become a bare "(Sorry,) I don't know." ("I don't")."""
+    words = _words(head.replace("\u2019", "'"))
+    return any(words == whole[: len(words)] for whole in _BARE_DONT_KNOW_WORDS)
 
 
 def small_talk_reply(utterance: str, sentence: str) -> str | None:
@@ -318,6 +327,8 @@ class ReplyCheck:
         words = _words(f"{self._sentence} {head}")
         if not self._opening:
             return False
+        if not _asks(self.question) and may_be_bare_dont_know(f"{self._sentence} {head}"):
+            return True  # "I don't" may become a bare "I don't know.", which is said as small talk
         if not asks_yes_or_no(self.question):
             return words == _words(self.question)[: len(words)]
         if not only_asked(self.question, words, also=ANSWER_WORDS):

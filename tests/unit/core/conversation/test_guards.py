@@ -191,11 +191,21 @@ def test_a_bare_i_dont_know_to_words_that_ask_nothing_is_small_talk():
         ("Okay.", ALL_RIGHT),
     ]:
         assert ReplyCheck(said, facts, True).judge("I don't know.") == (reply, True), said
+    assert ReplyCheck("Okay.", facts, True).judge("Sorry, I don't know that.") == (ALL_RIGHT, True)
     # a piece the clock cut before the sentence ended: said as small talk, and the rest is not said
     assert ReplyCheck("One shot of aviation spring.", facts, True).judge("Sorry, I don't know") == (ALL_RIGHT, True)
     # a question gets its honest "I don't know"
     assert ReplyCheck("Who is the mayor?", facts, True).judge("I don't know.") == ("I don't know.", False)
     assert ReplyCheck("Okay.", facts, True).judge("Great, see you!") == ("Great, see you!", False)
+
+
+def test_a_start_that_may_become_a_bare_i_dont_know_waits_for_the_sentence_to_words_that_ask_nothing():
+    """The clock cut "I don't | know." once, and "I don't know." went out as the answer to a greeting."""
+    facts = KnownFacts(["The library opens at 9."])
+    greeting = ReplyCheck("Hi there, business Mike Rentals.", facts, True)
+    assert greeting.premature("I don't") and greeting.premature("Sorry, I")
+    assert not greeting.premature("Hello, how")
+    assert not ReplyCheck("Who is the mayor?", facts, True).premature("I don't")  # a question gets its "I don't know"
 
 
 def test_a_goodbye_said_back_is_no_parrot():

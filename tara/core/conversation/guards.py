@@ -53,6 +53,10 @@ _NO_INFORMATION = re.compile(
     r"^(?:(?:there is|there's) )?(?:no (?:information|details?|mention)\b|nothing (?:about|on|regarding)\b)",
     re.IGNORECASE,
 )
+# a coding model's refusal: its answer to a transcript that makes no sense ("Let it open on my own game.")
+_REFUSAL = re.compile(
+    r"^(?:(?:i'm|i am) )?(?:sorry,? )?(?:but )?i (?:can't|cannot|am unable to) (?:assist|help) with\b", re.I
+)
 _BARE_DONT_KNOW = re.compile(r"^(?:sorry,? )?i (?:don't|do not) know(?: that)?\.?$", re.IGNORECASE)
 _BARE_DONT_KNOW_WORDS = [  # the same, as ``_words`` splits it
     [*sorry, "i", *dont, "know", "that"] for sorry in ([], ["sorry"]) for dont in (["don", "t"], ["do", "not"])
@@ -348,6 +352,9 @@ class ReplyCheck:
         if self._opening and sentence == piece and _NO_INFORMATION.match(sentence):
             self.said_nothing = False
             return NOT_IN_DOCUMENTS, True
+        if self._opening and _REFUSAL.match(sentence.replace("\u2019", "'")):  # said as Tara's "don't know"
+            self.said_nothing = False
+            return self._cut(sentence, piece, "the model refused"), True
         if restates_question(self.question, sentence) and not is_greeting_or_farewell(self.question):
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:

@@ -138,7 +138,7 @@ def is_greeting_or_farewell(utterance: str) -> bool:
 def may_be_bare_dont_know(head: str) -> bool:
     """Whether ``head``, the start of a reply, may yet become a bare "(Sorry,) I don't know." ("I don't")."""
     words = _words(head.replace("\u2019", "'"))
-    return any(words == whole[: len(words)] for whole in _BARE_DONT_KNOW_WORDS)
+    return bool(words) and any(words == whole[: len(words)] for whole in _BARE_DONT_KNOW_WORDS)
 
 
 def small_talk_reply(utterance: str, sentence: str) -> str | None:

@@ -57,9 +57,11 @@ _NO_INFORMATION = re.compile(
 _REFUSAL = re.compile(
     r"^(?:(?:i'm|i am) )?(?:sorry,? )?(?:but )?i (?:can't|cannot|am unable to) (?:assist|help) with\b", re.I
 )
-_BARE_DONT_KNOW = re.compile(r"^(?:sorry,? )?i (?:don't|do not) know(?: that)?\.?$", re.IGNORECASE)
-_BARE_DONT_KNOW_WORDS = [  # the same, as ``_words`` splits it
-    [*sorry, "i", *dont, "know", "that"] for sorry in ([], ["sorry"]) for dont in (["don", "t"], ["do", "not"])
+_BARE_DONT_KNOW = [  # "(Sorry,) I don't know (that).", as ``_words`` splits it
+    [*sorry, "i", *dont, "know", *that]
+    for sorry in ([], ["sorry"])
+    for dont in (["don", "t"], ["do", "not"])
+    for that in ([], ["that"])
 ]
 LOOP_NGRAM = 4  # a phrase of this many words ...
 LOOP_REPEATS = 3  # ... said this many times in one reply is a loop
@@ -137,14 +139,14 @@ def is_greeting_or_farewell(utterance: str) -> bool:
 
 def may_be_bare_dont_know(head: str) -> bool:
     """Whether ``head``, the start of a reply, may yet become a bare "(Sorry,) I don't know." ("I don't")."""
-    words = _words(head.replace("\u2019", "'"))
-    return bool(words) and any(words == whole[: len(words)] for whole in _BARE_DONT_KNOW_WORDS)
+    words = _words(head)
+    return bool(words) and any(words == whole[: len(words)] for whole in _BARE_DONT_KNOW)
 
 
 def small_talk_reply(utterance: str, sentence: str) -> str | None:
     """What to say instead of a bare "I don't know." to words that ask nothing: told "Perfect, see you on
     Saturday. Bye!", a small model held to its documents says "I don't know."; None for anything else."""
-    if _asks(utterance) or not _BARE_DONT_KNOW.match(sentence.strip().replace("\u2019", "'")):
+    if _asks(utterance) or _words(sentence) not in _BARE_DONT_KNOW:
         return None
     words = set(_words(utterance))
     if FAREWELL_WORDS & words:
@@ -311,7 +313,8 @@ class ReplyCheck:
         self.cut_short = (
             False  # ... after its first words were said, and nothing said since: the reply must not end there
         )
-        self.said_head = ""  # those first words
+        self._said_head = ""  # those first words
+        self._asks = _asks(question)  # (a question, not words that ask nothing: judged once)
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 
@@ -331,7 +334,7 @@ class ReplyCheck:
         words = _words(f"{self._sentence} {head}")
         if not self._opening:
             return False
-        if not _asks(self.question) and may_be_bare_dont_know(f"{self._sentence} {head}"):
+        if not self._asks and may_be_bare_dont_know(f"{self._sentence} {head}"):
             return True  # "I don't" may become a bare "I don't know.", which is said as small talk
         if not asks_yes_or_no(self.question):
             return words == _words(self.question)[: len(words)]
@@ -349,19 +352,16 @@ class ReplyCheck:
             # and nothing after it: the clock may have cut "Sorry, I don't know | that. It isn't in my documents."
             self.said_nothing, self._opening = False, False
             return instead, True
-        if self._opening and sentence == piece and _NO_INFORMATION.match(sentence):
-            self.said_nothing = False
-            return NOT_IN_DOCUMENTS, True
-        if self._opening and _REFUSAL.match(sentence.replace("\u2019", "'")):  # said as Tara's "don't know"
-            self.said_nothing = False
-            return self._cut(sentence, piece, "the model refused"), True
+        if self._opening and any(no.match(sentence.replace("\u2019", "'")) for no in (_NO_INFORMATION, _REFUSAL)):
+            self.said_nothing = False  # the model's own "no information", or its refusal: Tara's "don't know"
+            return self._cut(sentence, piece, "the model has no answer"), True
         if restates_question(self.question, sentence) and not is_greeting_or_farewell(self.question):
             yes = affirmed(self.question, sentence) if sentence == piece and self._opening else None
             if yes is None:
                 log.info("reply dropped %r (the question said back)", sentence)
                 self.parroted = True
                 if head:
-                    self.cut_short, self.said_head = True, head
+                    self.cut_short, self._said_head = True, head
                 return None, False
             piece = sentence = yes  # and judged as that answer
         if self.instructions and restates_question(self.instructions, sentence):
@@ -382,7 +382,7 @@ class ReplyCheck:
     def go_on(self) -> str:
         """Before a second try at a reply cut short: the words of it already said, which the model goes
         on from, and which the guards judge its next words with (as the start of their sentence)."""
-        self._sentence = self.said_head if self.cut_short else ""
+        self._sentence = self._said_head if self.cut_short else ""
         return self._sentence
 
     def _cut(self, sentence: str, piece: str, why: str) -> str:

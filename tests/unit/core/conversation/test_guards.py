@@ -221,6 +221,9 @@ def test_a_model_s_own_don_t_know_is_said_as_tara_s():
     for reply in ("No information provided.", "Nothing about parking.", "There is no information on that."):
         assert ReplyCheck("Where can I park?", facts, grounded=True).judge(reply) == (NOT_IN_DOCUMENTS, True)
     assert ReplyCheck("Is it free?", facts, grounded=True).judge("No, it costs money.")[0] == "No, it costs money."
+    check = ReplyCheck("Where can I park?", facts, grounded=True)  # its start sent by the clock
+    assert check.judge("There is") == ("There is", False)
+    assert check.judge("no information on that.") == (CUT_NOT_IN_DOCUMENTS, True)
     # a coding model's refusal of a misheard question, whole or after the clock sent its start
     refused = "I'm sorry, but I can't assist with that."
     assert ReplyCheck("Let it open on my own game.", facts, True).judge(refused) == (NOT_IN_DOCUMENTS, True)

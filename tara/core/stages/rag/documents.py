@@ -34,7 +34,48 @@ def read_document(path: Path, kb_dir: Path) -> Document:
         text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
     else:
         text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix.lower() == ".md":
+            text = spell_out_tables(text)
     return Document(source=str(path.relative_to(kb_dir)), text=text.strip())
+
+
+_RULE_CELL = re.compile(r":?-+:?")
+
+
+def _cells(line: str) -> list[str] | None:
+    """The cells of a markdown table row, or None for a line that is not one."""
+    line = line.strip()
+    if len(line) < 2 or not (line.startswith("|") and line.endswith("|")):
+        return None
+    return [cell.strip() for cell in line[1:-1].split("|")]
+
+
+def spell_out_tables(markdown: str) -> str:
+    """Markdown tables of three or more columns as one line per row, each cell with its column's name.
+
+    A small model reads "| Tandem | 12 euros | 40 euros |" below "| bike | per hour | per day |" poorly
+    (Qwen2.5 1.5B gave the tandem's hourly price for a day); "Tandem, per hour: 12 euros; per day: 40
+    euros." it reads right. Two columns (a name and its value) read well as they are.
+    """
+    lines, out = markdown.splitlines(), []
+    header: list[str] | None = None  # the column names of the wide table being spelled out
+    for index, line in enumerate(lines):
+        cells = _cells(line)
+        if cells is None:
+            header = None
+            out.append(line)
+        elif header is None:
+            below = _cells(lines[index + 1]) if index + 1 < len(lines) else None
+            if len(cells) >= 3 and below and all(_RULE_CELL.fullmatch(cell) for cell in below):
+                header = cells  # (said with every row instead)
+            else:
+                out.append(line)
+        elif len(cells) != len(header):
+            out.append(line)
+        elif not all(_RULE_CELL.fullmatch(cell) for cell in cells):
+            named = "; ".join(f"{name}: {cell}" for name, cell in zip(header[1:], cells[1:], strict=True) if cell)
+            out.append(f"{cells[0]}, {named}.")
+    return "\n".join(out)
 
 
 _NAME = re.compile(r"[A-Z][\w-]*(?: [A-Z0-9][\w-]*)*")

@@ -54,7 +54,7 @@ class LlamaIndexRetriever(Retriever):
                 "embed": self.config.embed_model,
                 "chunk": self.config.chunk_size,
                 "overlap": self.config.chunk_overlap,
-                "version": 1,
+                "version": 2,  # 2: wide markdown tables spelled out row by row (documents.py)
             }
         )
 

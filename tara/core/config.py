@@ -117,6 +117,8 @@ class STTConfig(Section):
     # is redone in a 10 s window with this beam (whisper.py has the figures)
     unsure_beam_size: int = Field(default=3, ge=1, le=10)
     unsure_logprob: float = Field(default=-0.35, le=0.0)
+    # a question heard less sure than this, with words no document has, is asked again once (session.py)
+    ask_again_logprob: float = Field(default=-0.45, le=0.0)
     language: str | None = "en"
     partial_interval_ms: int = Field(default=800, ge=100)
     hotwords_from_kb: bool = True

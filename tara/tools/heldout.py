@@ -13,6 +13,9 @@ turns at live pace, as one long conversation and/or as short ones of ``SHORT_TUR
 is right when the agent's words contain one of its expected facts (numbers compared as digits, so
 "forty-five" matches "45") and it did not say it doesn't know; an unanswerable one is right when it
 says it doesn't know; small talk when it got an answer at all. A turn with no agent audio is silent.
+Asked to say it again ("Sorry, I didn't catch that."), the caller does, once, more slowly, as people
+do; the repeat's answer is the turn's, and the report counts these turns ("right first time" scores them
+wrong).
 
 ``--mode crowd`` has ``--callers`` callers (4 by default) hold the long conversation at once, each
 in a call of its own, the second starting a few seconds after the first and so on: several people
@@ -37,6 +40,7 @@ import yaml
 from text_to_num import alpha2digit
 
 from tara.core.config import PROJECT_ROOT, load_config
+from tara.core.conversation.phrases import NOT_HEARD_PHRASE
 from tara.server.serve import free_port
 from tara.tools.bench import PAUSE_BETWEEN_TURNS_S, ask, console, start_server
 from tara.tools.caller import TaraClient
@@ -117,6 +121,8 @@ def summarise(turns: list[dict[str, Any]]) -> dict[str, Any]:
             kind: accuracy([t for t in turns if t["kind"] == kind])
             for kind in ("fact", "followup", "unanswerable", "chitchat")
         },
+        "right_first_time": accuracy([{"correct": t["correct"] and not t["asked_again"]} for t in turns]),
+        "asked_again": sum(t["asked_again"] for t in turns),
         "dont_know_on_unanswerable": accuracy([{"correct": t["dont_know"]} for t in unanswerable]),
         "dont_know_precision": (
             round(sum(t["kind"] == "unanswerable" for t in dont_know) / len(dont_know), 3) if dont_know else None
@@ -152,18 +158,28 @@ async def converse(
     turns = []
     async with TaraClient(url) as client:
         for offset, question in enumerate(questions):
-            try:
-                turn = await ask(
-                    client,
-                    await voices.speak(question.say, question.voice, question.noise),
-                    timeout=REPLY_TIMEOUT_S,
-                    max_reply_s=MAX_REPLY_S,
-                )
-            except TimeoutError:  # nothing came back: a silent turn (a late reply may still come)
-                turn = {"said": "", "heard": "", "grounded": None, "client_ms": None}
+            turn = await _ask(client, voices, question)
+            if NOT_HEARD_PHRASE in turn["said"]:  # asked to say it again: said again, once, more slowly
+                await asyncio.sleep(PAUSE_BETWEEN_TURNS_S)
+                again = await _ask(client, voices, question, slower=True)
+                first_ms = turn["client_ms"] if again["client_ms"] is not None else None  # (a silent repeat: silent)
+                turn = {**again, "client_ms": first_ms, "first_heard": turn["heard"], "asked_again": True}
             turns.append(_turn(kb, start + offset, question, turn, label))
             await asyncio.sleep(PAUSE_BETWEEN_TURNS_S)
     return turns
+
+
+async def _ask(client: TaraClient, voices: Voices, question: Question, slower: bool = False) -> dict[str, Any]:
+    """One spoken question and what came back (``client_ms`` None: nothing did, a silent turn)."""
+    try:
+        return await ask(
+            client,
+            await voices.speak(question.say, question.voice, question.noise, slower),
+            timeout=REPLY_TIMEOUT_S,
+            max_reply_s=MAX_REPLY_S,
+        )
+    except TimeoutError:  # nothing came back (a late reply may still come)
+        return {"said": "", "heard": "", "grounded": None, "client_ms": None}
 
 
 async def crowd(url: str, kb: str, questions: list[Question], voices: Voices, callers: int) -> list[dict[str, Any]]:
@@ -197,10 +213,14 @@ def _turn(kb: str, index: int, question: Question, turn: dict[str, Any], label: 
         "grounded": turn["grounded"],
         "client_ms": turn["client_ms"],
         "silent": silent,
+        "asked_again": turn.get("asked_again", False),
+        "first_heard": turn.get("first_heard"),
         "dont_know": says_dont_know(said),
         "correct": is_correct(question, said, silent),
     }
-    mark = "[green]ok[/]" if record["correct"] else "[red]WRONG[/]"
+    mark = ("[green]ok[/]" if record["correct"] else "[red]WRONG[/]") + (
+        " (asked again)" if record["asked_again"] else ""
+    )
     console.log(f"[{label} {index + 1}] {mark} {turn['client_ms']} ms  heard {turn['heard']!r} -> {said!r}")
     return record
 
@@ -294,9 +314,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             f"**Held-out, {mode} conversations** (split {report['options']['split']})",
             "",
-            "| kb | turns | right | facts | follow-ups | unanswerable → don't know | don't-know precision | "
-            "silent | v2v p50 | p95 | max | first/last 12 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| kb | turns | right | asked again | right first time | facts | follow-ups | unanswerable → don't know | "
+            "don't-know precision | silent | v2v p50 | p95 | max | first/last 12 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kb, s in summaries.items():
             v2v = s["voice_to_voice_ms"]
@@ -309,6 +329,8 @@ def markdown(report: dict[str, Any]) -> str:
                 kb,
                 s["turns"],
                 _pct(s["accuracy"]),
+                s["asked_again"],
+                _pct(s["right_first_time"]),
                 _pct(s["by_kind"]["fact"]),
                 _pct(s["by_kind"]["followup"]),
                 _pct(s["dont_know_on_unanswerable"]),

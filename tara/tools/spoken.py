@@ -7,6 +7,7 @@ over them (``tara/tools/heldout.py``).
 from __future__ import annotations
 
 import asyncio
+import math
 import subprocess
 import zlib
 from pathlib import Path
@@ -19,6 +20,7 @@ from tara.core.config import load_config
 SNR_DB = 12.0
 NOISES = ("babble", "fan", "street", "keyboard")
 ESPEAK_VOICES = {"us": ("en-us", 160), "gb": ("en-gb", 150), "f3": ("en-us+f3", 175)}
+SLOWER = 0.8  # said again when asked to: the same words at this pace (people repeat more slowly)
 BABBLE = [
     "I think we should leave a bit earlier tomorrow morning.",
     "Did you see the game last night?",
@@ -40,22 +42,23 @@ class Voices:
         self.folder = folder
         self.snr_db = snr_db  # speech over mixed-in noise
         self._piper = None
-        self._made: dict[tuple[str, str, str | None], np.ndarray] = {}
+        self._made: dict[tuple[str, str, str | None, bool], np.ndarray] = {}
 
-    async def speak(self, text: str, voice: str, noise: str | None = None) -> np.ndarray:
+    async def speak(self, text: str, voice: str, noise: str | None = None, slower: bool = False) -> np.ndarray:
         """``text`` in ``voice`` (a key of ``ESPEAK_VOICES``, or ``piper``) after half a second of quiet,
-        with ``noise`` (one of ``NOISES``) mixed in at ``snr_db``; made once, then reused."""
-        key = (text, voice, noise)
+        with ``noise`` (one of ``NOISES``) mixed in at ``snr_db``, ``slower`` by ``SLOWER``; made once,
+        then reused."""
+        key = (text, voice, noise, slower)
         if key not in self._made:
-            self._made[key] = await self._speech(text, voice, noise)
+            self._made[key] = await self._speech(text, voice, noise, SLOWER if slower else 1.0)
         return self._made[key]
 
-    async def _speech(self, text: str, voice: str, noise: str | None) -> np.ndarray:
-        speech = await (
-            self._piper_speech(text)
-            if voice == "piper"
-            else asyncio.to_thread(self._espeak, text, *ESPEAK_VOICES[voice])
-        )
+    async def _speech(self, text: str, voice: str, noise: str | None, pace: float) -> np.ndarray:
+        if voice == "piper":
+            speech = await self._piper_speech(text, pace)
+        else:
+            language, speed = ESPEAK_VOICES[voice]
+            speech = await asyncio.to_thread(self._espeak, text, language, round(speed * pace))
         if noise:
             speech = self._with_noise(speech, noise, seed=zlib.crc32(text.encode()))
         lead = np.zeros(PIPELINE_RATE // 2, dtype=np.int16)
@@ -66,7 +69,7 @@ class Voices:
         subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True)
         return read_audio(wav)
 
-    async def _piper_speech(self, text: str) -> np.ndarray:
+    async def _piper_speech(self, text: str, pace: float) -> np.ndarray:
         from tara.core.concurrency import Compute
         from tara.core.emotion import EmotionSettings
         from tara.core.stages.tts import TTS_BACKENDS, synthesize
@@ -76,7 +79,9 @@ class Voices:
             config = load_config()
             piper = config.tts if isinstance(config.tts, PiperSettings) else PiperSettings()
             self._piper = TTS_BACKENDS.create("piper", piper, config.data_path, compute=Compute())
-        voiced = await synthesize(self._piper, text, EmotionSettings.from_preset("neutral"))
+        neutral = EmotionSettings.from_preset("neutral")
+        rate = neutral.rate + math.log2(pace) / 1.6  # (Piper's length_scale is 2 ** ((0.5 - rate) * 1.6))
+        voiced = await synthesize(self._piper, text, neutral.with_sliders(rate=rate))
         return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
 
     def _with_noise(self, speech: np.ndarray, kind: str, seed: int) -> np.ndarray:

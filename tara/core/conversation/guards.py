@@ -261,6 +261,10 @@ class KnownFacts:
         itself ("Can you hear me?", "Are you there?")."""
         return bool((_content(question) - CONVERSATION_WORDS) & self._stems)
 
+    def foreign(self, text: str) -> set[str]:
+        """The words of ``text`` that carry meaning and that no document has (nor the conversation's own)."""
+        return _content(text) - CONVERSATION_WORDS - self._stems
+
     def unsupported(self, question: str, sentence: str) -> bool:
         """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:
 

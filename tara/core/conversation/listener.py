@@ -64,8 +64,10 @@ class ListenerHooks(Protocol):
         audio: np.ndarray,
         prosody: asyncio.Future[ProsodyFeatures | None] | None,
         speculative_end: int | None,
+        avg_logprob: float = 0.0,
     ) -> None:
-        """Words that make a turn: committed at once, or (``speculative_end``) once ``confirm`` follows."""
+        """Words that make a turn: committed at once, or (``speculative_end``) once ``confirm`` follows;
+        ``avg_logprob``: how sure the recogniser was of them."""
 
     def confirm(self, speech_stopped: float | None) -> None:
         """The silence after a pause ran out: the speculative turn proposed on it is real."""
@@ -216,7 +218,15 @@ class Listener:
             # still silent: start answering now, heard only once the silence confirms the turn is over
             clock = TurnClock()
             clock.mark("transcript")
-            self._hooks.propose(self._hooks.state.next_turn_id, text, clock, audio, prosody, speculative_end=end)
+            self._hooks.propose(
+                self._hooks.state.next_turn_id,
+                text,
+                clock,
+                audio,
+                prosody,
+                speculative_end=end,
+                avg_logprob=transcript.avg_logprob,
+            )
         return transcript
 
     def _thorough(self) -> bool:
@@ -394,4 +404,6 @@ class Listener:
             return
         if self._dismissed_as_backchannel(utterance, text, end) or not text:
             return
-        self._hooks.propose(turn_id, text, clock, audio, prosody, speculative_end=None)
+        self._hooks.propose(
+            turn_id, text, clock, audio, prosody, speculative_end=None, avg_logprob=transcript.avg_logprob
+        )

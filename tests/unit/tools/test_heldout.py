@@ -51,8 +51,19 @@ def test_dont_know_and_correctness():
 
 def test_the_summary_counts_what_a_user_would():
     turn = {"kb": "x", "say": "q", "heard": "q", "said": "a", "voice": "us", "noise": None, "grounded": True}
+    turn["asked_again"] = False
     turns = [
         {**turn, "index": 0, "kind": "fact", "correct": True, "dont_know": False, "silent": False, "client_ms": 800.0},
+        {  # right once said again
+            **turn,
+            "index": 4,
+            "kind": "fact",
+            "correct": True,
+            "asked_again": True,
+            "dont_know": False,
+            "silent": False,
+            "client_ms": 700.0,
+        },
         {
             **turn,
             "index": 1,
@@ -74,7 +85,8 @@ def test_the_summary_counts_what_a_user_would():
         },
     ]
     summary = summarise(turns)
-    assert summary["accuracy"] == 0.5 and summary["by_kind"]["fact"] == 0.5
+    assert summary["accuracy"] == 0.6 and summary["by_kind"]["fact"] == round(2 / 3, 3)
+    assert summary["asked_again"] == 1 and summary["right_first_time"] == 0.4
     assert summary["dont_know_on_unanswerable"] == 1.0 and summary["dont_know_precision"] == 0.5
     assert summary["silent_turns"] == 1 and summary["worst_turn"]["client_ms"] == 1200.0
     assert [w["index"] for w in summary["wrong"]] == [2, 3]

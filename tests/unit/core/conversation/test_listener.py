@@ -222,6 +222,38 @@ async def test_a_transcript_the_recogniser_rejects_gets_the_not_heard_phrase(con
     await session.close()
 
 
+async def test_unsure_words_no_document_has_are_asked_again_once_and_the_repeat_is_answered(config):
+    misheard = Transcript("Dusty, where it's on home base?", 1.0, 0.1, avg_logprob=-0.6)  # "Does he work on Mondays?"
+    stt = ScriptedSTT(misheard)  # (said again, heard the same)
+    llm = ScriptedLLM(words("Sorry, I don't know that."))
+    session = Session(fake_stack(config, llm, stt, vad="loud", documents=MUSEUM), BufferSink())
+    await talk(session, loud(1.0), quiet(1.2))
+    events = await events_until(session, TurnMetrics, timeout=10)
+    assert [e.text for e in events if isinstance(e, AgentText)] == [NOT_HEARD_PHRASE]
+    assert finals(events) == [misheard.text] and llm.prompts == []  # shown as heard; no question made of it
+    await talk(session, loud(1.0), quiet(1.2))
+    events = await events_until(session, TurnMetrics, timeout=10)
+    assert [e.text for e in events if isinstance(e, AgentText)] == ["Sorry, I don't know that."]
+    assert len(llm.prompts) == 1
+    await session.close()
+
+
+@pytest.mark.parametrize(
+    "heard",
+    [
+        Transcript("Dusty, where it's on home base?", 1.0, 0.1, avg_logprob=-0.3),  # sure of it
+        Transcript("When does the cafe open again?", 1.0, 0.1, avg_logprob=-0.6),  # the documents' words
+    ],
+)
+async def test_sure_words_and_unsure_words_of_the_documents_are_answered(config, heard):
+    llm = ScriptedLLM(words("Upstairs."))
+    session = Session(fake_stack(config, llm, ScriptedSTT(heard), vad="loud", documents=MUSEUM), BufferSink())
+    await talk(session, loud(1.0), quiet(1.2))
+    events = await events_until(session, TurnMetrics, timeout=10)
+    assert [e.text for e in events if isinstance(e, AgentText)] == ["Upstairs."]
+    await session.close()
+
+
 async def test_a_failed_transcription_is_reported_and_the_next_utterance_is_heard(config):
     stt = FailingSTT(failures=1, then="Where is the cafe?")  # the pause's transcription, the final one
     session = Session(

@@ -262,8 +262,9 @@ class KnownFacts:
         return bool((_content(question) - CONVERSATION_WORDS) & self._stems)
 
     def foreign(self, text: str) -> set[str]:
-        """The words of ``text`` that carry meaning and that no document has (nor the conversation's own)."""
-        return _content(text) - CONVERSATION_WORDS - self._stems
+        """The words of ``text`` that carry meaning and that no document has (nor the conversation's own);
+        not the letters an apostrophe or initials leave ("dentist's", "R.L.")."""
+        return {word for word in _content(text) - CONVERSATION_WORDS - self._stems if len(word) > 1}
 
     def unsupported(self, question: str, sentence: str) -> bool:
         """Whether a finished ``sentence`` of a reply about ``question`` has nothing from the documents:

@@ -168,7 +168,8 @@ class Session:
         avg_logprob: float = 0.0,
     ) -> None:
         if self._misheard(text, avg_logprob):
-            self._reply(Turn(turn_id, text, clock, canned=NOT_HEARD_PHRASE), committed=speculative_end is None)
+            turn = Turn(turn_id, text, clock, speculative_end=speculative_end, canned=NOT_HEARD_PHRASE)
+            self._reply(turn, committed=speculative_end is None)
             if speculative_end is None:
                 self.emit(UserTranscript(text, final=True, turn_id=turn_id))
             return

@@ -230,3 +230,10 @@ def test_a_model_s_own_don_t_know_is_said_as_tara_s():
     check = ReplyCheck("Let it open on my own game.", facts, True)
     assert check.judge("I'm sorry, but") == ("I'm sorry, but", False)
     assert check.judge("I can't assist with that request.") == (CUT_NOT_IN_DOCUMENTS, True)
+
+
+def test_foreign_words_are_the_meaningful_ones_no_document_has():
+    facts = KnownFacts(["Dr. Okafor sees children. He works Tuesday to Friday."])
+    assert facts.foreign("Dusty, where it's on home base.") == {"dusty", "home", "base"}  # no "where", no "s"
+    assert facts.foreign("Does he work on Mondays, R.L.?") == {"monday"}
+    assert facts.foreign("Can you hear me?") == set()  # the conversation's own words

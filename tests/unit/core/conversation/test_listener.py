@@ -222,7 +222,7 @@ async def test_a_transcript_the_recogniser_rejects_gets_the_not_heard_phrase(con
     await session.close()
 
 
-async def test_unsure_words_no_document_has_are_asked_again_once_and_the_repeat_is_answered(config):
+async def test_unsure_words_no_document_has_are_asked_again_once_and_the_repeat_is_answered(config, caplog):
     misheard = Transcript("Dusty, where it's on home base?", 1.0, 0.1, avg_logprob=-0.6)  # "Does he work on Mondays?"
     stt = ScriptedSTT(misheard)  # (said again, heard the same)
     llm = ScriptedLLM(words("Sorry, I don't know that."))
@@ -231,6 +231,7 @@ async def test_unsure_words_no_document_has_are_asked_again_once_and_the_repeat_
     events = await events_until(session, TurnMetrics, timeout=10)
     assert [e.text for e in events if isinstance(e, AgentText)] == [NOT_HEARD_PHRASE]
     assert finals(events) == [misheard.text] and llm.prompts == []  # shown as heard; no question made of it
+    assert caplog.text.count("asked to repeat") == 1  # the reply begun at the pause was the one confirmed
     await talk(session, loud(1.0), quiet(1.2))
     events = await events_until(session, TurnMetrics, timeout=10)
     assert [e.text for e in events if isinstance(e, AgentText)] == ["Sorry, I don't know that."]

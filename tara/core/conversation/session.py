@@ -32,6 +32,7 @@ from tara.core.conversation.events import (
     StateChanged,
     UserTranscript,
 )
+from tara.core.conversation.guards import is_greeting_or_farewell
 from tara.core.conversation.listener import Listener
 from tara.core.conversation.phrases import NOT_HEARD_PHRASE
 from tara.core.conversation.reply import Reply
@@ -210,6 +211,8 @@ class Session:
         facts = self.stack.prompts.known_facts
         if self._asked_to_repeat or avg_logprob >= self.stack.config.stt.ask_again_logprob or not facts.words:
             return False  # (with no documents, no word tells a misheard one)
+        if is_greeting_or_farewell(text):
+            return False  # answered the same whatever its other words ("Hi there, Business Mike Rentals.")
         foreign = facts.foreign(text)
         if len(foreign) < MISHEARD_FOREIGN_WORDS:
             return False

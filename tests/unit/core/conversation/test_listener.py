@@ -244,6 +244,7 @@ async def test_unsure_words_no_document_has_are_asked_again_once_and_the_repeat_
     [
         Transcript("Dusty, where it's on home base?", 1.0, 0.1, avg_logprob=-0.3),  # sure of it
         Transcript("When does the cafe open again?", 1.0, 0.1, avg_logprob=-0.6),  # the documents' words
+        Transcript("Hi there, Business Mike Rentals.", 1.0, 0.1, avg_logprob=-0.6),  # a greeting all the same
     ],
 )
 async def test_sure_words_and_unsure_words_of_the_documents_are_answered(config, heard):

@@ -137,7 +137,9 @@ class QuietHooks:
     def interrupt(self) -> bool:
         return False
 
-    def propose(self, turn_id: int, text: str, clock: TurnClock, audio, prosody, speculative_end) -> None:
+    def propose(
+        self, turn_id: int, text: str, clock: TurnClock, audio, prosody, speculative_end, avg_logprob: float = 0.0
+    ) -> None:
         pass
 
     def confirm(self, speech_stopped: float | None) -> None:

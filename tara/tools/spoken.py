@@ -7,7 +7,6 @@ over them (``tara/tools/heldout.py``).
 from __future__ import annotations
 
 import asyncio
-import math
 import subprocess
 import zlib
 from pathlib import Path
@@ -73,6 +72,7 @@ class Voices:
         from tara.core.concurrency import Compute
         from tara.core.emotion import EmotionSettings
         from tara.core.stages.tts import TTS_BACKENDS, synthesize
+        from tara.core.stages.tts.piper import rate_for_pace
         from tara.core.stages.tts.settings import PiperSettings
 
         if self._piper is None:  # the configured Piper voices, or Piper's defaults under another backend
@@ -80,8 +80,7 @@ class Voices:
             piper = config.tts if isinstance(config.tts, PiperSettings) else PiperSettings()
             self._piper = TTS_BACKENDS.create("piper", piper, config.data_path, compute=Compute())
         neutral = EmotionSettings.from_preset("neutral")
-        rate = neutral.rate + math.log2(pace) / 1.6  # (Piper's length_scale is 2 ** ((0.5 - rate) * 1.6))
-        voiced = await synthesize(self._piper, text, neutral.with_sliders(rate=rate))
+        voiced = await synthesize(self._piper, text, neutral.with_sliders(rate=rate_for_pace(pace)))
         return resample(voiced.samples, voiced.sample_rate, PIPELINE_RATE)
 
     def _with_noise(self, speech: np.ndarray, kind: str, seed: int) -> np.ndarray:

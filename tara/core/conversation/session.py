@@ -170,20 +170,17 @@ class Session:
     ) -> None:
         if self._misheard(text, avg_logprob):
             turn = Turn(turn_id, text, clock, speculative_end=speculative_end, canned=NOT_HEARD_PHRASE)
-            self._reply(turn, committed=speculative_end is None)
-            if speculative_end is None:
-                self.emit(UserTranscript(text, final=True, turn_id=turn_id))
-            return
-        queries = (self._unanswered, text) if self._unanswered else (text,)  # each looked up on its own
-        turn = Turn(
-            turn_id,
-            self._with_unanswered(text),
-            clock,
-            speculative_end=speculative_end,
-            audio=audio,
-            prosody=prosody,
-            queries=queries,
-        )
+        else:
+            queries = (self._unanswered, text) if self._unanswered else (text,)  # each looked up on its own
+            turn = Turn(
+                turn_id,
+                self._with_unanswered(text),
+                clock,
+                speculative_end=speculative_end,
+                audio=audio,
+                prosody=prosody,
+                queries=queries,
+            )
         if speculative_end is None:
             self.emit(UserTranscript(text, final=True, turn_id=turn_id))
         self._reply(turn, committed=speculative_end is None)

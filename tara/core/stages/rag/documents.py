@@ -56,6 +56,8 @@ def spell_out_tables(markdown: str) -> str:
     A small model reads "| Tandem | 12 euros | 40 euros |" below "| bike | per hour | per day |" poorly
     (Qwen2.5 1.5B gave the tandem's hourly price for a day); "Tandem, per hour: 12 euros; per day: 40
     euros." it reads right. Two columns (a name and its value) read well as they are.
+    Hand-parsed rather than with markdown-it (which rich brings): only the one-line pipe rows matter,
+    and every other line must pass through as written, not re-rendered.
     """
     lines, out = markdown.splitlines(), []
     header: list[str] | None = None  # the column names of the wide table being spelled out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from piper.voice import PhonemeAlignment
 
 VOLUME_SPAN_DB = 10.0  # loudness from energy 0 to 1
+RATE_OCTAVES = 1.6  # length_scale from rate 0 to 1: 2 ** 0.8 slower .. 2 ** 0.8 faster than neutral
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class PiperStyle:
     volume: float
 
 
+def rate_for_pace(pace: float) -> float:
+    """The rate slider at which Piper speaks ``pace`` times as fast as at neutral (``piper_style`` inverted)."""
+    return 0.5 + math.log2(pace) / RATE_OCTAVES
+
+
 def piper_style(emotion: EmotionSettings) -> PiperStyle:
     """How Piper says an emotion (defaults at neutral: 1.0, 0.667, 0.8).
 
@@ -48,7 +55,7 @@ def piper_style(emotion: EmotionSettings) -> PiperStyle:
     ``noise_scale`` barely moves the measured pitch range; pace and loudness are what is heard.
     """
     return PiperStyle(
-        length_scale=round(2 ** ((0.5 - emotion.rate) * 1.6), 3),  # 1.74 (slow) .. 0.57 (fast)
+        length_scale=round(2 ** ((0.5 - emotion.rate) * RATE_OCTAVES), 3),  # 1.74 (slow) .. 0.57 (fast)
         noise_scale=round(0.42 + 0.5 * emotion.energy, 3),  # flatter .. livelier intonation
         noise_w_scale=round(0.7 + 0.2 * emotion.energy, 3),  # timing variation; kept narrow, it is random
         volume=round(10 ** (VOLUME_SPAN_DB * (emotion.energy - 1) / 20), 3),

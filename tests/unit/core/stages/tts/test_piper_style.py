@@ -1,7 +1,7 @@
 """How Piper says each emotion: pace, intonation and loudness from the backend-neutral sliders."""
 
 from tara.core.emotion import EmotionSettings, reply_emotion
-from tara.core.stages.tts.piper import piper_style
+from tara.core.stages.tts.piper import piper_style, rate_for_pace
 
 
 def test_neutral_is_pipers_default():
@@ -27,3 +27,9 @@ def test_sliders_are_monotonic():
 
 def test_auto_answers_worry_more_slowly():
     assert piper_style(reply_emotion(EmotionSettings.from_preset("auto"), "anxious")).length_scale > 1.0
+
+
+def test_a_pace_is_the_rate_that_gives_its_length_scale():
+    neutral = EmotionSettings.from_preset("neutral")
+    assert rate_for_pace(1.0) == neutral.rate
+    assert piper_style(neutral.with_sliders(rate=rate_for_pace(0.8))).length_scale == 1.25  # a fifth slower

@@ -117,6 +117,9 @@ class STTConfig(Section):
     # is redone in a 10 s window with this beam (whisper.py has the figures)
     unsure_beam_size: int = Field(default=3, ge=1, le=10)
     unsure_logprob: float = Field(default=-0.35, le=0.0)
+    # that beam's readings are ranked by log-probability plus this for each word the documents have, minus
+    # it for each they lack ("a lack of cost" -> "a locker cost"; stages/stt/guards.py: fit)
+    vocabulary_bonus: float = Field(default=0.05, ge=0.0, le=1.0)
     # a question heard less sure than this, with words no document has, is asked again once (session.py)
     ask_again_logprob: float = Field(default=-0.45, le=0.0)
     language: str | None = "en"

@@ -129,9 +129,9 @@ def vocabulary(documents: list[Document], limit: int = 30) -> list[str]:
     return [term for term, _ in counts.most_common(limit)]
 
 
-_WORD = re.compile(r"[A-Za-z][a-z]{4,}")
+_WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 def document_words(documents: list[Document]) -> frozenset[str]:
-    """The documents' own words of five letters or more, lower case: what a misheard word may have been."""
+    """The documents' own words and numbers, lower case: what a misheard word may have been."""
     return frozenset(match.group(0).lower() for document in documents for match in _WORD.finditer(document.text))

@@ -11,6 +11,12 @@ word error rate from 17.3 % to 14.6 % at 0.13 s median instead of 0.12 s (a beam
 at 0.24 s; a beam in the tight window loops: "What does the Smile Plan cost for months? What does…").
 Longer audio takes faster-whisper's regular path.
 
+Sure or unsure is judged with the documents in mind (``guards.fit``: each word they have adds
+``stt.vocabulary_bonus`` to the log-probability, each they lack takes it off), and of the beam's readings
+the best fit wins ("How much does a lack of cost?" → "… a locker cost?", "… for the first day taught?" →
+"… for the Thursday talk?"). On the 144 held-out questions of all four sets, spoken without Opus: word
+error rate 13.8 → 13.1 %, and 14.7 → 13.4 % said again slower, at the same median time.
+
 Every decoding is checked (``tara/core/stages/stt/guards.py``): text that reads back the hotword prompt, loops,
 or that the decoder itself doubts is decoded once more without the prompt, and if that fails too the
 transcript is empty with the reason in ``rejected`` (the session then asks the user to say it again).
@@ -34,7 +40,7 @@ from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError, STTConfig
 from tara.core.devices import CTRANSLATE2, resolve_device
 from tara.core.stages.stt import STT, Transcript
-from tara.core.stages.stt.guards import Decoding, is_silence, rejection
+from tara.core.stages.stt.guards import Decoding, fit, is_silence, most_likely, rejection, words_of
 
 MAX_HOTWORDS_CHARS = 160  # a short prompt: a long one is what Whisper reads back when the audio is unclear
 RESPELL_WORD = re.compile(r"[A-Za-z]{5,}")
@@ -81,8 +87,8 @@ class FasterWhisperSTT(STT):
         self.set_vocabulary([])
 
     def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
-        self._words = sorted(words)
-        self._word_set = frozenset(words)
+        self._known = frozenset(piece for word in words for piece in words_of(word))
+        self._words = sorted(w for w in self._known if RESPELL_WORD.fullmatch(w))  # (long enough to respell)
         # The documents' rarest words ("hygienist": three tokens to whisper) after their names.
         rare = sorted(
             (w for w in self._words if self._token_count(w) >= RARE_WORD_TOKENS),
@@ -116,18 +122,22 @@ class FasterWhisperSTT(STT):
             decoding = self._decode(samples, frames, encoded, prompted)
             reason = rejection(decoding, self._hotwords if prompted else None)
             beam = self._unsure_beam(thorough)
-            redo_below = self.config.unsure_logprob if beam else DOUBTFUL_LOGPROB
+            # how sure: a thorough reading counts the documents' words in (``fit``), a quick one is judged
+            # as the echo guard's rules were set, on the decoder's log-probability alone
+            sure, redo_below = (
+                (self._fit(decoding), self.config.unsure_logprob) if beam else (decoding.avg_logprob, DOUBTFUL_LOGPROB)
+            )
             widen = frames + TAIL_FRAMES < SAFE_WINDOW_FRAMES  # a tight window may have misled it
-            if short and (widen or beam) and (reason or decoding.avg_logprob < redo_below):
+            if short and (widen or beam) and (reason or sure < redo_below):
                 if widen:
                     encoded = self._encode_short(samples, frames, SAFE_WINDOW_FRAMES)
-                decoding, reason = _better(
+                decoding, reason = self._better(
                     (decoding, reason),
                     self._decode_short(encoded, frames, prompted, beam),
                     self._hotwords if prompted else None,
                 )
             if reason and prompted:  # once more, without the names that may have led it astray
-                decoding, reason = _better(
+                decoding, reason = self._better(
                     (decoding, reason), self._decode(samples, frames, encoded, prompted=False), self._hotwords
                 )
         seconds = len(audio) / PIPELINE_RATE
@@ -170,7 +180,7 @@ class FasterWhisperSTT(STT):
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lower = word.lower()
-            if lower in self._word_set or self._token_count(lower) < 2:
+            if lower in self._known or self._token_count(lower) < 2:
                 return word
             close = difflib.get_close_matches(lower, self._words, n=1, cutoff=RESPELL_SIMILARITY)
             return (close[0].capitalize() if word[0].isupper() else close[0]) if close else word
@@ -195,19 +205,39 @@ class FasterWhisperSTT(STT):
         assert self._tokenizer is not None  # the short path is taken only with one (stt.language set)
         prompt = self._prompt if prompted else self._plain_prompt
         max_new_tokens = 12 * frames // FRAMES_PER_SECOND + 16  # speech rarely exceeds ~5 tokens a second
+        beam_size = beam_size or self.config.beam_size
         result = self._model.model.generate(
             encoded,
             [prompt],
-            beam_size=beam_size or self.config.beam_size,
+            beam_size=beam_size,
+            num_hypotheses=beam_size,  # (the beam's other readings cost nothing more)
             max_length=min(448, len(prompt) + max_new_tokens),
             suppress_blank=True,
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
-        tokens = result.sequences_ids[0]
         # as faster-whisper does: the score is length-normalised; the average counts the end token too
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return Decoding(self._tokenizer.decode(tokens).strip(), avg_logprob, result.no_speech_prob)
+        readings = [
+            Decoding(
+                self._tokenizer.decode(tokens).strip(), score * len(tokens) / (len(tokens) + 1), result.no_speech_prob
+            )
+            for tokens, score in zip(result.sequences_ids, result.scores)
+        ]
+        return most_likely(readings, self._hotwords if prompted else None, self._known, self.config.vocabulary_bonus)
+
+    def _better(
+        self, first: tuple[Decoding, str | None], second: Decoding, prompt: str | None
+    ) -> tuple[Decoding, str | None]:
+        """The more trustworthy of a decoding (with its rejection) and another try: one the guards accept,
+        else the one that ``fit``s better. A retry is not always better: the 10 s window once turned "Is
+        there a dinosaur skeleton?" (accepted, if doubtful) into nonsense."""
+        second_reason = rejection(second, prompt)
+        if (first[1] is None) != (second_reason is None):
+            return first if first[1] is None else (second, second_reason)
+        return first if self._fit(first[0]) >= self._fit(second) else (second, second_reason)
+
+    def _fit(self, decoding: Decoding) -> float:
+        return fit(decoding, self._known, self.config.vocabulary_bonus)
 
     def _decode_long(self, samples: np.ndarray, prompted: bool) -> Decoding:
         self._compute.assert_held()
@@ -227,13 +257,3 @@ class FasterWhisperSTT(STT):
         return Decoding(
             text, float(np.mean([s.avg_logprob for s in segments])), float(min(s.no_speech_prob for s in segments))
         )
-
-
-def _better(first: tuple[Decoding, str | None], second: Decoding, prompt: str | None) -> tuple[Decoding, str | None]:
-    """The more trustworthy of a decoding (with its rejection) and another try: one the guards accept,
-    else the surer one. A retry is not always better: the 10 s window once turned "Is there a dinosaur
-    skeleton?" (accepted, if doubtful) into nonsense."""
-    second_reason = rejection(second, prompt)
-    if (first[1] is None) != (second_reason is None):
-        return first if first[1] is None else (second, second_reason)
-    return first if first[0].avg_logprob >= second.avg_logprob else (second, second_reason)

@@ -95,8 +95,8 @@ def restates_question(question: str, sentence: str) -> bool:
 
 def only_asked(question: str, words: Iterable[str], also: frozenset[str] = frozenset()) -> bool:
     """Whether ``words`` add nothing to ``question`` but function words (and ``also``)."""
-    asked = {_stem(word) for word in _words(question)}
-    return all(word in FUNCTION_WORDS or word in also or _stem(word) in asked for word in words)
+    asked = {stem(word) for word in _words(question)}
+    return all(word in FUNCTION_WORDS or word in also or stem(word) in asked for word in words)
 
 
 # words that answer rather than inform: "Yes, we do." / "No, it is not." add nothing to the question
@@ -175,13 +175,13 @@ def _related(a: str, b: str) -> bool:
 def _content(text: str) -> set[str]:
     """The stems of ``text``'s words that carry meaning: no function, answer or number words."""
     return {
-        _stem(word)
+        stem(word)
         for word in _words(text)
         if word not in FUNCTION_WORDS and word not in ANSWER_WORDS and word not in NUMBER_WORDS and not word.isdigit()
     }
 
 
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
     """ "opens" and "open", "tours" and "tour" alike: "When does it open?" → "It opens." says nothing new.
     (A plural or third-person "s" is all a parrot changes; a stemmer library would be more than this needs.)"""
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
@@ -254,7 +254,7 @@ class KnownFacts:
         digits = {digit for n in stated for digit in n if digit.isdigit()}
         self.numbers: frozenset[str] = frozenset(stated | afternoon | digits)
         self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
-        self._stems = frozenset(map(_stem, self.words))
+        self._stems = frozenset(map(stem, self.words))
 
     def asked_about(self, question: str) -> bool:
         """Whether ``question`` names something the documents mention, not only the conversation

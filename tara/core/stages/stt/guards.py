@@ -23,12 +23,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from tara.core.conversation.barge_in import normalise
+from tara.core.conversation.guards import stem
 
 PROMPT_ECHO_WORDS = 4
 MAX_COMPRESSION_RATIO = 2.4
 MIN_AVG_LOGPROB = -1.0
 NO_SPEECH_PROB = 0.6
-_WORD = re.compile(r"[a-z0-9]+")
 _LOOP = re.compile(r"\b(\w+(?: \w+){0,2})(?: \1\b){2,}|\b(\w+(?: \w+){3,})(?: \2\b)+")
 
 
@@ -81,18 +81,19 @@ def _echoes(words: list[str], prompt: str) -> bool:
 
 def words_of(text: str) -> list[str]:
     """Lower-case words and numbers, as ``fit`` counts them ("check-up" is "check" and "up")."""
-    return _WORD.findall(text.lower())
+    return normalise(text).replace("-", " ").split()
 
 
 def fit(decoding: Decoding, known: Collection[str], bonus: float) -> float:
     """How likely ``decoding`` is what was said to a voice agent about these documents: the decoder's own
-    average log-probability, plus ``bonus`` for each word the documents have (``known``, lower case) and
-    minus ``bonus`` for each they lack (a plural "s" aside). (Contextual biasing by rescoring: whisper heard "How much does a
-    lack of cost?" at -0.33 and "… a locker cost?" at -0.37; the museum's documents rent lockers.)"""
+    average log-probability, plus ``bonus`` for each word the documents have (``known``: their words'
+    ``stem``s, so "locker" and "lockers" are one) and minus ``bonus`` for each they lack. (Contextual
+    biasing by rescoring: whisper heard "How much does a lack of cost?" at -0.33 and "… a locker cost?"
+    at -0.37; the museum's documents rent lockers.)"""
     if not known:
         return decoding.avg_logprob
     words = words_of(decoding.text)
-    found = sum(word in known or word + "s" in known or (word.endswith("s") and word[:-1] in known) for word in words)
+    found = sum(stem(word) in known for word in words)
     return decoding.avg_logprob + bonus * (2 * found - len(words))
 
 

@@ -38,6 +38,7 @@ from tara.core.assets import WHISPER_MODELS, resolve_model
 from tara.core.audio import PIPELINE_RATE, to_float32
 from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError, STTConfig
+from tara.core.conversation.guards import stem
 from tara.core.devices import CTRANSLATE2, resolve_device
 from tara.core.stages.stt import STT, Transcript
 from tara.core.stages.stt.guards import Decoding, fit, is_silence, most_likely, rejection, words_of
@@ -87,8 +88,9 @@ class FasterWhisperSTT(STT):
         self.set_vocabulary([])
 
     def set_vocabulary(self, terms: list[str], words: Collection[str] = ()) -> None:
-        self._known = frozenset(piece for word in words for piece in words_of(word))
-        self._words = sorted(w for w in self._known if RESPELL_WORD.fullmatch(w))  # (long enough to respell)
+        pieces = {piece for word in words for piece in words_of(word)}
+        self._known = frozenset(map(stem, pieces))  # what ``fit`` counts: "lockers" knows "locker"
+        self._words = sorted(w for w in pieces if RESPELL_WORD.fullmatch(w))  # (long enough to respell)
         # The documents' rarest words ("hygienist": three tokens to whisper) after their names.
         rare = sorted(
             (w for w in self._words if self._token_count(w) >= RARE_WORD_TOKENS),
@@ -180,7 +182,7 @@ class FasterWhisperSTT(STT):
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
             lower = word.lower()
-            if lower in self._known or self._token_count(lower) < 2:
+            if stem(lower) in self._known or self._token_count(lower) < 2:
                 return word
             close = difflib.get_close_matches(lower, self._words, n=1, cutoff=RESPELL_SIMILARITY)
             return (close[0].capitalize() if word[0].isupper() else close[0]) if close else word

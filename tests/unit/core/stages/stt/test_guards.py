@@ -1,3 +1,4 @@
+from tara.core.conversation.guards import stem
 from tara.core.stages.stt.guards import Decoding, compression_ratio, fit, is_silence, most_likely, rejection, words_of
 
 PROMPT = "The conversation mentions Harbour Museum, Ines Berg, Greenfield Public Library Maker Space, Tuesday."
@@ -32,7 +33,9 @@ def test_a_doubtful_decoding_is_rejected_and_silence_is_no_failure():
     assert not is_silence(Decoding("Where is the museum?", avg_logprob=-0.3, no_speech_prob=0.9))
 
 
-MUSEUM_WORDS = frozenset(words_of("How much is it? Lockers for bags cost 1 pound. The Thursday talk costs 6 pounds."))
+MUSEUM_WORDS = frozenset(
+    map(stem, words_of("How much is it? Lockers for bags cost 1 pound. The Thursday talk costs 6 pounds."))
+)
 
 
 def test_a_reading_with_the_documents_words_fits_better_than_a_surer_one_without():

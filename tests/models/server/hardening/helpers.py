@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
+import threading
+from concurrent.futures import thread as pool_threads
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +32,21 @@ async def assert_back_to_baseline(url: str, app: web.Application, baseline: int)
             assert (await response.json())["sessions"] == []
         async with http.get(f"{url}/metrics") as response:
             assert "tara_active_sessions 0.0" in await response.text()
+
+
+def busy_threads() -> list[str]:
+    """The threads doing or waiting on something other than a pool's next job.
+
+    Pools (asyncio's default, the stream workers) start threads lazily, up to their bound, and keep them
+    parked: how many they hold depends on how many jobs once overlapped, not on a leak. A thread left
+    behind (a stream never closed, a worker stuck in a model) is busy, and that is what a leak looks like.
+    """
+    frames = sys._current_frames()
+    return sorted(
+        thread.name
+        for thread in threading.enumerate()
+        if (frame := frames.get(thread.ident or 0)) is None or frame.f_code is not pool_threads._worker.__code__
+    )
 
 
 async def offer_sdp(*, audio: str | None = "sendrecv", data: bool = True, extra_audio: int = 0) -> str:

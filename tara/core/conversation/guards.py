@@ -126,7 +126,17 @@ def affirmed(question: str, sentence: str) -> str | None:
     return f"Yes, {first}{sentence[1:]}"
 
 
-def _asks(utterance: str) -> bool:
+# words that point back at what was said before: "How long do they last?", "What is the deposit for it?"
+REFERRING_WORDS = frozenset("it its they them their that those this these he him his she her".split())
+
+
+def refers_back(question: str) -> bool:
+    """Whether ``question`` points back at the conversation ("And for one hour?", "How tall is it?")."""
+    words = _words(question)
+    return bool(words) and (words[0] == "and" or not REFERRING_WORDS.isdisjoint(words))
+
+
+def asks(utterance: str) -> bool:
     words = _words(utterance)
     return "?" in utterance or (bool(words) and words[0] in WH_QUESTION | YES_NO_QUESTION)
 
@@ -134,7 +144,7 @@ def _asks(utterance: str) -> bool:
 def is_greeting_or_farewell(utterance: str) -> bool:
     """Words that greet or take leave and ask nothing ("Perfect, see you on Saturday. Bye!"): said back
     ("See you on Saturday!"), they are the polite answer, not a parrot."""
-    return not _asks(utterance) and bool((FAREWELL_WORDS | GREETING_WORDS) & set(_words(utterance)))
+    return not asks(utterance) and bool((FAREWELL_WORDS | GREETING_WORDS) & set(_words(utterance)))
 
 
 def may_be_bare_dont_know(head: str) -> bool:
@@ -146,7 +156,7 @@ def may_be_bare_dont_know(head: str) -> bool:
 def small_talk_reply(utterance: str, sentence: str) -> str | None:
     """What to say instead of a bare "I don't know." to words that ask nothing: told "Perfect, see you on
     Saturday. Bye!", a small model held to its documents says "I don't know."; None for anything else."""
-    if _asks(utterance) or _words(sentence) not in _BARE_DONT_KNOW:
+    if asks(utterance) or _words(sentence) not in _BARE_DONT_KNOW:
         return None
     words = set(_words(utterance))
     if FAREWELL_WORDS & words:
@@ -319,7 +329,7 @@ class ReplyCheck:
             False  # ... after its first words were said, and nothing said since: the reply must not end there
         )
         self._said_head = ""  # those first words
-        self._asks = _asks(question)  # (a question, not words that ask nothing: judged once)
+        self._asks = asks(question)  # (a question, not words that ask nothing: judged once)
         self.said_nothing = True
         self._opening = True  # judging the reply's first sentence, the one that answers (or not)
 

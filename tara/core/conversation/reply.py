@@ -151,7 +151,9 @@ class Reply:
             self._retrieve(), host.empathy.hear(turn.audio, turn.prosody, turn.question)
         )
         emotion = reply_emotion(host.emotion, heard.estimate.label)
-        prompt = stack.prompts.build(host.history, turn.question, passages, emotion.style_instruction())
+        prompt = stack.prompts.build(
+            host.history, turn.question, passages, emotion.style_instruction(), stack.llm.writes_carefully()
+        )
         # the LLM runs at most a sentence ahead of the voice, the voice a few seconds ahead of playback:
         # what is not needed yet leaves the CPU to other sessions' first sentences
         sentences: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1)

@@ -222,7 +222,9 @@ class Session:
         question = self._with_unanswered(text)
         passages = await self.stack.retriever.retrieve(question)
         emotion = reply_emotion(self.emotion, None)
-        prompt = self.stack.prompts.build(self.history, question, passages, emotion.style_instruction())
+        prompt = self.stack.prompts.build(
+            self.history, question, passages, emotion.style_instruction(), self.stack.llm.writes_carefully()
+        )
         await self.stack.llm.prefill(prompt.messages)
 
     # ------------------------------------------------------------------ the reply's hooks

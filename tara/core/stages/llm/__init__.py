@@ -53,6 +53,11 @@ class LLM(ABC):
         """Read ``messages`` into the cache ahead of a likely turn (e.g. the user's partial transcript
         while they still speak); best effort, low priority, never blocks a reply."""
 
+    def writes_carefully(self) -> bool:
+        """Whether a reply starting now goes to the configured model, not a load tier's small fast one:
+        some prompt forms help a 1.5B model and confuse a 0.5B one (``PromptBuilder.followed_up``)."""
+        return True
+
 
 def split_reply_start(messages: list[ChatMessage]) -> tuple[list[ChatMessage], str]:
     """``messages`` without a last assistant message, and that message's text: the reply's start

@@ -17,6 +17,7 @@ class LLMSettings(Section):
     max_tokens: int = Field(default=160, ge=1)
     history_tokens: int = Field(default=1024, ge=0)
     grounded_history_exchanges: int = Field(default=2, ge=1, le=50)  # what a document question sees of the history
+    follow_up_context: bool = True  # a question that points back names the one it follows (PromptBuilder)
     system_prompt: str = (
         "You are Tara, a friendly voice assistant. Your replies are spoken aloud, so answer in one to "
         "three short sentences of plain text: no lists, no markdown, no emojis."

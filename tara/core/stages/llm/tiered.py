@@ -46,6 +46,9 @@ class LoadTieredLLM(LLM):
         than restate "When does the museum open on Tuesday?", wrote "The museum opens on Tuesday." again)."""
         return self.fast if (self.writing or self.callers.busy() > 1) and not second_try else self.accurate
 
+    def writes_carefully(self) -> bool:
+        return self.pick() is self.accurate
+
     def count_tokens(self, text: str) -> int:
         return self.accurate.count_tokens(text)
 

@@ -1,3 +1,5 @@
+import pytest
+
 from tara.core.conversation.guards import (
     ALL_RIGHT,
     CUT_NOT_IN_DOCUMENTS,
@@ -8,6 +10,7 @@ from tara.core.conversation.guards import (
     RepetitionGuard,
     ReplyCheck,
     numbers_in,
+    refers_back,
     restates_question,
 )
 
@@ -237,3 +240,18 @@ def test_foreign_words_are_the_meaningful_ones_no_document_has():
     assert facts.foreign("Dusty, where it's on home base.") == {"dusty", "home", "base"}  # no "where", no "s"
     assert facts.foreign("Does he work on Mondays, R.L.?") == {"monday"}
     assert facts.foreign("Can you hear me?") == set()  # the conversation's own words
+
+
+@pytest.mark.parametrize(
+    ("question", "points_back"),
+    [
+        ("How long do they last?", True),
+        ("And for one hour?", True),
+        ("What is the deposit for it?", True),
+        ("Which days does she work?", True),
+        ("Who is the chief curator?", False),
+        ("Is there a dinosaur skeleton?", False),  # "there" of a fact, not a place said before
+    ],
+)
+def test_a_question_that_points_back_at_the_conversation_is_told_apart(question, points_back):
+    assert refers_back(question) is points_back

@@ -183,6 +183,19 @@ async def test_a_follow_up_is_looked_up_with_the_question_before_it(config):
     await session.close()
 
 
+async def test_a_question_that_points_back_names_the_question_it_follows(config):
+    llm = ScriptedLLM(words("It opens at 9."), words("You're welcome!"), words("Entry costs 12 euros."))
+    stack = fake_stack(config, llm, documents=MUSEUM)
+    session = Session(stack, BufferSink())
+    await ask(stack, "When does the Harbour Museum open?", session)
+    await ask(stack, "Thanks.", session)  # asks nothing: not the question followed
+    await ask(stack, "How much does it cost?", session)
+    assert llm.prompts[-1][-1].content == 'Following up on "When does the Harbour Museum open?": How much does it cost?'
+    await ask(stack, "Who is the curator?", session)  # points at nothing before it
+    assert llm.prompts[-1][-1].content == "Who is the curator?"
+    await session.close()
+
+
 async def test_document_questions_see_only_the_last_exchanges(config):
     llm = ScriptedLLM(words("It opens at 9."))
     stack = fake_stack(config, llm, documents=MUSEUM)

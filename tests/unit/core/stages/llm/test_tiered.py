@@ -36,8 +36,10 @@ async def test_a_reply_starting_while_another_call_is_busy_goes_to_the_fast_mode
     callers.join(asking)
     callers.join(other)
     llm = LoadTieredLLM(ScriptedLLM(["Eleven pounds."]), ScriptedLLM(["Seven pounds."]), callers)
+    assert not llm.writes_carefully()  # (prompt forms a small model misreads are left out)
     assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Seven pounds."]
     other.busy = False  # the other call is quiet: the lone turn gets the accurate model
+    assert llm.writes_carefully()
     assert [delta async for delta in llm.stream(ASK, PARAMS)] == ["Eleven pounds."]
     callers.leave(asking)
     assert callers.busy() == 0

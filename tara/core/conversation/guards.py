@@ -77,7 +77,9 @@ COMMON_NAMES = frozenset(
 )
 
 
-def _words(text: str) -> list[str]:
+def words_of(text: str) -> list[str]:
+    """Lower-case words and numbers ("check-up" is "check" and "up"), as the guards and whisper's
+    document-word count compare them."""
     return normalise(text).replace("-", " ").split()
 
 
@@ -87,7 +89,7 @@ def restates_question(question: str, sentence: str) -> bool:
     Judged on finished sentences only: the clause "The warranty on the kettle," adds nothing yet, but
     its sentence will ("... is two years.").
     """
-    words = _words(sentence)
+    words = words_of(sentence)
     if len(words) < 3 or not sentence.rstrip().endswith(SENTENCE_END):
         return False
     return only_asked(question, words)
@@ -95,7 +97,7 @@ def restates_question(question: str, sentence: str) -> bool:
 
 def only_asked(question: str, words: Iterable[str], also: frozenset[str] = frozenset()) -> bool:
     """Whether ``words`` add nothing to ``question`` but function words (and ``also``)."""
-    asked = {stem(word) for word in _words(question)}
+    asked = {stem(word) for word in words_of(question)}
     return all(word in FUNCTION_WORDS or word in also or stem(word) in asked for word in words)
 
 
@@ -111,7 +113,7 @@ WH_QUESTION = frozenset("what who whom whose which where when how why".split())
 def asks_yes_or_no(question: str) -> bool:
     """Whether the last sentence of ``question`` asks for a yes or a no: "Hi! Is this the bike rental?"."""
     sentences = [part for part in re.split(r"[.!?]+", question) if part.strip()]
-    words = _words(sentences[-1]) if sentences else []
+    words = words_of(sentences[-1]) if sentences else []
     return bool(words) and words[0] in YES_NO_QUESTION
 
 
@@ -119,7 +121,7 @@ def affirmed(question: str, sentence: str) -> str | None:
     """A yes-or-no ``question`` said back as a statement is its answer yes: "Is the bakery open on
     Saturday?" → "The bakery is open on Saturday." → "Yes, the bakery is open on Saturday."; None for
     anything else (the question asked back, or not a yes-or-no question)."""
-    words = _words(sentence)
+    words = words_of(sentence)
     if not asks_yes_or_no(question) or sentence.rstrip().endswith("?") or not words or words[0] in YES_NO_QUESTION:
         return None
     first = sentence[:1].lower() if words[0] in FUNCTION_WORDS else sentence[:1]  # not "Dr." or a name
@@ -132,33 +134,33 @@ REFERRING_WORDS = frozenset("it its they them their that those this these he him
 
 def refers_back(question: str) -> bool:
     """Whether ``question`` points back at the conversation ("And for one hour?", "How tall is it?")."""
-    words = _words(question)
+    words = words_of(question)
     return bool(words) and (words[0] == "and" or not REFERRING_WORDS.isdisjoint(words))
 
 
 def asks(utterance: str) -> bool:
-    words = _words(utterance)
+    words = words_of(utterance)
     return "?" in utterance or (bool(words) and words[0] in WH_QUESTION | YES_NO_QUESTION)
 
 
 def is_greeting_or_farewell(utterance: str) -> bool:
     """Words that greet or take leave and ask nothing ("Perfect, see you on Saturday. Bye!"): said back
     ("See you on Saturday!"), they are the polite answer, not a parrot."""
-    return not asks(utterance) and bool((FAREWELL_WORDS | GREETING_WORDS) & set(_words(utterance)))
+    return not asks(utterance) and bool((FAREWELL_WORDS | GREETING_WORDS) & set(words_of(utterance)))
 
 
 def may_be_bare_dont_know(head: str) -> bool:
     """Whether ``head``, the start of a reply, may yet become a bare "(Sorry,) I don't know." ("I don't")."""
-    words = _words(head)
+    words = words_of(head)
     return bool(words) and any(words == whole[: len(words)] for whole in _BARE_DONT_KNOW)
 
 
 def small_talk_reply(utterance: str, sentence: str) -> str | None:
     """What to say instead of a bare "I don't know." to words that ask nothing: told "Perfect, see you on
     Saturday. Bye!", a small model held to its documents says "I don't know."; None for anything else."""
-    if asks(utterance) or _words(sentence) not in _BARE_DONT_KNOW:
+    if asks(utterance) or words_of(sentence) not in _BARE_DONT_KNOW:
         return None
-    words = set(_words(utterance))
+    words = set(words_of(utterance))
     if FAREWELL_WORDS & words:
         return GOODBYE
     return HELLO if GREETING_WORDS & words else ALL_RIGHT
@@ -169,7 +171,7 @@ def answers_beside(question: str, sentence: str) -> bool:
     something else: no yes or no, and not one word of the question's own ("Do you have parking for
     cars?" → "Helmets and locks are included free."). A small model asked about what the documents
     lack states the nearest fact they hold."""
-    words = _words(sentence)
+    words = words_of(sentence)
     if not asks_yes_or_no(question) or not sentence.rstrip().endswith(SENTENCE_END) or not words:
         return False
     said = _content(sentence)
@@ -186,7 +188,7 @@ def _content(text: str) -> set[str]:
     """The stems of ``text``'s words that carry meaning: no function, answer or number words."""
     return {
         stem(word)
-        for word in _words(text)
+        for word in words_of(text)
         if word not in FUNCTION_WORDS and word not in ANSWER_WORDS and word not in NUMBER_WORDS and not word.isdigit()
     }
 
@@ -207,7 +209,7 @@ class RepetitionGuard:
 
     def repeats(self, piece: str) -> bool:
         """Record ``piece``; True when it repeats what this reply already said."""
-        words = _words(piece)
+        words = words_of(piece)
         key = " ".join(words)
         if len(words) >= 3 and key in self._sentences:
             return True
@@ -263,7 +265,7 @@ class KnownFacts:
         afternoon = {str(int(n) - 12) for n in stated if n.isdigit() and 13 <= int(n) <= 23}
         digits = {digit for n in stated for digit in n if digit.isdigit()}
         self.numbers: frozenset[str] = frozenset(stated | afternoon | digits)
-        self.words: frozenset[str] = frozenset(word for text in texts for word in _words(text))
+        self.words: frozenset[str] = frozenset(word for text in texts for word in words_of(text))
         self._stems = frozenset(map(stem, self.words))
 
     def asked_about(self, question: str) -> bool:
@@ -288,7 +290,7 @@ class KnownFacts:
 
         Numbers are left to ``invented``; a sentence about something else (small talk) to the model.
         """
-        opener = next(iter(_words(question)), "")
+        opener = next(iter(words_of(question)), "")
         if not sentence.rstrip().endswith(SENTENCE_END) or opener not in YES_NO_QUESTION | WH_QUESTION:
             return False  # ("Tell me everything about the ferry." asks for no yes, no and no one fact)
         asked, said = _content(question), _content(sentence)
@@ -301,7 +303,7 @@ class KnownFacts:
         """Numbers and names in ``piece`` found neither in the documents (when answering from them)
         nor in the question."""
         numbers = self.ALWAYS | numbers_in(question) | (self.numbers if grounded else frozenset())
-        words = COMMON_NAMES | set(_words(question)) | (self.words if grounded else frozenset())
+        words = COMMON_NAMES | set(words_of(question)) | (self.words if grounded else frozenset())
         return (numbers_in(piece) - numbers) | {name for name in names_in(piece) if name.lower() not in words}
 
 
@@ -346,13 +348,13 @@ class ReplyCheck:
         day is 20 cents."): it goes out, and if the sentence turns out to say the question back, the
         reply ends on "… sorry, I don't know that" rather than on its first words (``cut_short``).
         """
-        words = _words(f"{self._sentence} {head}")
+        words = words_of(f"{self._sentence} {head}")
         if not self._opening:
             return False
         if not self._asks and may_be_bare_dont_know(f"{self._sentence} {head}"):
             return True  # "I don't" may become a bare "I don't know.", which is said as small talk
         if not asks_yes_or_no(self.question):
-            return words == _words(self.question)[: len(words)]
+            return words == words_of(self.question)[: len(words)]
         if not only_asked(self.question, words, also=ANSWER_WORDS):
             return False
         return not head.rstrip().endswith((",", ";", ":")) or not YES_OR_NO.isdisjoint(words)

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from tara.core.conversation.barge_in import normalise
-from tara.core.conversation.guards import stem
+from tara.core.conversation.guards import stem, words_of
 
 PROMPT_ECHO_WORDS = 4
 MAX_COMPRESSION_RATIO = 2.4
@@ -77,11 +77,6 @@ def _echoes(words: list[str], prompt: str) -> bool:
         if tagged[i][1] != tagged[i + PROMPT_ECHO_WORDS - 1][1]
     }
     return any(tuple(words[i : i + PROMPT_ECHO_WORDS]) in runs for i in range(len(words) - PROMPT_ECHO_WORDS + 1))
-
-
-def words_of(text: str) -> list[str]:
-    """Lower-case words and numbers, as ``fit`` counts them ("check-up" is "check" and "up")."""
-    return normalise(text).replace("-", " ").split()
 
 
 def fit(decoding: Decoding, known: Collection[str], bonus: float) -> float:

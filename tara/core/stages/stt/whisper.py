@@ -38,10 +38,10 @@ from tara.core.assets import WHISPER_MODELS, resolve_model
 from tara.core.audio import PIPELINE_RATE, to_float32
 from tara.core.concurrency import Compute, NoCompute
 from tara.core.config import ConfigError, STTConfig
-from tara.core.conversation.guards import stem
+from tara.core.conversation.guards import stem, words_of
 from tara.core.devices import CTRANSLATE2, resolve_device
 from tara.core.stages.stt import STT, Transcript
-from tara.core.stages.stt.guards import Decoding, fit, is_silence, most_likely, rejection, words_of
+from tara.core.stages.stt.guards import Decoding, fit, is_silence, most_likely, rejection
 
 MAX_HOTWORDS_CHARS = 160  # a short prompt: a long one is what Whisper reads back when the audio is unclear
 RESPELL_WORD = re.compile(r"[A-Za-z]{5,}")

@@ -1,5 +1,5 @@
-from tara.core.conversation.guards import stem
-from tara.core.stages.stt.guards import Decoding, compression_ratio, fit, is_silence, most_likely, rejection, words_of
+from tara.core.conversation.guards import stem, words_of
+from tara.core.stages.stt.guards import Decoding, compression_ratio, fit, is_silence, most_likely, rejection
 
 PROMPT = "The conversation mentions Harbour Museum, Ines Berg, Greenfield Public Library Maker Space, Tuesday."
 

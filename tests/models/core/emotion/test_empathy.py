@@ -27,9 +27,9 @@ async def test_auto_replies_calmly_to_an_anxious_user_and_a_manual_choice_wins(s
     styles, voiced = [], []
     build, stream = stack.prompts.build, stack.speech.stream
 
-    def recording_build(history, question, passages, style):
+    def recording_build(history, question, passages, style, *rest):
         styles.append(style)
-        return build(history, question, passages, style)
+        return build(history, question, passages, style, *rest)
 
     def recording_stream(text, emotion, voice=None, context=None, urgent=True):
         voiced.append(emotion)

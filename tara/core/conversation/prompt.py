@@ -137,14 +137,18 @@ class PromptBuilder:
         tours, and with "Following up on …" the free tours' 50 minutes. On the held-out dev set's 19
         questions that point back it fixed that answer, made two more complete and broke none. The 0.5B
         takes the named question for the one to answer (2 fixed, 7 broken, one of them said back): it
-        gets the question alone (``careful``). The question named is the last one that asked something
-        ("Thanks!" in between is skipped), among the exchanges a document question sees.
+        gets the question alone (``careful``).
         """
         if not (self.llm_config.follow_up_context and asks(question) and refers_back(question)):
             return question
-        recent = [m.content for m in history if m.role == "user"][-self.llm_config.grounded_history_exchanges :]
-        previous = next((said for said in reversed(recent) if asks(said)), None)
+        previous = self.question_followed(history)
         return FOLLOW_UP.format(previous=previous, question=question) if previous else question
+
+    def question_followed(self, history: list[ChatMessage]) -> str | None:
+        """What a follow-up follows: the last user turn that asked something ("Thanks!" in between is
+        skipped), among the exchanges a document question sees."""
+        recent = [m.content for m in history if m.role == "user"][-self.llm_config.grounded_history_exchanges :]
+        return next((said for said in reversed(recent) if asks(said)), None)
 
     def trim(self, history: list[ChatMessage], grounded: bool = False) -> list[ChatMessage]:
         """The most recent exchanges within ``llm.history_tokens``, dropped a page at a time; a

@@ -222,7 +222,7 @@ class Reply:
         retriever, prompts = host.stack.retriever, host.stack.prompts
         found = await asyncio.gather(*(retriever.retrieve(query) for query in turn.queries))
         passages = [p for ps in found for p in ps]
-        previous = next((m.content for m in reversed(host.history) if m.role == "user"), None)
+        previous = prompts.question_followed(host.history)
         if not prompts.is_relevant(sorted(passages, key=lambda p: -p.score)) and previous:
             passages += await retriever.retrieve(f"{previous} {turn.queries[-1]}")
         turn.clock.mark("retrieval")

@@ -41,7 +41,7 @@ def busy_threads() -> list[str]:
     parked: how many they hold depends on how many jobs once overlapped, not on a leak. A thread left
     behind (a stream never closed, a worker stuck in a model) is busy, and that is what a leak looks like.
     """
-    frames = sys._current_frames()
+    frames = sys._current_frames()  # (CPython's: a parked worker's top frame is the pool's own loop)
     return sorted(
         thread.name
         for thread in threading.enumerate()
